@@ -1,0 +1,38 @@
+# One entry point for everything: `make demo` and `make test` install what they need first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-slow lint bench clean sample
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the nightly job over the committed sample (three nights of extracts).
+demo: $(STAMP)
+	$(BIN)/linkage demo --config sample_data/project.yaml
+
+## The test suite (slow scale tests excluded; `make test-slow` runs them).
+test: $(STAMP)
+	$(BIN)/ruff check linkage flows tests benchmarks
+	$(BIN)/pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check linkage flows tests benchmarks
+	$(BIN)/mypy linkage flows
+
+## Regenerate the committed sample population (deterministic for the seed).
+sample: $(STAMP)
+	$(BIN)/linkage generate --people 3000 --seed 20261101 --nights 3 --out sample_data
+
+clean:
+	rm -rf $(VENV) warehouse output .pytest_cache

@@ -1,0 +1,61 @@
+"""The nightly flow: a table of contents of the run. The work lives in `linkage`."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from linkage import night as stages
+from linkage.config import SourceConfig, load_project
+from linkage.report import RunReport
+
+# Tasks share the run's DuckDB connection, so nothing is cached between runs.
+TASK_OPTIONS = {"cache_policy": NO_CACHE}
+
+
+@task(**TASK_OPTIONS, retries=1, retry_delay_seconds=5)
+def intake_source(night: stages.Night, config: SourceConfig) -> stages.SourceIntake:
+    return stages.intake_source(night, config)
+
+
+@task(**TASK_OPTIONS)
+def standardise(night: stages.Night) -> int:
+    return stages.standardise_night(night)
+
+
+@task(**TASK_OPTIONS)
+def validate_source(night: stages.Night, intake: stages.SourceIntake) -> stages.SourceIntake:
+    return stages.validate_source(night, intake)
+
+
+@task(**TASK_OPTIONS)
+def publish(night: stages.Night, intakes: list[stages.SourceIntake]) -> str:
+    return stages.publish_night(night, intakes)
+
+
+@task(**TASK_OPTIONS)
+def write_report(night: stages.Night, intakes: list[stages.SourceIntake], status: str) -> RunReport:
+    report = stages.build_report(night, intakes, status)
+    stages.finish_night(night, intakes, report)
+    return report
+
+
+@flow(name="nightly", log_prints=False)
+def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
+    """Pull, validate and standardise every agency's extract for one night."""
+    logger = get_run_logger()
+    project = load_project(config_path)
+    night = stages.start_night(project, run_date or date.today())
+    logger.info("run %s for night %s", night.run_id, night.run_date)
+
+    intakes = [intake_source(night, config) for config in project.source_configs()]
+    standardise(night)
+    intakes = [validate_source(night, intake) for intake in intakes]
+    status = publish(night, intakes)
+    report = write_report(night, intakes, status)
+
+    logger.info("run %s %s in %.1f s", night.run_id, status, report.seconds)
+    return report

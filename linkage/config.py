@@ -1,0 +1,194 @@
+"""Load and validate the project and source (agency) configuration files.
+
+Configuration is data: onboarding an agency means adding one YAML file under the
+project's sources directory, never a code change.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from linkage.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _field_shorthand(value: object) -> object:
+    """`Forename` means {column: Forename}; `[A, B]` means {columns: [A, B]}."""
+    if isinstance(value, str):
+        return {"column": value}
+    if isinstance(value, list):
+        return {"columns": value}
+    return value
+
+
+class FieldSpec(StrictModel):
+    """Where one canonical input comes from in an agency's file."""
+
+    column: str | None = None
+    columns: list[str] | None = None
+    constant: str | None = None
+    codes: dict[str, str | None] | None = None  # raw code -> canonical code (unlisted -> NULL)
+    formats: list[str] | None = None  # strptime formats, tried in order
+
+    @model_validator(mode="after")
+    def _exactly_one_origin(self) -> FieldSpec:
+        origins = [self.column, self.columns, self.constant]
+        if sum(origin is not None for origin in origins) != 1:
+            raise ValueError("give exactly one of column, columns or constant")
+        return self
+
+    @property
+    def source_columns(self) -> list[str]:
+        if self.column is not None:
+            return [self.column]
+        return list(self.columns or [])
+
+
+Spec = Annotated[FieldSpec, BeforeValidator(_field_shorthand)]
+
+
+class PersonFields(StrictModel):
+    """Mapping of the agency's columns onto the canonical person fields."""
+
+    forename: Spec | None = None
+    middle_names: Spec | None = None
+    preferred_forename: Spec | None = None
+    surname: Spec | None = None
+    other_surnames: Spec | None = None
+    date_of_birth: Spec | None = None
+    sex: Spec | None = None
+    address: Spec | None = None
+    town: Spec | None = None
+    postcode: Spec | None = None
+    chi: Spec | None = None
+    scn: Spec | None = None
+    police_id: Spec | None = None
+    pnc_id: Spec | None = None
+    social_work_id: Spec | None = None
+
+
+class ConcernFields(StrictModel):
+    """How a row carries a concern (case, flag, incident or status)."""
+
+    type: Spec
+    status: Spec = FieldSpec(constant="open")
+    opened: Spec | None = None
+    closed: Spec | None = None
+
+
+class FileSpec(StrictModel):
+    pattern: str  # relative to the landing dir; {run_date} is replaced by YYYY-MM-DD
+    format: Literal["csv", "parquet", "jsonl"] = "csv"
+    delimiter: str = ","
+    quote: str = '"'
+    encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
+    header: bool = True
+
+
+class SourceConfig(StrictModel):
+    source: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    file: FileSpec
+    record_id: str
+    one_record_per_person: bool = False
+    # file-level check: fail if rows < ratio * rows of the last good night
+    min_rows_ratio: float = Field(default=0.5, ge=0, le=1)
+    fields: PersonFields
+    concern: ConcernFields | None = None
+    config_path: Path | None = None
+
+    def required_columns(self) -> list[str]:
+        """Every column of the file the config relies on (record id first)."""
+        specs = [getattr(self.fields, name) for name in PersonFields.model_fields]
+        if self.concern is not None:
+            specs += [getattr(self.concern, name) for name in ConcernFields.model_fields]
+        columns = [self.record_id]
+        for spec in specs:
+            for column in spec.source_columns if spec else []:
+                if column not in columns:
+                    columns.append(column)
+        return columns
+
+    def file_pattern(self, run_date: date) -> str:
+        return self.file.pattern.replace("{run_date}", run_date.isoformat())
+
+
+class ProjectConfig(StrictModel):
+    """Where everything lives; relative paths are relative to the config file."""
+
+    landing_dir: Path
+    sources: list[Path]  # source config files or globs
+    warehouse: Path
+    output_dir: Path
+    archive_dir: Path
+    config_path: Path
+
+    def source_configs(self) -> list[SourceConfig]:
+        return load_sources(self.sources)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
+    )
+
+
+def load_source(path: Path) -> SourceConfig:
+    """Load one agency's source config, with errors naming the file and key."""
+    raw = _read_yaml(path)
+    try:
+        return SourceConfig(**raw, config_path=path)
+    except ValidationError as error:
+        raise ConfigError(f"{path}: invalid source config: {_describe(error)}") from None
+
+
+def load_sources(paths: list[Path]) -> list[SourceConfig]:
+    files: list[Path] = []
+    for path in paths:
+        matches = sorted(path.parent.glob(path.name)) if "*" in path.name else [path]
+        files.extend(matches)
+    configs = [load_source(path) for path in files]
+    names = [config.source for config in configs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"source names declared twice: {', '.join(duplicates)}")
+    if not configs:
+        raise ConfigError(f"no source configs found in {[str(p) for p in paths]}")
+    return sorted(configs, key=lambda config: config.source)
+
+
+def load_project(path: Path) -> ProjectConfig:
+    """Load the project config; relative paths resolve against its directory."""
+    path = Path(path).resolve()
+    raw = _read_yaml(path)
+    base = path.parent
+    for key in ("landing_dir", "warehouse", "output_dir", "archive_dir"):
+        if key in raw:
+            raw[key] = base / raw[key]
+    if isinstance(raw.get("sources"), str):
+        raw["sources"] = [raw["sources"]]
+    raw["sources"] = [base / source for source in raw.get("sources", [])]
+    try:
+        return ProjectConfig(**raw, config_path=path)
+    except ValidationError as error:
+        raise ConfigError(f"{path}: invalid project config: {_describe(error)}") from None

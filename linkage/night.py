@@ -1,0 +1,332 @@
+"""One night's intake: extract -> stage -> standardise -> validate -> publish.
+
+The flow in flows/nightly.py calls these in order. Nothing is published until
+`publish_night`, which writes every source's accepted rows, quarantine and counts in
+one transaction after the conservation check, so a failed run leaves the last good
+warehouse state untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from linkage.config import ProjectConfig, SourceConfig
+from linkage.errors import ConservationError, SourceFileError
+from linkage.extract import ExtractedFile, RejectedRow, extract_source
+from linkage.report import RunReport, SourceReport
+from linkage.schema import canonical_column_names
+from linkage.stage import create_staged_table, stage_source
+from linkage.standardise import standardise
+from linkage.validate import SourceValidation, Validator, write_html_report
+from linkage.warehouse import last_good_rows, open_warehouse
+
+log = logging.getLogger(__name__)
+STANDARDISED_TABLE = "standardised_record"
+
+
+@dataclass
+class Night:
+    """The state of one run, shared by its stages."""
+
+    project: ProjectConfig
+    run_date: date
+    run_id: str
+    con: duckdb.DuckDBPyConnection
+    validator: Validator
+    started_at: datetime
+
+    @property
+    def report_dir(self) -> Path:
+        return self.project.output_dir / "runs" / self.run_id
+
+
+@dataclass
+class SourceIntake:
+    """What one source delivered tonight, or why it could not be used."""
+
+    config: SourceConfig
+    files: list[ExtractedFile] = field(default_factory=list)
+    error: str | None = None
+    validation: SourceValidation | None = None
+
+    @property
+    def source(self) -> str:
+        return self.config.source
+
+    @property
+    def rows_read(self) -> int:
+        return sum(extracted.rows_read for extracted in self.files)
+
+    @property
+    def rejected(self) -> list[RejectedRow]:
+        return [row for extracted in self.files for row in extracted.rejected]
+
+    @property
+    def used(self) -> bool:
+        return self.error is None
+
+
+def start_night(project: ProjectConfig, run_date: date) -> Night:
+    """Open the warehouse and scratch tables for a new run."""
+    started_at = datetime.now(UTC).replace(tzinfo=None)
+    run_id = f"{run_date:%Y%m%d}-{started_at:%H%M%S}-{secrets.token_hex(3)}"
+    con = open_warehouse(project.warehouse)
+    create_staged_table(con)
+    con.execute(
+        "INSERT INTO run VALUES ($run_id, $run_date, $started_at, NULL, 'running', NULL)",
+        {"run_id": run_id, "run_date": run_date, "started_at": started_at},
+    )
+    return Night(project, run_date, run_id, con, Validator(), started_at)
+
+
+def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
+    """Extract and stage one source; a file-level failure skips only this source."""
+    intake = SourceIntake(config)
+    try:
+        intake.files = extract_source(
+            night.con, config, night.project.landing_dir, night.project.archive_dir, night.run_date
+        )
+        failures = night.validator.validate_file(
+            config.source, intake.files[0].columns, config.required_columns()
+        )
+        if failures:
+            raise SourceFileError(config.source, str(intake.files[0].archive_path), failures[0])
+        stage_source(night.con, config, intake.files, night.run_date)
+    except SourceFileError as error:
+        intake.error = str(error)
+        log.warning("source %s skipped tonight: %s", config.source, error.reason)
+    log.info("source %s: %d rows read", config.source, intake.rows_read)
+    return intake
+
+
+def standardise_night(night: Night) -> int:
+    return standardise(night.con, "staged_record", STANDARDISED_TABLE)
+
+
+def validate_source(night: Night, intake: SourceIntake) -> SourceIntake:
+    """Row-level and row-count checks; a failed row-count check skips the source."""
+    if not intake.used:
+        return intake
+    intake.validation = night.validator.validate_rows(
+        night.con, intake.source, STANDARDISED_TABLE, _min_rows(night, intake.config)
+    )
+    if not intake.validation.file_checks_passed:
+        intake.error = f"{intake.source}: " + "; ".join(intake.validation.file_failures)
+        log.warning("source %s skipped tonight: row count check failed", intake.source)
+    return intake
+
+
+def _min_rows(night: Night, config: SourceConfig) -> int | None:
+    previous = last_good_rows(night.con, config.source)
+    return None if previous is None else int(previous * config.min_rows_ratio)
+
+
+def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
+    """Write the night's results in one transaction; returns the run status."""
+    con = night.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for intake in intakes:
+            _publish_source(night, intake)
+        status = "complete" if all(intake.used for intake in intakes) else "partial"
+        con.execute(
+            "UPDATE run SET finished_at = $now, status = $status WHERE run_id = $run_id",
+            {
+                "now": datetime.now(UTC).replace(tzinfo=None),
+                "status": status,
+                "run_id": night.run_id,
+            },
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        con.execute(
+            "UPDATE run SET status = 'failed' WHERE run_id = $run_id", {"run_id": night.run_id}
+        )
+        raise
+    return status
+
+
+def _publish_source(night: Night, intake: SourceIntake) -> None:
+    params = {"run_id": night.run_id, "run_date": night.run_date, "source": intake.source}
+    if intake.used:
+        _insert_failures(night, intake)
+        _replace_canonical_records(night.con, params)
+    counts = _source_counts(night.con, params) if intake.used else (0, 0, 0)
+    accepted, quarantined, flagged = counts
+    if intake.used and intake.rows_read != accepted + quarantined:
+        raise ConservationError(
+            f"{intake.source}: {intake.rows_read} rows read but {accepted} accepted"
+            f" + {quarantined} quarantined: records would be lost; nothing was published"
+        )
+    night.con.execute(
+        "INSERT INTO source_night VALUES ($run_id, $run_date, $source, $status, $error,"
+        " $files, $sha, $size, $read, $accepted, $quarantined, $flagged)",
+        params
+        | {
+            "status": "used" if intake.used else "failed",
+            "error": intake.error,
+            "files": ";".join(str(f.archive_path) for f in intake.files),
+            "sha": ";".join(f.sha256 for f in intake.files),
+            "size": sum(f.size_bytes for f in intake.files),
+            "read": intake.rows_read,
+            "accepted": accepted,
+            "quarantined": quarantined,
+            "flagged": flagged,
+        },
+    )
+
+
+def _insert_failures(night: Night, intake: SourceIntake) -> None:
+    """Parse rejects and quarantine-severity check failures -> quarantine; flags -> issues."""
+    con = night.con
+    params = {"run_id": night.run_id, "run_date": night.run_date, "source": intake.source}
+    rejects = intake.rejected
+    if rejects:
+        con.executemany(
+            "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, NULL, ?, 'parse', ?, ?)",
+            [
+                (
+                    night.run_id,
+                    night.run_date,
+                    intake.source,
+                    row.source_file,
+                    row.row_number,
+                    row.line_number,
+                    row.field,
+                    row.reason,
+                    row.excerpt,
+                )
+                for row in rejects
+            ],
+        )
+    failures = intake.validation.row_failures if intake.validation else []
+    if not failures:
+        return
+    frame = pa.table(
+        {
+            "source_row_number": [f.source_row_number for f in failures],
+            "check_name": [f.check for f in failures],
+            "severity": [f.severity for f in failures],
+            "field": [f.field for f in failures],
+            "reason": [f.reason for f in failures],
+        }
+    )
+    con.register("row_failure", frame)
+    con.execute(
+        f"""
+        INSERT INTO quarantine
+        SELECT $run_id, $run_date, s.source, s.source_file, s.source_row_number,
+               s.source_line_number, s.source_record_id, f.field, f.check_name, f.reason, NULL
+        FROM row_failure f
+        JOIN {STANDARDISED_TABLE} s
+          ON s.source = $source AND s.source_row_number = f.source_row_number
+        WHERE f.severity = 'quarantine'
+        """,
+        params,
+    )
+    con.execute(
+        f"""
+        INSERT INTO record_issue
+        SELECT $run_id, $run_date, s.source, s.source_file, s.source_row_number,
+               s.source_record_id, f.field, f.check_name, f.reason
+        FROM row_failure f
+        JOIN {STANDARDISED_TABLE} s
+          ON s.source = $source AND s.source_row_number = f.source_row_number
+        WHERE f.severity = 'flag'
+        """,
+        params,
+    )
+    con.unregister("row_failure")
+
+
+def _replace_canonical_records(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    """The source's accepted rows replace its previous night's in canonical_record."""
+    columns = ", ".join(f'"{name}"' for name in canonical_column_names())
+    con.execute("DELETE FROM canonical_record WHERE source = $source", {"source": params["source"]})
+    con.execute(
+        f"""
+        INSERT INTO canonical_record ({columns})
+        SELECT {columns} FROM {STANDARDISED_TABLE} s
+        WHERE s.source = $source
+          AND NOT EXISTS (
+              SELECT 1 FROM quarantine q
+              WHERE q.run_id = $run_id AND q.source = s.source
+                AND q.source_row_number = s.source_row_number)
+        """,
+        params,
+    )
+
+
+def _source_counts(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[int, int, int]:
+    """(accepted, quarantined distinct rows, flagged distinct rows) for a source tonight."""
+    row = con.execute(
+        """
+        SELECT
+            (SELECT count(*) FROM canonical_record
+              WHERE source = $source AND run_date = $run_date),
+            (SELECT count(DISTINCT source_row_number) FROM quarantine
+              WHERE run_id = $run_id AND source = $source),
+            (SELECT count(DISTINCT source_row_number) FROM record_issue
+              WHERE run_id = $run_id AND source = $source)
+        """,
+        params,
+    )
+    accepted, quarantined, flagged = row.fetchone()  # type: ignore[misc]
+    return int(accepted), int(quarantined), int(flagged)
+
+
+def build_report(night: Night, intakes: list[SourceIntake], status: str) -> RunReport:
+    """Counts and statuses of the run, read back from what was published."""
+    sources = []
+    for intake in intakes:
+        row = night.con.execute(
+            "SELECT rows_read, rows_accepted, rows_quarantined, rows_flagged FROM source_night"
+            " WHERE run_id = $run_id AND source = $source",
+            {"run_id": night.run_id, "source": intake.source},
+        ).fetchone()
+        reasons = night.con.execute(
+            "SELECT check_name, count(*) FROM quarantine WHERE run_id = $run_id"
+            " AND source = $source GROUP BY ALL ORDER BY 2 DESC, 1",
+            {"run_id": night.run_id, "source": intake.source},
+        ).fetchall()
+        read, accepted, quarantined, flagged = row if row else (intake.rows_read, 0, 0, 0)
+        sources.append(
+            SourceReport(
+                source=intake.source,
+                status="used" if intake.used else "failed",
+                error=intake.error,
+                files=[
+                    {"file": f.archive_path.name, "sha256": f.sha256, "bytes": f.size_bytes,
+                     "rows": f.rows_read, "extra_columns": f.extra_columns}
+                    for f in intake.files
+                ],
+                rows_read=read,
+                rows_accepted=accepted,
+                rows_quarantined=quarantined,
+                rows_flagged=flagged,
+                quarantine_reasons={check: n for check, n in reasons},
+            )
+        )
+    seconds = (datetime.now(UTC).replace(tzinfo=None) - night.started_at).total_seconds()
+    return RunReport(night.run_id, night.run_date.isoformat(), status, seconds, sources)
+
+
+def finish_night(night: Night, intakes: list[SourceIntake], report: RunReport) -> Path:
+    """Write the run report and the validation HTML; record where they are."""
+    validations = [intake.validation for intake in intakes if intake.validation is not None]
+    write_html_report(night.report_dir / "validation.html", night.run_id, validations)
+    path = report.write(night.report_dir)
+    night.con.execute(
+        "UPDATE run SET report_path = $path WHERE run_id = $run_id",
+        {"path": str(path), "run_id": night.run_id},
+    )
+    night.con.close()
+    return path

@@ -1,0 +1,174 @@
+"""raw_<source> -> staged_record: rename an agency's columns onto the canonical inputs.
+
+This is the only config-specific step. Everything after it (standardise, validate,
+link) sees one shape whatever the agency sent. Values from configs and files are bound
+as parameters or quoted through `quote_identifier`, never pasted into SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from linkage.config import ConcernFields, FieldSpec, PersonFields, SourceConfig
+from linkage.extract import LINE_NUMBER, ROW_NUMBER, ExtractedFile, quote_identifier, raw_table_name
+
+STAGED_TABLE = "staged_record"
+CODE_MAP_TABLE = "code_map"
+
+# canonical input -> (staged column, separator when several source columns are joined)
+TEXT_INPUTS = {
+    "forename": ("forename_raw", " "),
+    "middle_names": ("middle_names_raw", " "),
+    "preferred_forename": ("preferred_forename_raw", " "),
+    "surname": ("surname_raw", " "),
+    "other_surnames": ("other_surnames_raw", "|"),
+    "address": ("address_raw", ", "),
+    "town": ("town_raw", " "),
+    "postcode": ("postcode_raw", " "),
+    "chi": ("chi_raw", ""),
+    "scn": ("scn_raw", ""),
+    "police_id": ("police_id_raw", ""),
+    "pnc_id": ("pnc_id_raw", ""),
+    "social_work_id": ("social_work_id_raw", ""),
+}
+
+STAGED_COLUMNS = """
+    run_date DATE, source VARCHAR, source_record_id VARCHAR, source_file VARCHAR,
+    file_sha256 VARCHAR, source_row_number BIGINT, source_line_number BIGINT,
+    forename_raw VARCHAR, middle_names_raw VARCHAR, preferred_forename_raw VARCHAR,
+    surname_raw VARCHAR, other_surnames_raw VARCHAR,
+    date_of_birth_raw VARCHAR, date_of_birth DATE, sex_raw VARCHAR, sex VARCHAR,
+    address_raw VARCHAR, town_raw VARCHAR, postcode_raw VARCHAR,
+    chi_raw VARCHAR, scn_raw VARCHAR, police_id_raw VARCHAR, pnc_id_raw VARCHAR,
+    social_work_id_raw VARCHAR,
+    concern_type VARCHAR, concern_status VARCHAR, concern_opened DATE, concern_closed DATE
+"""
+
+
+def create_staged_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE {STAGED_TABLE} ({STAGED_COLUMNS})")
+    con.execute(
+        f"CREATE OR REPLACE TABLE {CODE_MAP_TABLE} "
+        "(source VARCHAR, field VARCHAR, raw_code VARCHAR, code VARCHAR)"
+    )
+
+
+class _SelectBuilder:
+    """Builds one source's SELECT expressions, collecting bound parameters."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
+        self.con, self.source = con, source
+        self.params: dict[str, object] = {}
+
+    def bind(self, value: object) -> str:
+        """A named placeholder for value (named, so nesting order cannot misbind)."""
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f"${name}"
+
+    def text(self, spec: FieldSpec | None, separator: str = " ") -> str:
+        if spec is None:
+            return "NULL::VARCHAR"
+        if spec.constant is not None:
+            return self.bind(spec.constant)
+        columns = [f"nullif(trim({quote_identifier(c)}), '')" for c in spec.source_columns]
+        if len(columns) == 1:
+            return columns[0]
+        return f"nullif(concat_ws({self.bind(separator)}, {', '.join(columns)}), '')"
+
+    def coded(self, spec: FieldSpec | None, field: str) -> str:
+        """Map raw codes through the config's code table; unlisted codes give NULL."""
+        raw = self.text(spec)
+        if spec is None or spec.codes is None:
+            return raw
+        self.con.executemany(
+            f"INSERT INTO {CODE_MAP_TABLE} VALUES (?, ?, ?, ?)",
+            [(self.source, field, raw_code, code) for raw_code, code in spec.codes.items()],
+        )
+        return (
+            f"(SELECT code FROM {CODE_MAP_TABLE} m WHERE m.source = {self.bind(self.source)}"
+            f" AND m.field = {self.bind(field)} AND upper(m.raw_code) = upper({raw}))"
+        )
+
+    def declared_null(self, spec: FieldSpec | None, field: str) -> str:
+        """True where the raw value is a code the config maps to 'unknown'."""
+        if spec is None or spec.codes is None:
+            return "false"
+        raw = self.text(spec)
+        return (
+            f"EXISTS (SELECT 1 FROM {CODE_MAP_TABLE} m WHERE m.source = {self.bind(self.source)}"
+            f" AND m.field = {self.bind(field)} AND m.code IS NULL"
+            f" AND upper(m.raw_code) = upper({raw}))"
+        )
+
+    def date(self, spec: FieldSpec | None) -> str:
+        if spec is None:
+            return "NULL::DATE"
+        formats = spec.formats or ["%Y-%m-%d"]
+        return f"try_strptime({self.text(spec)}, {self.bind(formats)})::DATE"
+
+
+def stage_source(
+    con: duckdb.DuckDBPyConnection,
+    config: SourceConfig,
+    files: list[ExtractedFile],
+    run_date: date,
+) -> int:
+    """Append a source's raw rows to staged_record in the canonical input shape."""
+    fields: PersonFields = config.fields
+    concern: ConcernFields | None = config.concern
+    build = _SelectBuilder(con, config.source)
+    file_case = _file_case(build, files)
+    expressions = {
+        "run_date": f"{build.bind(run_date)}::DATE",
+        "source": build.bind(config.source),
+        "source_record_id": f"nullif(trim({quote_identifier(config.record_id)}), '')",
+        "source_file": file_case("archive"),
+        "file_sha256": file_case("sha"),
+        "source_row_number": ROW_NUMBER,
+        "source_line_number": LINE_NUMBER,
+        "date_of_birth_raw": build.text(fields.date_of_birth),
+        "date_of_birth": build.date(fields.date_of_birth),
+        "sex_raw": (
+            f"CASE WHEN {build.declared_null(fields.sex, 'sex')} THEN NULL"
+            f" ELSE {build.text(fields.sex)} END"
+        ),
+        "sex": build.coded(fields.sex, "sex"),
+        "concern_type": build.coded(concern.type, "concern_type") if concern else "NULL",
+        "concern_status": build.coded(concern.status, "concern_status") if concern else "NULL",
+        "concern_opened": build.date(concern.opened) if concern else "NULL::DATE",
+        "concern_closed": build.date(concern.closed) if concern else "NULL::DATE",
+    }
+    for name, (staged_column, separator) in TEXT_INPUTS.items():
+        expressions[staged_column] = build.text(getattr(fields, name), separator)
+    columns = ", ".join(expressions)
+    select_list = ",\n  ".join(f"{sql} AS {name}" for name, sql in expressions.items())
+    sql = (
+        f"INSERT INTO {STAGED_TABLE} ({columns})\n"
+        f"SELECT\n  {select_list}\nFROM {quote_identifier(raw_table_name(config.source))}"
+    )
+    before = con.execute(f"SELECT count(*) FROM {STAGED_TABLE}").fetchone()[0]  # type: ignore[index]
+    con.execute(sql, build.params)
+    after = con.execute(f"SELECT count(*) FROM {STAGED_TABLE}").fetchone()[0]  # type: ignore[index]
+    return int(after - before)
+
+
+def _file_case(build: _SelectBuilder, files: list[ExtractedFile]):  # noqa: ANN202
+    """SQL choosing a file attribute by row number (a source may span several files)."""
+
+    def attribute(kind: str) -> str:
+        branches = []
+        first_row = 1
+        for extracted in files:
+            value = str(extracted.archive_path) if kind == "archive" else extracted.sha256
+            last_row = first_row + extracted.rows_read - 1
+            branches.append(
+                f"WHEN {ROW_NUMBER} BETWEEN {build.bind(first_row)} AND {build.bind(last_row)}"
+                f" THEN {build.bind(value)}"
+            )
+            first_row = last_row + 1
+        return f"CASE {' '.join(branches)} END"
+
+    return attribute

@@ -1,0 +1,252 @@
+"""Validate each source's night with great-expectations, suites built from schema files.
+
+File-level checks (required columns, row count against the last good night) decide
+whether a source is used at all tonight. Row-level checks come from
+schemas/validation.yaml: a `quarantine` failure removes the row (with its reason), a
+`flag` failure keeps it and records the issue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import yaml
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network calls from a nightly job
+
+import great_expectations as gx  # noqa: E402
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+
+from linkage.schema import SCHEMAS_DIR  # noqa: E402
+
+VALIDATION_RULES_FILE = SCHEMAS_DIR / "validation.yaml"
+INDEX_COLUMN = "source_row_number"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    expectation: str
+    column: str
+    severity: str
+    reason: str
+    value_set: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    """One row failing one check; values are not kept, only where and why."""
+
+    source_row_number: int
+    check: str
+    severity: str
+    field: str
+    reason: str
+
+
+@dataclass
+class SourceValidation:
+    source: str
+    file_checks_passed: bool
+    file_failures: list[str] = field(default_factory=list)
+    row_failures: list[RowFailure] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)  # per expectation, no values
+
+
+@cache
+def _rules() -> tuple[int, tuple[Check, ...]]:
+    spec = yaml.safe_load(VALIDATION_RULES_FILE.read_text(encoding="utf-8"))
+    return spec["max_text_length"], tuple(Check(**check) for check in spec["checks"])
+
+
+def row_checks() -> tuple[Check, ...]:
+    return _rules()[1]
+
+
+def _expectation(check: Check, max_length: int) -> gx.expectations.Expectation:
+    kwargs: dict[str, Any] = {"column": check.column, "meta": {"check": check.name}}
+    if check.expectation == "expect_column_value_lengths_to_be_between":
+        kwargs["max_value"] = max_length
+    if check.value_set is not None:
+        kwargs["value_set"] = check.value_set
+    expectation_class = _expectation_classes()[check.expectation]
+    return expectation_class(**kwargs)
+
+
+@cache
+def _expectation_classes() -> dict[str, type]:
+    return {
+        "expect_column_values_to_not_be_null": gx.expectations.ExpectColumnValuesToNotBeNull,
+        "expect_column_values_to_be_null": gx.expectations.ExpectColumnValuesToBeNull,
+        "expect_column_values_to_be_unique": gx.expectations.ExpectColumnValuesToBeUnique,
+        "expect_column_values_to_be_in_set": gx.expectations.ExpectColumnValuesToBeInSet,
+        "expect_column_value_lengths_to_be_between": (
+            gx.expectations.ExpectColumnValueLengthsToBeBetween
+        ),
+    }
+
+
+def row_suite(source: str, min_rows: int | None) -> gx.ExpectationSuite:
+    """The suite for one source: row checks from the schema plus the row-count check."""
+    max_length, checks = _rules()
+    suite = gx.ExpectationSuite(name=f"{source}_rows")
+    for check in checks:
+        suite.add_expectation(_expectation(check, max_length))
+    if min_rows is not None:
+        suite.add_expectation(
+            gx.expectations.ExpectTableRowCountToBeBetween(
+                min_value=min_rows, meta={"check": "row_count_vs_last_good_night"}
+            )
+        )
+    return suite
+
+
+class Validator:
+    """One ephemeral great-expectations context per run."""
+
+    def __init__(self) -> None:
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.datasource = self.context.data_sources.add_pandas("nightly")
+
+    def _validate(self, name: str, frame: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
+        asset = self.datasource.add_dataframe_asset(name)
+        batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
+            batch_parameters={"dataframe": frame}
+        )
+        result_format = {
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": [INDEX_COLUMN],
+            "return_unexpected_index_query": False,
+        }
+        return batch.validate(self.context.suites.add(suite), result_format=result_format)
+
+    def validate_file(self, source: str, columns: list[str], required: list[str]) -> list[str]:
+        """File-level column check; returns failure messages (empty when fine)."""
+        suite = gx.ExpectationSuite(name=f"{source}_file")
+        suite.add_expectation(
+            gx.expectations.ExpectTableColumnsToMatchSet(column_set=required, exact_match=False)
+        )
+        result = self._validate(f"{source}_file", pd.DataFrame(columns=columns), suite)
+        if result.success:
+            return []
+        missing = sorted(set(required) - set(columns))
+        return [f"missing required column(s): {', '.join(missing)}"]
+
+    def validate_rows(
+        self, con: duckdb.DuckDBPyConnection, source: str, table: str, min_rows: int | None
+    ) -> SourceValidation:
+        frame = _row_frame(con, source, table)
+        result = self._validate(f"{source}_rows", frame, row_suite(source, min_rows))
+        checks = {check.name: check for check in row_checks()}
+        outcome = SourceValidation(source=source, file_checks_passed=True)
+        for expectation_result in result.results:
+            check_name = expectation_result.expectation_config.meta["check"]
+            outcome.results.append(_summary(check_name, expectation_result))
+            if expectation_result.success:
+                continue
+            if check_name == "row_count_vs_last_good_night":
+                outcome.file_checks_passed = False
+                outcome.file_failures.append(
+                    f"{len(frame)} rows, implausibly fewer than the last good night"
+                    f" (at least {min_rows} expected)"
+                )
+                continue
+            outcome.row_failures.extend(
+                _row_failures(checks[check_name], expectation_result.result)
+            )
+        return outcome
+
+
+def _row_frame(con: duckdb.DuckDBPyConnection, source: str, table: str) -> pd.DataFrame:
+    """Just the columns the checks read, for one source."""
+    columns = sorted({check.column for check in row_checks()} - {"linkable_evidence"})
+    select = ", ".join(columns)
+    return con.execute(
+        f"SELECT {INDEX_COLUMN}, {select},"
+        " coalesce(surname, CAST(date_of_birth AS VARCHAR), chi, scn, police_id, pnc_id,"
+        " social_work_id) IS NOT NULL OR NULL AS linkable_evidence"
+        f" FROM {table} WHERE source = $source ORDER BY {INDEX_COLUMN}",
+        {"source": source},
+    ).df()
+
+
+def _row_failures(check: Check, result: dict[str, Any]) -> list[RowFailure]:
+    failures = []
+    for entry in result.get("unexpected_index_list") or []:
+        value = entry.get(check.column)
+        # issue columns carry the reason itself; other columns carry personal data
+        detail = f": {value}" if check.column.endswith("_issue") and isinstance(value, str) else ""
+        failures.append(
+            RowFailure(
+                source_row_number=int(entry[INDEX_COLUMN]),
+                check=check.name,
+                severity=check.severity,
+                field=check.column.removesuffix("_issue"),
+                reason=f"{check.reason}{detail}",
+            )
+        )
+    return failures
+
+
+def _summary(check_name: str, expectation_result: Any) -> dict[str, Any]:
+    result = expectation_result.result or {}
+    return {
+        "check": check_name,
+        "expectation": expectation_result.expectation_config.type,
+        "column": expectation_result.expectation_config.kwargs.get("column"),
+        "success": bool(expectation_result.success),
+        "element_count": result.get("element_count"),
+        "unexpected_count": result.get("unexpected_count"),
+        "unexpected_percent": result.get("unexpected_percent"),
+        "observed_value": result.get("observed_value"),
+    }
+
+
+def write_html_report(path: Path, run_id: str, validations: list[SourceValidation]) -> Path:
+    """A readable, self-contained HTML page of the night's validation results."""
+    from html import escape
+
+    sections = []
+    for validation in validations:
+        rows = "".join(
+            "<tr class='{cls}'><td>{check}</td><td>{column}</td><td>{ok}</td>"
+            "<td>{count}</td><td>{unexpected}</td></tr>".format(
+                cls="ok" if item["success"] else "fail",
+                check=escape(str(item["check"])),
+                column=escape(str(item["column"] or "")),
+                ok="pass" if item["success"] else "FAIL",
+                count=item["element_count"] if item["element_count"] is not None
+                else escape(str(item["observed_value"])),
+                unexpected=item["unexpected_count"] or 0,
+            )
+            for item in validation.results
+        )
+        file_notes = "".join(f"<li>{escape(message)}</li>" for message in validation.file_failures)
+        status = "used" if validation.file_checks_passed else "SKIPPED (last good records kept)"
+        sections.append(
+            f"<h2>{escape(validation.source)}: {status}</h2><ul>{file_notes}</ul>"
+            "<table><tr><th>check</th><th>column</th><th>result</th><th>rows</th>"
+            f"<th>failing rows</th></tr>{rows}</table>"
+        )
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>Validation {escape(run_id)}</title><style>"
+        "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px} tr.fail{background:#fdd}"
+        f"</style></head><body><h1>Validation report, run {escape(run_id)}</h1>"
+        + "".join(sections)
+        + "</body></html>"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,51 @@
+"""The DuckDB warehouse: published tables and the one place that opens it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from linkage.schema import canonical_table_ddl
+
+PUBLISHED_TABLES = {
+    "run": """
+        CREATE TABLE IF NOT EXISTS run (
+            run_id VARCHAR PRIMARY KEY, run_date DATE, started_at TIMESTAMP,
+            finished_at TIMESTAMP, status VARCHAR, report_path VARCHAR)""",
+    "source_night": """
+        CREATE TABLE IF NOT EXISTS source_night (
+            run_id VARCHAR, run_date DATE, source VARCHAR, status VARCHAR, error VARCHAR,
+            files VARCHAR, sha256 VARCHAR, size_bytes BIGINT, rows_read BIGINT,
+            rows_accepted BIGINT, rows_quarantined BIGINT, rows_flagged BIGINT)""",
+    "quarantine": """
+        CREATE TABLE IF NOT EXISTS quarantine (
+            run_id VARCHAR, run_date DATE, source VARCHAR, source_file VARCHAR,
+            source_row_number BIGINT, source_line_number BIGINT, source_record_id VARCHAR,
+            field VARCHAR, check_name VARCHAR, reason VARCHAR, raw_excerpt VARCHAR)""",
+    "record_issue": """
+        CREATE TABLE IF NOT EXISTS record_issue (
+            run_id VARCHAR, run_date DATE, source VARCHAR, source_file VARCHAR,
+            source_row_number BIGINT, source_record_id VARCHAR, field VARCHAR,
+            check_name VARCHAR, reason VARCHAR)""",
+}
+
+
+def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse file with its published tables."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    for ddl in PUBLISHED_TABLES.values():
+        con.execute(ddl)
+    con.execute(canonical_table_ddl("canonical_record"))
+    return con
+
+
+def last_good_rows(con: duckdb.DuckDBPyConnection, source: str) -> int | None:
+    """Rows read on the source's last used night, for the row-count check."""
+    row = con.execute(
+        "SELECT rows_read FROM source_night WHERE source = $source AND status = 'used'"
+        " ORDER BY run_date DESC, run_id DESC LIMIT 1",
+        {"source": source},
+    ).fetchone()
+    return None if row is None else int(row[0])

@@ -1,0 +1,165 @@
+"""Bad input, each case through the real nightly flow: a clear error, nothing lost."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows.nightly import nightly
+from tests.conftest import CLINIC_HEADER, NIGHT_1, make_project
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def chi_for(dob_ddmmyy: str, serial: str, sex_digit: str) -> str:
+    first9 = dob_ddmmyy + serial + sex_digit
+    total = sum(int(d) * w for d, w in zip(first9, range(10, 1, -1), strict=True))
+    check = (11 - total % 11) % 11
+    assert check != 10, "pick another serial"
+    return first9 + str(check)
+
+
+GOOD_CHI = chi_for("010201", "12", "3")  # male, born 01/02/2001
+GOOD_ROWS = [
+    f"1,John,Smith,01/02/2001,M,G12 8QQ,{GOOD_CHI}",
+    "2,Mary,Brown,15/06/1985,F,EH3 9DR,",
+    "3,Seonaid,MacDonald,03/03/2010,F,AB10 1XG,",
+]
+
+
+def run(config: Path, night: str = NIGHT_1):
+    return nightly(config, date.fromisoformat(night))
+
+
+def query(config: Path, sql: str, params: dict | None = None) -> list[tuple]:
+    with duckdb.connect(str(config.parent / "warehouse" / "w.duckdb"), read_only=True) as con:
+        return con.execute(sql, params or {}).fetchall()
+
+
+def clinic(report):
+    (source,) = [s for s in report.sources if s.source == "clinic"]
+    return source
+
+
+def csv_text(*rows: str) -> str:
+    return CLINIC_HEADER + "".join(row + "\n" for row in rows)
+
+
+def assert_conserved(source) -> None:
+    assert source.rows_read == source.rows_accepted + source.rows_quarantined
+
+
+def test_good_file_loads_every_row(tmp_path: Path) -> None:
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": csv_text(*GOOD_ROWS)})
+    report = run(config)
+    source = clinic(report)
+    assert (report.status, source.rows_read, source.rows_accepted) == ("complete", 3, 3)
+    rows = query(config, "SELECT record_key, chi, postcode FROM canonical_record ORDER BY 1")
+    assert rows[0] == ("clinic:1", GOOD_CHI, "G12 8QQ")
+    assert (tmp_path / "output" / "runs" / report.run_id / "validation.html").exists()
+    archived = list((tmp_path / "archive" / NIGHT_1 / "clinic").iterdir())
+    assert len(archived) == 1 and not archived[0].stat().st_mode & 0o222  # read-only copy
+
+
+@pytest.mark.parametrize(
+    ("content", "expected_error"),
+    [
+        (b"", "file is empty (0 bytes)"),
+        ("id;first;last;dob;sex;postcode;chi\n1;A;B;01/01/2000;M;G1 1AA;\n",
+         "is the file delimited by it rather than the configured ','"),
+        ("id,first,dob,sex,postcode,chi\n1,A,01/01/2000,M,G1 1AA,\n",
+         "missing required column(s) last"),
+    ],
+    ids=["zero-bytes", "wrong-delimiter", "missing-column"],
+)
+def test_unusable_file_skips_the_source_with_a_clear_error(
+    tmp_path: Path, content: bytes | str, expected_error: str
+) -> None:
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": content})
+    report = run(config)
+    source = clinic(report)
+    assert report.status == "partial" and source.status == "failed"
+    assert expected_error in source.error and "clinic.csv" in source.error
+
+
+def test_missing_file_names_the_pattern(tmp_path: Path) -> None:
+    config = make_project(tmp_path, {f"{NIGHT_1}/other.csv": csv_text(*GOOD_ROWS)})
+    source = clinic(run(config))
+    assert source.status == "failed" and "no file matches" in source.error
+    assert f"{NIGHT_1}/clinic*.csv" in source.error
+
+
+def test_header_only_file_is_used_with_zero_rows(tmp_path: Path) -> None:
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": CLINIC_HEADER})
+    source = clinic(run(config))
+    assert (source.status, source.rows_read, source.rows_accepted) == ("used", 0, 0)
+
+
+def test_unknown_extra_columns_are_reported_not_fatal(tmp_path: Path) -> None:
+    text = "id,first,last,dob,sex,postcode,chi,shoe_size\n1,A,B,01/01/2000,M,G1 1AA,,9\n"
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": text})
+    source = clinic(run(config))
+    assert source.rows_accepted == 1 and source.files[0]["extra_columns"] == ["shoe_size"]
+
+
+def test_row_level_problems_are_quarantined_or_flagged_with_reasons(tmp_path: Path) -> None:
+    rows = [
+        *GOOD_ROWS,
+        "4,Se\xf2naid,Mac,01/01/2000,F,G1 1AA,",  # latin-1 byte in a UTF-8 file
+        '5,"Anne\nMarie","O""Neil",02/02/2002,F,G2 2BB,',  # embedded newline and quotes
+        "6,Dup,One,01/01/1990,M,G3 3CC,",
+        "6,Dup,Two,01/01/1990,M,G3 3CC,",
+        "7,Bad,Date,31/02/2001,M,G4 4DD,",
+        "8,\"O'Brien'); DROP TABLE canonical_record;--\",Evil,01/01/1980,M,G5 5EE,",
+        "9," + "X" * 1_000_000 + ",Long,01/01/1970,F,G6 6FF,",
+        f"10,Wrong,Chi,01/01/1970,F,G7 7GG,{GOOD_CHI[:-1]}{(int(GOOD_CHI[-1]) + 1) % 10}",
+        "11,Trunc,Ated,01/01/1970",  # truncated last line (no newline)
+    ]
+    body = CLINIC_HEADER.encode() + "\n".join(rows).encode("utf-8").replace(
+        "\xf2".encode(), b"\xf2"
+    )
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": body})
+    source = clinic(run(config))
+    assert_conserved(source)
+    assert source.rows_read == 12
+    quarantined = query(
+        config,
+        "SELECT source_row_number, source_line_number, field, check_name, reason"
+        " FROM quarantine ORDER BY 1, 4",
+    )
+    by_row = {row[0]: row for row in quarantined}
+    assert by_row[4][2] == "first" and "not valid utf-8 on line 5" in by_row[4][4]
+    assert {row[0] for row in quarantined if row[3] == "record_id_unique"} == {6, 7}
+    assert by_row[10][3] == "forename_length"
+    assert by_row[12][1] == 14 and "expected 7 fields, found 4 (truncated row?)" in by_row[12][4]
+    assert all(row[4] for row in quarantined), "every quarantined row has a reason"
+    issues = dict(query(config, "SELECT source_row_number, reason FROM record_issue"))
+    assert issues[8] == "date of birth: unparseable"
+    assert issues[11] == "CHI number: check digit fails"
+    kept = dict(query(config, "SELECT source_record_id, surname FROM canonical_record"))
+    assert kept["5"] == "ONEIL" and kept["8"] == "EVIL" and kept["7"] == "DATE"
+    assert query(config, "SELECT date_of_birth FROM canonical_record WHERE source_record_id='7'") == [
+        (None,)
+    ]
+
+
+def test_failed_source_keeps_last_good_records(tmp_path: Path) -> None:
+    config = make_project(
+        tmp_path,
+        {
+            f"{NIGHT_1}/clinic.csv": csv_text(*GOOD_ROWS),
+            "2026-11-02/clinic.csv": "id|first\n",  # broken night
+            "2026-11-03/clinic.csv": csv_text(GOOD_ROWS[0]),  # implausible drop: 3 -> 1 rows
+        },
+    )
+    run(config)
+    second = run(config, "2026-11-02")
+    assert second.status == "partial"
+    kept = query(config, "SELECT count(*), max(run_date) FROM canonical_record")
+    assert kept == [(3, date(2026, 11, 1))]
+    third = clinic(run(config, "2026-11-03"))
+    assert third.status == "failed" and "implausibly fewer" in third.error
+    assert query(config, "SELECT count(*) FROM canonical_record") == [(3,)]
