@@ -25,7 +25,7 @@ from linkage.schema import canonical_column_names
 from linkage.stage import create_staged_table, stage_source
 from linkage.standardise import standardise
 from linkage.validate import SourceValidation, Validator, write_html_report
-from linkage.warehouse import last_good_rows, open_warehouse
+from linkage.warehouse import fetch_one, last_good_rows, open_warehouse
 
 log = logging.getLogger(__name__)
 STANDARDISED_TABLE = "standardised_record"
@@ -267,7 +267,8 @@ def _replace_canonical_records(con: duckdb.DuckDBPyConnection, params: dict) -> 
 
 def _source_counts(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[int, int, int]:
     """(accepted, quarantined distinct rows, flagged distinct rows) for a source tonight."""
-    row = con.execute(
+    row = fetch_one(
+        con,
         """
         SELECT
             (SELECT count(*) FROM canonical_record
@@ -279,7 +280,7 @@ def _source_counts(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[int, i
         """,
         params,
     )
-    accepted, quarantined, flagged = row.fetchone()  # type: ignore[misc]
+    accepted, quarantined, flagged = row  # type: ignore[misc]
     return int(accepted), int(quarantined), int(flagged)
 
 
@@ -287,11 +288,12 @@ def build_report(night: Night, intakes: list[SourceIntake], status: str) -> RunR
     """Counts and statuses of the run, read back from what was published."""
     sources = []
     for intake in intakes:
-        row = night.con.execute(
+        row = fetch_one(
+            night.con,
             "SELECT rows_read, rows_accepted, rows_quarantined, rows_flagged FROM source_night"
             " WHERE run_id = $run_id AND source = $source",
             {"run_id": night.run_id, "source": intake.source},
-        ).fetchone()
+        )
         reasons = night.con.execute(
             "SELECT check_name, count(*) FROM quarantine WHERE run_id = $run_id"
             " AND source = $source GROUP BY ALL ORDER BY 2 DESC, 1",

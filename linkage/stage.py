@@ -149,10 +149,8 @@ def stage_source(
         f"INSERT INTO {STAGED_TABLE} ({columns})\n"
         f"SELECT\n  {select_list}\nFROM {quote_identifier(raw_table_name(config.source))}"
     )
-    before = con.execute(f"SELECT count(*) FROM {STAGED_TABLE}").fetchone()[0]  # type: ignore[index]
-    con.execute(sql, build.params)
-    after = con.execute(f"SELECT count(*) FROM {STAGED_TABLE}").fetchone()[0]  # type: ignore[index]
-    return int(after - before)
+    inserted = con.execute(sql, build.params).fetchall()  # DuckDB returns the row count
+    return int(inserted[0][0])
 
 
 def _file_case(build: _SelectBuilder, files: list[ExtractedFile]):  # noqa: ANN202

@@ -43,9 +43,21 @@ def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
 
 def last_good_rows(con: duckdb.DuckDBPyConnection, source: str) -> int | None:
     """Rows read on the source's last used night, for the row-count check."""
-    row = con.execute(
+    row = fetch_one(
+        con,
         "SELECT rows_read FROM source_night WHERE source = $source AND status = 'used'"
         " ORDER BY run_date DESC, run_id DESC LIMIT 1",
         {"source": source},
-    ).fetchone()
+    )
     return None if row is None else int(row[0])
+
+
+def fetch_one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None
+) -> tuple | None:
+    """First row of a query, or None.
+
+    duckdb 2 keeps a result open until it is fully fetched, so never use fetchone().
+    """
+    rows = con.execute(sql, params or {}).fetchall()
+    return rows[0] if rows else None

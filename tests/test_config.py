@@ -1,0 +1,64 @@
+"""Configuration is data: loaded, validated, and explained when wrong."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from linkage.cli import app
+from linkage.config import load_project, load_source
+from linkage.errors import ConfigError
+from linkage.schema import canonical_column_names
+from tests.conftest import REPO, SAMPLE_DIR
+
+
+def test_sample_project_loads_all_four_agencies() -> None:
+    project = load_project(SAMPLE_DIR / "project.yaml")
+    sources = {config.source: config for config in project.source_configs()}
+    assert sorted(sources) == ["education", "health", "police", "socialwork"]
+    assert sources["education"].one_record_per_person
+    assert sources["education"].file.delimiter == "|"
+    assert sources["socialwork"].file.encoding == "latin-1"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("source: x\nfile: {pattern: a}\nrecord_id: id\nfields: {forname: A}\n",
+         "fields.forname: Extra inputs are not permitted"),
+        ("source: X!\nfile: {pattern: a}\nrecord_id: id\nfields: {}\n", "source: String should match"),
+        ("source: x\nfile: {pattern: a, format: xls}\nrecord_id: id\nfields: {}\n", "file.format"),
+        ("source: x\nfile: {pattern: a}\nrecord_id: id\nfields: {sex: {codes: {M: M}}}\n",
+         "exactly one of column, columns or constant"),
+        ("- not a mapping\n", "expected a mapping"),
+        ("source: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_source_config_names_file_and_key(tmp_path: Path, yaml_text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as error:
+        load_source(path)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_missing_project_config_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_project(tmp_path / "nope.yaml")
+
+
+def test_canonical_schema_is_declared_once() -> None:
+    names = canonical_column_names()
+    assert names[:3] == ["record_key", "source", "source_record_id"]
+    assert len(names) == len(set(names))
+
+
+def test_every_cli_command_is_documented_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert commands, "the CLI has commands"
+    for name in commands:
+        assert re.search(rf"`linkage {name}\b", readme), f"`linkage {name}` missing from README"
