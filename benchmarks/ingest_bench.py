@@ -30,8 +30,20 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ingest_bench_"))
     if not (workdir / "landing").exists():
         subprocess.run(
-            [sys.executable, "-m", "linkage.cli", "generate", "--out", str(workdir),
-             "--people", str(args.people), "--seed", str(args.seed), "--nights", "1"],
+            [
+                sys.executable,
+                "-m",
+                "linkage.cli",
+                "generate",
+                "--out",
+                str(workdir),
+                "--people",
+                str(args.people),
+                "--seed",
+                str(args.seed),
+                "--nights",
+                "1",
+            ],
             check=True,
         )
     figures = run_intake(workdir)

@@ -306,8 +306,13 @@ def build_report(night: Night, intakes: list[SourceIntake], status: str) -> RunR
                 status="used" if intake.used else "failed",
                 error=intake.error,
                 files=[
-                    {"file": f.archive_path.name, "sha256": f.sha256, "bytes": f.size_bytes,
-                     "rows": f.rows_read, "extra_columns": f.extra_columns}
+                    {
+                        "file": f.archive_path.name,
+                        "sha256": f.sha256,
+                        "bytes": f.size_bytes,
+                        "rows": f.rows_read,
+                        "extra_columns": f.extra_columns,
+                    }
                     for f in intake.files
                 ],
                 rows_read=read,

@@ -225,7 +225,8 @@ def write_html_report(path: Path, run_id: str, validations: list[SourceValidatio
                 check=escape(str(item["check"])),
                 column=escape(str(item["column"] or "")),
                 ok="pass" if item["success"] else "FAIL",
-                count=item["element_count"] if item["element_count"] is not None
+                count=item["element_count"]
+                if item["element_count"] is not None
                 else escape(str(item["observed_value"])),
                 unexpected=item["unexpected_count"] or 0,
             )

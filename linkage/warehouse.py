@@ -52,9 +52,7 @@ def last_good_rows(con: duckdb.DuckDBPyConnection, source: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def fetch_one(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None
-) -> tuple | None:
+def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> tuple | None:
     """First row of a query, or None.
 
     duckdb 2 keeps a result open until it is fully fetched, so never use fetchone().

@@ -41,7 +41,9 @@ fields:
 CLINIC_HEADER = "id,first,last,dob,sex,postcode,chi\n"
 
 
-def make_project(root: Path, files: dict[str, bytes | str], source_config: str = CLINIC_CONFIG) -> Path:
+def make_project(
+    root: Path, files: dict[str, bytes | str], source_config: str = CLINIC_CONFIG
+) -> Path:
     """A project dir with one source config and the given landing files; returns its config."""
     (root / "sources").mkdir(parents=True, exist_ok=True)
     (root / "sources" / "clinic.yaml").write_text(textwrap.dedent(source_config))

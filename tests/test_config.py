@@ -27,12 +27,19 @@ def test_sample_project_loads_all_four_agencies() -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("source: x\nfile: {pattern: a}\nrecord_id: id\nfields: {forname: A}\n",
-         "fields.forname: Extra inputs are not permitted"),
-        ("source: X!\nfile: {pattern: a}\nrecord_id: id\nfields: {}\n", "source: String should match"),
+        (
+            "source: x\nfile: {pattern: a}\nrecord_id: id\nfields: {forname: A}\n",
+            "fields.forname: Extra inputs are not permitted",
+        ),
+        (
+            "source: X!\nfile: {pattern: a}\nrecord_id: id\nfields: {}\n",
+            "source: String should match",
+        ),
         ("source: x\nfile: {pattern: a, format: xls}\nrecord_id: id\nfields: {}\n", "file.format"),
-        ("source: x\nfile: {pattern: a}\nrecord_id: id\nfields: {sex: {codes: {M: M}}}\n",
-         "exactly one of column, columns or constant"),
+        (
+            "source: x\nfile: {pattern: a}\nrecord_id: id\nfields: {sex: {codes: {M: M}}}\n",
+            "exactly one of column, columns or constant",
+        ),
         ("- not a mapping\n", "expected a mapping"),
         ("source: [unclosed\n", "not valid YAML"),
     ],

@@ -68,10 +68,14 @@ def test_good_file_loads_every_row(tmp_path: Path) -> None:
     ("content", "expected_error"),
     [
         (b"", "file is empty (0 bytes)"),
-        ("id;first;last;dob;sex;postcode;chi\n1;A;B;01/01/2000;M;G1 1AA;\n",
-         "is the file delimited by it rather than the configured ','"),
-        ("id,first,dob,sex,postcode,chi\n1,A,01/01/2000,M,G1 1AA,\n",
-         "missing required column(s) last"),
+        (
+            "id;first;last;dob;sex;postcode;chi\n1;A;B;01/01/2000;M;G1 1AA;\n",
+            "is the file delimited by it rather than the configured ','",
+        ),
+        (
+            "id,first,dob,sex,postcode,chi\n1,A,01/01/2000,M,G1 1AA,\n",
+            "missing required column(s) last",
+        ),
     ],
     ids=["zero-bytes", "wrong-delimiter", "missing-column"],
 )
@@ -141,9 +145,9 @@ def test_row_level_problems_are_quarantined_or_flagged_with_reasons(tmp_path: Pa
     assert issues[11] == "CHI number: check digit fails"
     kept = dict(query(config, "SELECT source_record_id, surname FROM canonical_record"))
     assert kept["5"] == "ONEIL" and kept["8"] == "EVIL" and kept["7"] == "DATE"
-    assert query(config, "SELECT date_of_birth FROM canonical_record WHERE source_record_id='7'") == [
-        (None,)
-    ]
+    assert query(
+        config, "SELECT date_of_birth FROM canonical_record WHERE source_record_id='7'"
+    ) == [(None,)]
 
 
 def test_failed_source_keeps_last_good_records(tmp_path: Path) -> None:

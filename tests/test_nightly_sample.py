@@ -1,0 +1,103 @@
+"""The nightly flow end to end on the committed sample: four agencies, three nights."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows.nightly import nightly
+from linkage.config import load_project
+from tests.conftest import REPO, SAMPLE_DIR
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+NIGHTS = sorted(p.name for p in (SAMPLE_DIR / "landing").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="module")
+def sample_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """All sample nights run once, into a warehouse of the test's own."""
+    root = tmp_path_factory.mktemp("sample")
+    config = root / "project.yaml"
+    config.write_text(
+        f"landing_dir: {SAMPLE_DIR / 'landing'}\nsources: {REPO / 'schemas/sources'}/*.yaml\n"
+        "warehouse: warehouse/linkage.duckdb\noutput_dir: output\narchive_dir: archive\n"
+    )
+    reports = [nightly(config, date.fromisoformat(night)) for night in NIGHTS]
+    return config, reports
+
+
+def test_every_sample_night_completes_and_conserves_rows(sample_runs) -> None:
+    _, reports = sample_runs
+    assert len(reports) >= 3
+    for report in reports:
+        assert report.status == "complete"
+        assert {s.source for s in report.sources} == {"education", "health", "police", "socialwork"}
+        for source in report.sources:
+            assert source.rows_read > 0
+            assert source.rows_read == source.rows_accepted + source.rows_quarantined
+
+
+def test_canonical_records_match_the_last_night_and_truth(sample_runs) -> None:
+    config, reports = sample_runs
+    project = load_project(config)
+    truth = SAMPLE_DIR / "truth" / "records.csv"
+    with duckdb.connect(str(project.warehouse), read_only=True) as con:
+        counts = dict(
+            con.execute("SELECT source, count(*) FROM canonical_record GROUP BY 1").fetchall()
+        )
+        expected = dict(
+            con.execute(
+                "SELECT source, count(*) FROM read_csv($truth, all_varchar=true)"
+                " WHERE night = $night GROUP BY 1",
+                {"truth": str(truth), "night": NIGHTS[-1]},
+            ).fetchall()
+        )
+        quarantined = dict(
+            con.execute(
+                "SELECT source, count(DISTINCT source_row_number) FROM quarantine q"
+                " JOIN run USING (run_id) WHERE run.run_id = $run_id GROUP BY 1",
+                {"run_id": reports[-1].run_id},
+            ).fetchall()
+        )
+        unexplained = con.execute(
+            "SELECT count(*) FROM quarantine WHERE reason IS NULL OR reason = ''"
+        ).fetchall()
+    for source, n in expected.items():
+        assert counts[source] + quarantined.get(source, 0) == n
+    assert unexplained == [(0,)]
+
+
+def test_reports_never_contain_personal_data(sample_runs) -> None:
+    config, reports = sample_runs
+    project = load_project(config)
+    report_text = (project.output_dir / "runs" / reports[0].run_id / "report.md").read_text()
+    report_text += (project.output_dir / "runs" / reports[0].run_id / "report.json").read_text()
+    people = (SAMPLE_DIR / "truth" / "people.csv").read_text().splitlines()[1:200]
+    for line in people:
+        fields = line.split(",")
+        surname, chi = fields[6], fields[8]
+        assert not (surname and f" {surname.upper()} " in report_text.upper())
+        assert not (chi and chi in report_text)
+
+
+def test_same_extract_gives_identical_canonical_records(tmp_path: Path) -> None:
+    rows = []
+    for attempt in range(2):
+        config = tmp_path / f"p{attempt}.yaml"
+        config.write_text(
+            f"landing_dir: {SAMPLE_DIR / 'landing'}\nsources: {REPO / 'schemas/sources'}/*.yaml\n"
+            f"warehouse: w{attempt}/l.duckdb\noutput_dir: o{attempt}\narchive_dir: a{attempt}\n"
+        )
+        nightly(config, date.fromisoformat(NIGHTS[0]))
+        with duckdb.connect(str(tmp_path / f"w{attempt}" / "l.duckdb"), read_only=True) as con:
+            rows.append(
+                con.execute(
+                    "SELECT * EXCLUDE (source_file) FROM canonical_record ORDER BY record_key"
+                ).fetchall()
+            )
+        shutil.rmtree(tmp_path / f"a{attempt}")
+    assert rows[0] == rows[1] and len(rows[0]) > 1000
