@@ -9,6 +9,7 @@ warehouse state untouched.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,7 +26,7 @@ from linkage.schema import canonical_column_names
 from linkage.stage import create_staged_table, stage_source
 from linkage.standardise import standardise
 from linkage.validate import SourceValidation, Validator, write_html_report
-from linkage.warehouse import fetch_one, last_good_rows, open_warehouse
+from linkage.warehouse import execute, fetch_one, last_good_rows, open_warehouse
 
 log = logging.getLogger(__name__)
 STANDARDISED_TABLE = "standardised_record"
@@ -125,7 +126,7 @@ def validate_source(night: Night, intake: SourceIntake) -> SourceIntake:
 
 def _min_rows(night: Night, config: SourceConfig) -> int | None:
     previous = last_good_rows(night.con, config.source)
-    return None if previous is None else int(previous * config.min_rows_ratio)
+    return None if previous is None else math.ceil(previous * config.min_rows_ratio)
 
 
 def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
@@ -220,7 +221,8 @@ def _insert_failures(night: Night, intake: SourceIntake) -> None:
         }
     )
     con.register("row_failure", frame)
-    con.execute(
+    execute(
+        con,
         f"""
         INSERT INTO quarantine
         SELECT $run_id, $run_date, s.source, s.source_file, s.source_row_number,
@@ -232,7 +234,8 @@ def _insert_failures(night: Night, intake: SourceIntake) -> None:
         """,
         params,
     )
-    con.execute(
+    execute(
+        con,
         f"""
         INSERT INTO record_issue
         SELECT $run_id, $run_date, s.source, s.source_file, s.source_row_number,
@@ -251,7 +254,8 @@ def _replace_canonical_records(con: duckdb.DuckDBPyConnection, params: dict) -> 
     """The source's accepted rows replace its previous night's in canonical_record."""
     columns = ", ".join(f'"{name}"' for name in canonical_column_names())
     con.execute("DELETE FROM canonical_record WHERE source = $source", {"source": params["source"]})
-    con.execute(
+    execute(
+        con,
         f"""
         INSERT INTO canonical_record ({columns})
         SELECT {columns} FROM {STANDARDISED_TABLE} s

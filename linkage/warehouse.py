@@ -57,5 +57,11 @@ def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = No
 
     duckdb 2 keeps a result open until it is fully fetched, so never use fetchone().
     """
-    rows = con.execute(sql, params or {}).fetchall()
+    rows = execute(con, sql, params or {}).fetchall()
     return rows[0] if rows else None
+
+
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
+    """Execute with only the named parameters the statement uses (duckdb rejects extras)."""
+    used = {name: value for name, value in params.items() if f"${name}" in sql}
+    return con.execute(sql, used)
