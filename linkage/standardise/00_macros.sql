@@ -1,0 +1,64 @@
+-- Small reusable rules, defined once for the steps that follow.
+-- Temporary macros: they live on the connection and never land in the warehouse file.
+
+-- Upper-case ASCII. strip_accents handles combining accents (Seònaid -> Seonaid); the
+-- letters it leaves alone are folded by hand, and typographic apostrophes become plain.
+-- (A chain of replace() is several times faster than one translate() in DuckDB.)
+CREATE OR REPLACE TEMP MACRO ascii_upper(text) AS
+    upper(strip_accents(text))
+        .replace('’', '''').replace('‘', '''').replace('`', '''').replace('´', '''')
+        .replace('Ø', 'O').replace('Ł', 'L').replace('Đ', 'D').replace('Ð', 'D')
+        .replace('ẞ', 'SS').replace('Æ', 'AE').replace('Œ', 'OE').replace('Þ', 'TH');
+
+-- A name as space-separated upper-case words of A-Z, keeping hyphens inside words.
+CREATE OR REPLACE TEMP MACRO name_text(raw) AS
+    ascii_upper(raw)
+        .regexp_replace('(^|[^A-Z])M'' *([A-Z])', '\1MAC\2', 'g')  -- M'DONALD: the old Mac prefix
+        .replace('''', '')                                         -- O'BRIEN -> OBRIEN
+        .regexp_replace('[^A-Z-]+', ' ', 'g')                      -- any other mark splits words
+        .regexp_replace(' *-[- ]*', '-', 'g')                      -- SMITH - JONES -> SMITH-JONES
+        .regexp_replace('^[ -]+|[ -]+$', '', 'g');                 -- a hyphen must join two words
+
+-- Identifiers: upper case with every space removed; empty -> NULL.
+CREATE OR REPLACE TEMP MACRO compact_id(raw) AS
+    nullif(upper(regexp_replace(raw, '\s+', '', 'g')), '');
+
+-- A UK postcode with all whitespace removed: outward code (G12, EH3, SW1A) + inward (8QQ).
+CREATE OR REPLACE TEMP MACRO uk_postcode_pattern() AS
+    '^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$';
+
+-- Digit n (1-based) of a string of digits.
+CREATE OR REPLACE TEMP MACRO digit_at(digits, n) AS
+    CAST(substr(digits, n, 1) AS INTEGER);
+
+-- CHI modulus-11 check: weights 10..2 over digits 1-9, check = 11 - (sum mod 11) with
+-- 11 meaning 0. A result of 10 matches no single digit, so such stems never pass.
+CREATE OR REPLACE TEMP MACRO chi_check_digit_ok(digits) AS
+    digit_at(digits, 10) = (
+        11 - list_sum(list_transform(range(1, 10), lambda i: digit_at(digits, i) * (11 - i))) % 11
+    ) % 11;
+
+CREATE OR REPLACE TEMP MACRO chi_shape_ok(digits) AS
+    regexp_full_match(digits, '[0-9]{10}');
+
+-- The CHI itself when its shape and check digit pass. A date or sex disagreement does not
+-- drop it: the agency may have keyed the wrong date of birth rather than the wrong CHI.
+CREATE OR REPLACE TEMP MACRO valid_chi(digits) AS
+    CASE WHEN chi_shape_ok(digits) AND chi_check_digit_ok(digits) THEN digits END;
+
+-- Why a CHI is doubtful, or NULL. Digits 1-6 are DDMMYY of the date of birth; digit 9 is
+-- odd for males and even for females. Unknown date of birth or sex cannot disagree.
+CREATE OR REPLACE TEMP MACRO chi_issue(digits, date_of_birth, sex) AS
+    CASE
+        WHEN digits IS NULL THEN NULL
+        WHEN NOT chi_shape_ok(digits) THEN 'not 10 digits'
+        WHEN NOT chi_check_digit_ok(digits) THEN 'check digit fails'
+        WHEN substr(digits, 1, 6) <> strftime(date_of_birth, '%d%m%y')
+            THEN 'date part does not match date of birth'
+        WHEN (digit_at(digits, 9) % 2 = 1) <> (sex = 'M')
+            THEN 'sex digit does not match sex'
+    END;
+
+-- A list without repeats, first occurrence kept, so output order is stable.
+CREATE OR REPLACE TEMP MACRO distinct_in_order(items) AS
+    list_filter(items, lambda item, i: list_position(items, item) = i);

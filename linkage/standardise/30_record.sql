@@ -1,0 +1,156 @@
+-- One row per staged record: every canonical field except the phonetic codes, which are
+-- computed next in Python, once per distinct name. Issue columns say why a field is NULL
+-- (or, for CHI date/sex disagreements, doubtful); validation turns them into record_issue.
+CREATE OR REPLACE TEMP TABLE std_record AS
+WITH
+staged AS (
+    SELECT * FROM std_staged
+),
+
+joined AS (
+    -- the per-value results of the name and address steps
+    SELECT
+        staged.*,
+        forename.words AS forename_words,
+        middle.words AS middle_words,
+        preferred.joined AS preferred_joined,
+        surname.joined AS surname_joined,
+        surname.words AS surname_parts,
+        other.surnames AS other_surname_list,
+        address.address_line AS address_joined,
+        address.house_number AS address_house_number,
+        street.street AS address_street
+    FROM staged
+    LEFT JOIN std_name AS forename
+        ON forename.role = 'forename' AND forename.raw = staged.forename_raw
+    LEFT JOIN std_name AS middle
+        ON middle.role = 'forename' AND middle.raw = staged.middle_names_raw
+    LEFT JOIN std_name AS preferred
+        ON preferred.role = 'forename' AND preferred.raw = staged.preferred_forename_raw
+    LEFT JOIN std_name AS surname
+        ON surname.role = 'surname' AND surname.raw = staged.surname_raw
+    LEFT JOIN std_other_surnames AS other
+        ON other.raw = staged.other_surnames_raw
+    LEFT JOIN std_address AS address
+        ON address.raw = staged.address_raw
+    LEFT JOIN std_street AS street
+        ON street.street_text = address.street_text
+),
+
+renamed AS (
+    SELECT
+        source || ':' || source_record_id AS record_key,
+        source,
+        source_record_id,
+
+        forename_words[1] AS forename,
+        -- words after the first in the forename field come before the recorded middle names
+        nullif(array_to_string(list_concat(forename_words[2:], middle_words), ' '), '')
+            AS middle_names,
+        preferred_joined AS preferred_forename,
+        surname_joined AS surname,
+        nullif(
+            list_filter(
+                distinct_in_order(list_concat(
+                    CASE WHEN len(surname_parts) > 1 THEN surname_parts END,
+                    other_surname_list
+                )),
+                lambda name: name IS DISTINCT FROM surname_joined
+            ),
+            []
+        ) AS other_surnames,
+
+        nullif(trim(date_of_birth_raw), '') AS date_of_birth_raw,
+        date_of_birth,
+        nullif(trim(sex_raw), '') AS sex_raw,
+        CASE WHEN upper(trim(sex)) IN ('M', 'F') THEN upper(trim(sex)) END AS sex,
+
+        address_joined AS address_line,
+        address_house_number AS house_number,
+        address_street AS street,
+        nullif(
+            ascii_upper(town_raw).regexp_replace('[^A-Z0-9]+', ' ', 'g').trim(),
+            ''
+        ) AS town,
+        nullif(trim(postcode_raw), '') AS postcode_raw,
+        compact_id(postcode_raw) AS postcode_compact,
+
+        nullif(trim(chi_raw), '') AS chi_raw,
+        compact_id(chi_raw).replace('-', '') AS chi_digits,
+        compact_id(scn_raw) AS scn_compact,
+        compact_id(police_id_raw) AS police_id,
+        compact_id(pnc_id_raw) AS pnc_id,
+        compact_id(social_work_id_raw) AS social_work_id,
+
+        nullif(trim(concern_type), '') AS concern_type,
+        nullif(trim(concern_status), '') AS concern_status,
+        concern_opened,
+        concern_closed,
+
+        source_file,
+        file_sha256,
+        source_row_number,
+        source_line_number,
+        run_date
+    FROM joined
+),
+
+dob_checked AS (
+    SELECT
+        renamed.*,
+        CASE
+            WHEN date_of_birth_raw IS NULL THEN 'missing'
+            WHEN date_of_birth IN (
+                    SELECT TRY_CAST(value AS DATE) FROM std_ref_dob_placeholder WHERE form = 'date'
+                 )
+              OR date_of_birth_raw IN (
+                    SELECT value FROM std_ref_dob_placeholder WHERE form = 'text'
+                 )
+                THEN 'placeholder'
+            WHEN date_of_birth IS NULL THEN 'unparseable'
+            WHEN date_of_birth < DATE '1900-01-01' THEN 'before 1900'
+            WHEN date_of_birth > run_date THEN 'in the future'
+        END AS dob_issue
+    FROM renamed
+),
+
+checked AS (
+    SELECT
+        * REPLACE (CASE WHEN dob_issue IS NULL THEN date_of_birth END AS date_of_birth),
+        -- the CHI is judged against the date of birth that survived its own checks
+        valid_chi(chi_digits) AS chi,
+        chi_issue(
+            chi_digits,
+            CASE WHEN dob_issue IS NULL THEN date_of_birth END,
+            sex
+        ) AS chi_issue,
+        CASE WHEN regexp_full_match(scn_compact, '[0-9]{9}') THEN scn_compact END AS scn,
+        CASE
+            WHEN NOT regexp_full_match(scn_compact, '[0-9]{9}') THEN 'not 9 digits'
+        END AS scn_issue,
+        regexp_replace(postcode_compact, uk_postcode_pattern(), '\1 \2') AS postcode_normal,
+        CASE
+            WHEN NOT regexp_matches(postcode_compact, uk_postcode_pattern())
+                THEN 'not a UK postcode'
+        END AS postcode_issue,
+        CASE WHEN sex_raw IS NOT NULL AND sex IS NULL THEN 'unknown code' END AS sex_issue
+    FROM dob_checked
+),
+
+final AS (
+    SELECT
+        checked.* EXCLUDE (postcode_normal, postcode_compact, chi_digits, scn_compact),
+        -- a nickname resolves by sex where the same nickname serves both (ALEX, SAM)
+        coalesce(nickname.canonical, checked.forename) AS forename_canonical,
+        CASE WHEN postcode_issue IS NULL THEN postcode_normal END AS postcode,
+        CASE
+            WHEN postcode_issue IS NULL
+                THEN regexp_extract(postcode_compact, uk_postcode_pattern(), 1)
+        END AS postcode_outward
+    FROM checked
+    LEFT JOIN std_ref_nickname AS nickname
+        ON nickname.nickname = checked.forename
+       AND (nickname.sex IS NULL OR nickname.sex = checked.sex)
+)
+
+SELECT * FROM final;

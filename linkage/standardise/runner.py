@@ -1,0 +1,147 @@
+"""staged_record -> standardised_record: run the standardisation SQL steps in order.
+
+Each step is one `.sql` file in this package, shaped as named CTEs. Rules that depend only
+on a value (name, address, street) run once per distinct value and are joined back, which
+keeps the night's run fast and each rule readable. The one rule SQL cannot express,
+the metaphone code, is computed in Python once per distinct name.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import duckdb
+import jellyfish
+import pyarrow as pa
+
+from linkage.extract import quote_identifier
+from linkage.schema import canonical_columns
+from linkage.standardise.reference import REFERENCE_DIR, load_reference_tables, replace_temp_table
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent
+STAGED_VIEW = "std_staged"
+METAPHONE_TABLE = "std_name_metaphone"
+CODED_VIEW = "std_record_coded"
+
+# Steps before the phonetic codes (their input is the standardised names) and after.
+RECORD_STEPS = (
+    "00_macros.sql",
+    "10_name_value.sql",
+    "11_name.sql",
+    "12_other_surnames.sql",
+    "20_address.sql",
+    "21_street.sql",
+    "30_record.sql",
+)
+PHONETIC_STEP = "40_phonetic.sql"
+
+# Kept after the canonical columns for validation and record_issue; not canonical.
+CHECK_COLUMNS = {
+    "date_of_birth_raw": "VARCHAR",
+    "sex_raw": "VARCHAR",
+    "postcode_raw": "VARCHAR",
+    "chi_raw": "VARCHAR",
+    "dob_issue": "VARCHAR",
+    "chi_issue": "VARCHAR",
+    "scn_issue": "VARCHAR",
+    "postcode_issue": "VARCHAR",
+    "sex_issue": "VARCHAR",
+}
+
+# The names that get a phonetic code: the standardised forename and surname.
+DISTINCT_NAMES_SQL = """
+    SELECT forename AS name FROM std_record WHERE forename IS NOT NULL
+    UNION
+    SELECT surname FROM std_record WHERE surname IS NOT NULL
+    ORDER BY name
+"""
+
+_SQL_TYPE = re.compile(r"[A-Z]+(\[\])?")
+
+
+def standardise(
+    con: duckdb.DuckDBPyConnection,
+    staged_table: str = "staged_record",
+    out_table: str = "standardised_record",
+    reference_dir: Path = REFERENCE_DIR,
+) -> int:
+    """Standardise every staged record into out_table (replaced); returns its row count.
+
+    out_table holds the canonical columns of schemas/canonical_record.yaml, in order and
+    with their types, then CHECK_COLUMNS. Same input, same output, row for row.
+    """
+    started = time.perf_counter()
+    load_reference_tables(con, reference_dir)
+    staged = quote_identifier(staged_table)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGED_VIEW} AS SELECT * FROM {staged}")
+    for step in RECORD_STEPS:
+        run_step(con, step)
+    names = build_metaphone_lookup(con)
+    run_step(con, PHONETIC_STEP)
+    con.execute(final_select(out_table))
+    _drop_row_level_steps(con)
+    rows = count_rows(con, out_table)
+    log.info(
+        "standardise: %d records, %d distinct names coded, %.1f s",
+        rows,
+        names,
+        time.perf_counter() - started,
+    )
+    return rows
+
+
+def run_step(con: duckdb.DuckDBPyConnection, step: str) -> None:
+    """Run one .sql step file from this package."""
+    con.execute((SQL_DIR / step).read_text(encoding="utf-8"))
+
+
+def build_metaphone_lookup(con: duckdb.DuckDBPyConnection) -> int:
+    """Fill std_name_metaphone with one row per distinct standardised name; returns its size."""
+    names = [row[0] for row in con.execute(DISTINCT_NAMES_SQL).fetchall()]
+    codes = [jellyfish.metaphone(name) for name in names]
+    replace_temp_table(
+        con,
+        METAPHONE_TABLE,
+        pa.table({"name": pa.array(names, pa.string()), "metaphone": pa.array(codes, pa.string())}),
+    )
+    return len(names)
+
+
+def output_columns() -> dict[str, str]:
+    """Name -> SQL type of every output column: the canonical record, then the checks."""
+    columns = {column.name: column.type for column in canonical_columns()}
+    for name, sql_type in columns.items():
+        if not _SQL_TYPE.fullmatch(sql_type):
+            # types are pasted into the SELECT, so only plain type names are allowed
+            raise ValueError(f"canonical_record.yaml: column {name}: unexpected type {sql_type!r}")
+    return columns | CHECK_COLUMNS
+
+
+def final_select(out_table: str) -> str:
+    """CREATE the output table from the coded records, columns and casts from the schema."""
+    select_list = ",\n    ".join(
+        f"CAST({quote_identifier(name)} AS {sql_type}) AS {quote_identifier(name)}"
+        for name, sql_type in output_columns().items()
+    )
+    return (
+        f"CREATE OR REPLACE TABLE {quote_identifier(out_table)} AS\n"
+        f"SELECT\n    {select_list}\nFROM {CODED_VIEW}\n"
+        # a stable row order keeps downstream goldens and re-runs identical
+        "ORDER BY source, source_row_number, source_record_id, record_key"
+    )
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    rows = con.execute(f"SELECT count(*) FROM {quote_identifier(table)}").fetchall()
+    return int(rows[0][0])
+
+
+def _drop_row_level_steps(con: duckdb.DuckDBPyConnection) -> None:
+    """Free the per-record intermediate; the per-value lookups stay for inspection."""
+    con.execute(f"DROP VIEW IF EXISTS {CODED_VIEW}")
+    con.execute("DROP TABLE IF EXISTS std_record")
