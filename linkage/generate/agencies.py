@@ -80,9 +80,9 @@ def initial_view(rng: random.Random, person: Person, today: date) -> AgencyView:
         and rng.random() < police_rate
         or (person.troubled and age < 12 and rng.random() < 0.3)
     ):
-        view.nominal = ids.opaque_ref("NOM", person.person_id, 0, 8, 1)
+        view.nominal = ids.opaque_ref("NOM", person.person_id, 0, 10, 1)
         if age >= 18 and rng.random() < 0.3:
-            serial = ids.opaque_ref("", person.person_id, 0, 7, 7)
+            serial = f"{int(person.person_id[1:]) * 7933 % 10**7:07d}"  # unique below 10M people
             view.pnc = f"{rng.randrange(1995, 2025)}/{serial}{rng.choice(PNC_LETTERS)}"
         for _ in range(rng.choices([1, 2, 3, 4, 5, 6], [50, 22, 12, 8, 5, 3])[0]):
             add_incident(rng, person, view, today - timedelta(days=rng.randrange(1, 730)))
@@ -114,9 +114,9 @@ def open_case(rng: random.Random, person: Person, view: AgencyView, opened: date
         )[0]
     else:
         case_type = rng.choices(["ADULT_SUPPORT_PROTECTION", "ADULT_CARE"], [35, 65])[0]
-    view.client_id = view.client_id or ids.opaque_ref("SW", person.person_id, 0, 8, 2)
+    view.client_id = view.client_id or ids.opaque_ref("SW", person.person_id, 0, 10, 2)
     view.case = Case(
-        ids.opaque_ref("CASE", person.person_id, rng.randrange(64), 9, 3), case_type, opened
+        ids.opaque_ref("CASE", person.person_id, rng.randrange(64), 10, 3), case_type, opened
     )
     if case_type == "CHILD_PROTECTION" and view.in_health and rng.random() < 0.8:
         view.health_cp_flag = opened + timedelta(days=rng.randrange(0, 30))

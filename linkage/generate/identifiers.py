@@ -48,6 +48,9 @@ def miskey(rng: random.Random, number: str, is_valid) -> str:  # noqa: ANN001
             return candidate
 
 
+REF_MULTIPLIERS = (7919, 7927, 7933, 7937, 7949, 7951, 7963, 7993)
+
+
 def opaque_ref(prefix: str, person_id: str, ordinal: int, digits: int, salt: int) -> str:
     """A unique, opaque-looking reference for (person, ordinal).
 
@@ -55,7 +58,10 @@ def opaque_ref(prefix: str, person_id: str, ordinal: int, digits: int, salt: int
     (person, ordinal) pairs never collide, yet ids carry no visible order.
     """
     serial = int(person_id[1:]) * 64 + ordinal
-    return f"{prefix}{(serial * (7919 + 2 * salt)) % 10**digits:0{digits}d}"
+    if serial >= 10**digits:
+        raise ValueError(f"{digits}-digit references run out above {10**digits // 64} people")
+    multiplier = REF_MULTIPLIERS[salt % len(REF_MULTIPLIERS)]  # primes, coprime with 10
+    return f"{prefix}{(serial * multiplier) % 10**digits:0{digits}d}"
 
 
 class IdentifierIssuer:

@@ -302,7 +302,7 @@ def _evolve(chunk: Chunk, views: dict[str, AgencyView], night: date, index: int,
         elif (
             not view.nominal and person.age_on(night) > 12 and rng.random() < NIGHTLY["new_police"]
         ):
-            view.nominal = ids.opaque_ref("NOM", person.person_id, 0, 8, 1)
+            view.nominal = ids.opaque_ref("NOM", person.person_id, 0, 10, 1)
             add_incident(rng, person, view, night - timedelta(days=1))
             log(person, "new_incident", "police")
         if view.case and view.case.closed is None and rng.random() < NIGHTLY["close_case"]:
@@ -388,7 +388,7 @@ def _health_rows(seed: int, person: Person, view: AgencyView, night: date):  # n
     )
     for ordinal in range(copies):
         rng = record_rng(seed, person.person_id, "health", ordinal)
-        row_id = ids.opaque_ref("HP", person.person_id, ordinal, 9, 5)
+        row_id = ids.opaque_ref("HP", person.person_id, ordinal, 10, 5)
         name, dob, address = _name_dob_address(
             seed, person, "health", ordinal, night, _clean("health", view)
         )
@@ -425,7 +425,7 @@ def _health_rows(seed: int, person: Person, view: AgencyView, night: date):  # n
 
 def _education_row(seed: int, person: Person, view: AgencyView, night: date):  # noqa: ANN202
     rng = record_rng(seed, person.person_id, "education")
-    row_id = ids.opaque_ref("PUP", person.person_id, 0, 8, 6)
+    row_id = ids.opaque_ref("PUP", person.person_id, 0, 10, 6)
     name, dob, address = _name_dob_address(seed, person, "education", 0, night, False)
     scn = render_scn(rng, person.scn or "", name.tags)
     preferred = ""
@@ -463,7 +463,7 @@ def _police_row(seed: int, person: Person, view: AgencyView, incident, ordinal: 
     )
     nominal = view.nominal or ""
     if incident.fresh_nominal:
-        nominal = ids.opaque_ref("NOM", person.person_id, ordinal + 1, 8, 1)
+        nominal = ids.opaque_ref("NOM", person.person_id, ordinal + 1, 10, 1)
         name.tags.append("fresh_nominal")
     sex_code = "9" if rng.random() < 0.01 else ("1" if person.sex == "M" else "2")
     text = street_text(rng, address, True) + (
@@ -505,7 +505,7 @@ def _socialwork_rows(seed: int, person: Person, view: AgencyView, night: date): 
         row_id = (
             view.client_id
             if ordinal == 0
-            else ids.opaque_ref("SW", person.person_id, ordinal, 8, 2)
+            else ids.opaque_ref("SW", person.person_id, ordinal, 10, 2)
         )
         name, dob, address = _name_dob_address(
             seed, person, "socialwork", ordinal, night, _clean("socialwork", view)
