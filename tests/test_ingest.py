@@ -167,3 +167,23 @@ def test_failed_source_keeps_last_good_records(tmp_path: Path) -> None:
     third = clinic(run(config, "2026-11-03"))
     assert third.status == "failed" and "implausibly fewer" in third.error
     assert query(config, "SELECT count(*) FROM canonical_record") == [(3,)]
+
+
+def test_a_lost_record_fails_the_run_loudly_and_publishes_nothing(tmp_path: Path) -> None:
+    """Conservation: rows read must equal rows accepted + quarantined, or nothing lands."""
+    from linkage import night as stages
+    from linkage.config import load_project
+    from linkage.errors import ConservationError
+
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": csv_text(*GOOD_ROWS)})
+    project = load_project(config)
+    night = stages.start_night(project, date.fromisoformat(NIGHT_1))
+    intakes = [stages.intake_source(night, source) for source in project.source_configs()]
+    stages.standardise_night(night)
+    intakes = [stages.validate_source(night, intake) for intake in intakes]
+    night.con.execute("DELETE FROM standardised_record WHERE source_record_id = '2'")
+    with pytest.raises(ConservationError, match="3 rows read but 2 accepted"):
+        stages.publish_night(night, intakes)
+    assert night.con.execute("SELECT count(*) FROM canonical_record").fetchall() == [(0,)]
+    assert night.con.execute("SELECT status FROM run").fetchall() == [("failed",)]
+    night.con.close()
