@@ -12,31 +12,30 @@ from linkage import night as stages
 from linkage.config import SourceConfig, load_project
 from linkage.report import RunReport
 
-# Tasks share the run's DuckDB connection, so nothing is cached between runs.
-TASK_OPTIONS = {"cache_policy": NO_CACHE}
+# Tasks share the run's DuckDB connection, so nothing is cached between runs (NO_CACHE).
 
 
-@task(**TASK_OPTIONS, retries=1, retry_delay_seconds=5)
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def intake_source(night: stages.Night, config: SourceConfig) -> stages.SourceIntake:
     return stages.intake_source(night, config)
 
 
-@task(**TASK_OPTIONS)
+@task(cache_policy=NO_CACHE)
 def standardise(night: stages.Night) -> int:
     return stages.standardise_night(night)
 
 
-@task(**TASK_OPTIONS)
+@task(cache_policy=NO_CACHE)
 def validate_source(night: stages.Night, intake: stages.SourceIntake) -> stages.SourceIntake:
     return stages.validate_source(night, intake)
 
 
-@task(**TASK_OPTIONS)
+@task(cache_policy=NO_CACHE)
 def publish(night: stages.Night, intakes: list[stages.SourceIntake]) -> str:
     return stages.publish_night(night, intakes)
 
 
-@task(**TASK_OPTIONS)
+@task(cache_policy=NO_CACHE)
 def write_report(night: stages.Night, intakes: list[stages.SourceIntake], status: str) -> RunReport:
     report = stages.build_report(night, intakes, status)
     stages.finish_night(night, intakes, report)

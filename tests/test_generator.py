@@ -179,7 +179,7 @@ def test_deltas_carry_every_change_kind(population: Path) -> None:
 
 
 def test_encodings_and_columns_as_documented(population: Path) -> None:
-    for agency, (name, encoding, delimiter, columns) in EXTRACTS.items():
+    for name, encoding, delimiter, columns in EXTRACTS.values():
         raw = (population / "landing" / NIGHT_1 / name).read_bytes()
         header = raw.split(b"\n", 1)[0].decode(encoding).split(delimiter)
         assert header == columns

@@ -88,12 +88,11 @@ def initial_view(rng: random.Random, person: Person, today: date) -> AgencyView:
             add_incident(rng, person, view, today - timedelta(days=rng.randrange(1, 730)))
     sw_rate = SOCIALWORK_RATE_TROUBLED if person.troubled else SOCIALWORK_RATE
     if rng.random() < sw_rate:
-        open_case(rng, person, view, today - timedelta(days=rng.randrange(1, 1500)))
+        case = open_case(rng, person, view, today - timedelta(days=rng.randrange(1, 1500)))
         if rng.random() < 0.3:
-            view.case.closed = min(
-                today - timedelta(days=1),  # type: ignore[union-attr]
-                view.case.opened + timedelta(days=rng.randrange(30, 900)),
-            )  # type: ignore[union-attr]
+            case.closed = min(
+                today - timedelta(days=1), case.opened + timedelta(days=rng.randrange(30, 900))
+            )
     if view.in_education:
         rate = MISSING_TROUBLED if person.troubled else MISSING_FROM_EDUCATION_RATE
         if rng.random() < rate:
@@ -105,7 +104,7 @@ def initial_view(rng: random.Random, person: Person, today: date) -> AgencyView:
     return view
 
 
-def open_case(rng: random.Random, person: Person, view: AgencyView, opened: date) -> None:
+def open_case(rng: random.Random, person: Person, view: AgencyView, opened: date) -> Case:
     child = person.age_on(opened) < 18
     if child:
         weights = [55, 20, 25] if person.troubled else [15, 15, 70]
@@ -115,11 +114,13 @@ def open_case(rng: random.Random, person: Person, view: AgencyView, opened: date
     else:
         case_type = rng.choices(["ADULT_SUPPORT_PROTECTION", "ADULT_CARE"], [35, 65])[0]
     view.client_id = view.client_id or ids.opaque_ref("SW", person.person_id, 0, 10, 2)
-    view.case = Case(
+    case = Case(
         ids.opaque_ref("CASE", person.person_id, rng.randrange(64), 10, 3), case_type, opened
     )
+    view.case = case
     if case_type == "CHILD_PROTECTION" and view.in_health and rng.random() < 0.8:
         view.health_cp_flag = opened + timedelta(days=rng.randrange(0, 30))
+    return case
 
 
 def add_incident(rng: random.Random, person: Person, view: AgencyView, when: date) -> None:

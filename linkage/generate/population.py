@@ -223,7 +223,7 @@ class Chunk:
             if father and sex == "M" and rng.random() < FATHER_SON_NAME_RATE:
                 forename = father.forename
             child = self._person(household, sex, dob, surname, address, troubled, forename)
-            if forename:
+            if father and forename:
                 child.hard_cases.append(f"father_son:{father.person_id}")
                 father.hard_cases.append(f"father_son:{child.person_id}")
             born += 1

@@ -495,6 +495,8 @@ def _police_row(seed: int, person: Person, view: AgencyView, incident, ordinal: 
 
 def _socialwork_rows(seed: int, person: Person, view: AgencyView, night: date):  # noqa: ANN202
     case = view.case
+    if case is None:
+        return
     copies = (
         2
         if record_rng(seed, person.person_id, "sw:dup").random() < RATES["duplicate"]["socialwork"]
