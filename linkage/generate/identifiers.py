@@ -5,14 +5,17 @@ from __future__ import annotations
 import random
 from datetime import date
 
-CHI_WEIGHTS = range(10, 1, -1)
+def mod11_check_digit(digits: str) -> int | None:
+    """Modulus-11 check digit, weights len+1 down to 2; None when 10 (never issued)."""
+    weights = range(len(digits) + 1, 1, -1)
+    total = sum(int(digit) * weight for digit, weight in zip(digits, weights, strict=True))
+    check = (11 - total % 11) % 11
+    return None if check == 10 else check
 
 
 def chi_check_digit(first9: str) -> int | None:
-    """Modulus-11 check digit of a CHI's first nine digits; None when 10 (unissuable)."""
-    total = sum(int(digit) * weight for digit, weight in zip(first9, CHI_WEIGHTS, strict=True))
-    check = (11 - total % 11) % 11
-    return None if check == 10 else check
+    """CHI check digit over the first nine digits (weights 10..2)."""
+    return mod11_check_digit(first9)
 
 
 def is_valid_chi(chi: str) -> bool:
@@ -21,13 +24,9 @@ def is_valid_chi(chi: str) -> bool:
     return chi_check_digit(chi[:9]) == int(chi[9])
 
 
-SCN_WEIGHTS = range(9, 1, -1)
-
-
 def scn_check_digit(first8: str) -> int | None:
-    total = sum(int(digit) * weight for digit, weight in zip(first8, SCN_WEIGHTS, strict=True))
-    check = (11 - total % 11) % 11
-    return None if check == 10 else check
+    """SCN check digit over the first eight digits (weights 9..2)."""
+    return mod11_check_digit(first8)
 
 
 def is_valid_scn(scn: str) -> bool:
