@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
+
 def mod11_check_digit(digits: str) -> int | None:
     """Modulus-11 check digit, weights len+1 down to 2; None when 10 (never issued)."""
     weights = range(len(digits) + 1, 1, -1)
