@@ -187,3 +187,58 @@ def test_a_lost_record_fails_the_run_loudly_and_publishes_nothing(tmp_path: Path
     assert night.con.execute("SELECT count(*) FROM canonical_record").fetchall() == [(0,)]
     assert night.con.execute("SELECT status FROM run").fetchall() == [("failed",)]
     night.con.close()
+
+
+JSONL_CONFIG = """
+source: clinic
+file: {pattern: "{run_date}/clinic*.jsonl", format: jsonl}
+record_id: id
+fields:
+  forename: first
+  surname: last
+  date_of_birth: {column: dob, formats: ["%Y-%m-%d"]}
+"""
+
+PARQUET_CONFIG = JSONL_CONFIG.replace("jsonl", "parquet")
+
+
+def test_json_lines_extract_loads_and_quarantines_bad_lines(tmp_path: Path) -> None:
+    lines = [
+        '{"id": "1", "first": "Ann", "last": "Reid", "dob": "1990-01-02"}',
+        "{not json",
+        '{"id": 3, "first": "Iain", "last": "Ross", "dob": "2001-02-03", "extra": [1]}',
+    ]
+    config = make_project(
+        tmp_path, {f"{NIGHT_1}/clinic.jsonl": "\n".join(lines) + "\n"}, JSONL_CONFIG
+    )
+    source = clinic(run(config))
+    assert (source.rows_read, source.rows_accepted, source.rows_quarantined) == (3, 2, 1)
+    assert query(config, "SELECT source_line_number, reason FROM quarantine")[0][0] == 2
+    assert query(config, "SELECT source_record_id FROM canonical_record ORDER BY 1") == [
+        ("1",),
+        ("3",),
+    ]
+
+
+def test_parquet_extract_loads_through_config(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config = make_project(tmp_path, {}, PARQUET_CONFIG)
+    path = tmp_path / "landing" / NIGHT_1 / "clinic.parquet"
+    path.parent.mkdir(parents=True)
+    table = pa.table(
+        {
+            "id": [1, 2],
+            "first": ["Ann", "Bob"],
+            "last": ["Reid", "Ross"],
+            "dob": ["1990-01-02", "1980-05-06"],
+        }
+    )
+    pq.write_table(table, path)
+    source = clinic(run(config))
+    assert (source.rows_read, source.rows_accepted) == (2, 2)
+    assert query(config, "SELECT surname, date_of_birth FROM canonical_record ORDER BY 1") == [
+        ("REID", date(1990, 1, 2)),
+        ("ROSS", date(1980, 5, 6)),
+    ]
