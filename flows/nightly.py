@@ -50,10 +50,14 @@ def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
     night = stages.start_night(project, run_date or date.today())
     logger.info("run %s for night %s", night.run_id, night.run_date)
 
-    intakes = [intake_source(night, config) for config in project.source_configs()]
-    standardise(night)
-    intakes = [validate_source(night, intake) for intake in intakes]
-    status = publish(night, intakes)
+    try:
+        intakes = [intake_source(night, config) for config in project.source_configs()]
+        standardise(night)
+        intakes = [validate_source(night, intake) for intake in intakes]
+        status = publish(night, intakes)
+    except Exception:
+        stages.fail_night(night)  # nothing was published; the run is marked failed
+        raise
     report = write_report(night, intakes, status)
 
     logger.info("run %s %s in %.1f s", night.run_id, status, report.seconds)

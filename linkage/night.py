@@ -148,9 +148,6 @@ def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
-        con.execute(
-            "UPDATE run SET status = 'failed' WHERE run_id = $run_id", {"run_id": night.run_id}
-        )
         raise
     return status
 
@@ -286,6 +283,15 @@ def _source_counts(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[int, i
     )
     accepted, quarantined, flagged = row  # type: ignore[misc]
     return int(accepted), int(quarantined), int(flagged)
+
+
+def fail_night(night: Night) -> None:
+    """Mark a run that stopped before publishing as failed; published tables are untouched."""
+    night.con.execute(
+        "UPDATE run SET status = 'failed', finished_at = $now WHERE run_id = $run_id",
+        {"now": datetime.now(UTC).replace(tzinfo=None), "run_id": night.run_id},
+    )
+    night.con.close()
 
 
 def build_report(night: Night, intakes: list[SourceIntake], status: str) -> RunReport:

@@ -185,8 +185,8 @@ def test_a_lost_record_fails_the_run_loudly_and_publishes_nothing(tmp_path: Path
     with pytest.raises(ConservationError, match="3 rows read but 2 accepted"):
         stages.publish_night(night, intakes)
     assert night.con.execute("SELECT count(*) FROM canonical_record").fetchall() == [(0,)]
-    assert night.con.execute("SELECT status FROM run").fetchall() == [("failed",)]
-    night.con.close()
+    stages.fail_night(night)
+    assert query(config, "SELECT status FROM run") == [("failed",)]
 
 
 JSONL_CONFIG = """
