@@ -55,6 +55,18 @@ def demo(config: ConfigOption) -> None:
 
 
 @app.command()
+def train(
+    config: ConfigOption,
+    seed: Annotated[int, typer.Option(help="Seed for u sampling.")] = 42,
+) -> None:
+    """Train the linkage model on the warehouse's canonical records; save a new version."""
+    from flows.train import train as train_flow
+
+    model_path = _run(lambda: train_flow(config, seed))
+    console.print(f"model saved: {model_path}")
+
+
+@app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Output directory (landing/ and truth/).")],
     people: Annotated[int, typer.Option(help="Number of residents.")] = 3000,

@@ -130,6 +130,11 @@ class ProjectConfig(StrictModel):
     output_dir: Path
     archive_dir: Path
     config_path: Path
+    models_dir: Path | None = None  # trained models; default <warehouse dir>/models
+
+    @property
+    def model_dir(self) -> Path:
+        return self.models_dir or self.warehouse.parent / "models"
 
     def source_configs(self) -> list[SourceConfig]:
         return load_sources(self.sources)
@@ -182,7 +187,7 @@ def load_project(path: Path) -> ProjectConfig:
     path = Path(path).resolve()
     raw = _read_yaml(path)
     base = path.parent
-    for key in ("landing_dir", "warehouse", "output_dir", "archive_dir"):
+    for key in ("landing_dir", "warehouse", "output_dir", "archive_dir", "models_dir"):
         if key in raw:
             raw[key] = base / raw[key]
     if isinstance(raw.get("sources"), str):

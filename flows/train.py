@@ -1,0 +1,27 @@
+"""The training flow: fit the Splink model on the warehouse and save a new version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from linkage.config import load_project
+from linkage.link import train as training
+
+
+@task(cache_policy=NO_CACHE)
+def train_and_save(warehouse: Path, models_dir: Path, seed: int) -> Path:
+    records = training.load_model_input(warehouse)
+    linker = training.train_model(records, seed=seed)
+    return training.save_model(linker, records, models_dir, seed)
+
+
+@flow(name="train")
+def train(config_path: Path, seed: int = 42) -> Path:
+    """Train on the current canonical records; nightly runs use the saved model."""
+    project = load_project(config_path)
+    model_path = train_and_save(project.warehouse, project.model_dir, seed)
+    get_run_logger().info("saved model %s", model_path.name)
+    return model_path

@@ -1,0 +1,1 @@
+"""The Splink model over canonical records: its specification and its training."""
