@@ -72,3 +72,31 @@ def test_saved_model_reloads_and_scores_a_pair(trained) -> None:
         (scored.record_key_l == min(first, second)) & (scored.record_key_r == max(first, second))
     ]
     assert len(pair) == 1 and pair.match_probability.iloc[0] > 0.99
+
+
+def test_constrained_clustering_meets_accuracy_targets_on_the_sample(trained) -> None:
+    import pandas as pd
+
+    from linkage.evaluate import evaluate
+    from linkage.link.cluster import cluster_records
+    from linkage.link.predict import score_pairs
+
+    config, model_path = trained
+    records = load_model_input(config.parent / "w" / "linkage.duckdb")
+    edges = score_pairs(records, model_path, floor=0.01)
+    clustering = cluster_records(records, edges, 0.5, 0.01, ["education"])
+    con = duckdb.connect()
+    con.register(
+        "linked",
+        pd.DataFrame(
+            {
+                "record_key": list(clustering.person_of),
+                "person_id": list(clustering.person_of.values()),
+            }
+        ),
+    )
+    result = evaluate(con, "linked", SAMPLE_DIR / "truth", "2026-11-01")
+    assert result.records == len(records)
+    assert result.pairwise_precision >= 0.995 and result.pairwise_recall >= 0.98
+    assert result.twins_merged == 0
+    assert result.wrong_person_merges <= 0.001 * result.true_persons
