@@ -57,3 +57,14 @@ def make_project(
         "output_dir: output\narchive_dir: archive\n"
     )
     return config
+
+
+def sample_project(root: Path, name: str = "project") -> Path:
+    """A project config over the committed sample, with its own warehouse and outputs."""
+    config = root / f"{name}.yaml"
+    config.write_text(
+        f"landing_dir: {SAMPLE_DIR / 'landing'}\nsources: {REPO / 'schemas/sources'}/*.yaml\n"
+        f"warehouse: {name}/linkage.duckdb\noutput_dir: {name}/output\n"
+        f"archive_dir: {name}/archive\nmodels_dir: {name}/models\n"
+    )
+    return config

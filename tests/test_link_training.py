@@ -13,26 +13,21 @@ from splink import DuckDBAPI, Linker
 from flows.nightly import nightly
 from flows.train import train
 from linkage.link.train import latest_model, load_model_input
-from tests.conftest import REPO, SAMPLE_DIR
+from tests.conftest import SAMPLE_DIR, sample_project
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("train")
-    config = root / "project.yaml"
-    config.write_text(
-        f"landing_dir: {SAMPLE_DIR / 'landing'}\nsources: {REPO / 'schemas/sources'}/*.yaml\n"
-        "warehouse: w/linkage.duckdb\noutput_dir: out\narchive_dir: archive\nmodels_dir: models\n"
-    )
+    config = sample_project(tmp_path_factory.mktemp("train"), "w")
     nightly(config, date(2026, 11, 1))
     return config, train(config, seed=7)
 
 
 def test_training_saves_a_versioned_model_with_metadata_and_offline_chart(trained) -> None:
     config, model_path = trained
-    models_dir = config.parent / "models"
+    models_dir = config.parent / "w" / "models"
     assert latest_model(models_dir) == model_path
     version = model_path.stem.removeprefix("model-")
     metadata = json.loads((models_dir / f"model-{version}.meta.json").read_text())

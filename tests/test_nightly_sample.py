@@ -11,7 +11,7 @@ import pytest
 
 from flows.nightly import nightly
 from linkage.config import load_project
-from tests.conftest import REPO, SAMPLE_DIR
+from tests.conftest import SAMPLE_DIR, sample_project
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 NIGHTS = sorted(p.name for p in (SAMPLE_DIR / "landing").iterdir() if p.is_dir())
@@ -20,12 +20,7 @@ NIGHTS = sorted(p.name for p in (SAMPLE_DIR / "landing").iterdir() if p.is_dir()
 @pytest.fixture(scope="module")
 def sample_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     """All sample nights run once, into a warehouse of the test's own."""
-    root = tmp_path_factory.mktemp("sample")
-    config = root / "project.yaml"
-    config.write_text(
-        f"landing_dir: {SAMPLE_DIR / 'landing'}\nsources: {REPO / 'schemas/sources'}/*.yaml\n"
-        "warehouse: warehouse/linkage.duckdb\noutput_dir: output\narchive_dir: archive\n"
-    )
+    config = sample_project(tmp_path_factory.mktemp("sample"))
     reports = [nightly(config, date.fromisoformat(night)) for night in NIGHTS]
     return config, reports
 
@@ -87,17 +82,15 @@ def test_reports_never_contain_personal_data(sample_runs) -> None:
 def test_same_extract_gives_identical_canonical_records(tmp_path: Path) -> None:
     rows = []
     for attempt in range(2):
-        config = tmp_path / f"p{attempt}.yaml"
-        config.write_text(
-            f"landing_dir: {SAMPLE_DIR / 'landing'}\nsources: {REPO / 'schemas/sources'}/*.yaml\n"
-            f"warehouse: w{attempt}/l.duckdb\noutput_dir: o{attempt}\narchive_dir: a{attempt}\n"
-        )
+        config = sample_project(tmp_path, f"p{attempt}")
         nightly(config, date.fromisoformat(NIGHTS[0]))
-        with duckdb.connect(str(tmp_path / f"w{attempt}" / "l.duckdb"), read_only=True) as con:
+        with duckdb.connect(
+            str(tmp_path / f"p{attempt}" / "linkage.duckdb"), read_only=True
+        ) as con:
             rows.append(
                 con.execute(
                     "SELECT * EXCLUDE (source_file) FROM canonical_record ORDER BY record_key"
                 ).fetchall()
             )
-        shutil.rmtree(tmp_path / f"a{attempt}")
+        shutil.rmtree(tmp_path / f"p{attempt}" / "archive")
     assert rows[0] == rows[1] and len(rows[0]) > 1000
