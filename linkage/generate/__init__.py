@@ -1,5 +1,5 @@
 """Synthetic four-agency population with ground truth (see sample_data/README.md)."""
 
-from linkage.generate.writer import GenerationSummary, generate_population
+from linkage.generate.population import GenerationSummary, generate_population
 
 __all__ = ["GenerationSummary", "generate_population"]

@@ -1,78 +1,135 @@
-"""The errors real extracts carry, each at a documented per-record rate by agency."""
+"""The errors real extracts carry: one small function per kind of corruption.
+
+The rates live in `linkage.generate.rates` (re-exported here as RATES): per record, by
+agency, among the records each corruption can apply to.
+"""
 
 from __future__ import annotations
 
 import random
 import unicodedata
+from datetime import date
 
 from linkage.generate.names import NICKNAMES
+from linkage.generate.rates import ELIGIBILITY, RATES
 
-# Per-record probabilities. Health is cleanest, police messiest.
-RATES: dict[str, dict[str, float]] = {
-    "typo_forename": {"health": 0.01, "education": 0.015, "police": 0.04, "socialwork": 0.03},
-    "typo_surname": {"health": 0.01, "education": 0.015, "police": 0.04, "socialwork": 0.03},
-    "nickname": {"health": 0.02, "education": 0.03, "police": 0.12, "socialwork": 0.08},
-    "mac_variant": {"health": 0.05, "education": 0.1, "police": 0.3, "socialwork": 0.2},
-    "accent_dropped": {"health": 0.3, "education": 0.1, "police": 0.8, "socialwork": 0.5},
-    "name_swap": {"health": 0.002, "education": 0.002, "police": 0.01, "socialwork": 0.005},
-    "middle_in_forename": {"health": 0.01, "education": 0.02, "police": 0.08, "socialwork": 0.03},
-    "birth_surname": {"health": 0.05, "education": 0.0, "police": 0.2, "socialwork": 0.3},
-    "moved_old_address": {"health": 0.03, "education": 0.05, "police": 0.15, "socialwork": 0.1},
-    "dob_day_month_swap": {"health": 0.003, "education": 0.005, "police": 0.02, "socialwork": 0.01},
-    "dob_typo": {"health": 0.003, "education": 0.005, "police": 0.02, "socialwork": 0.01},
-    "dob_missing": {"health": 0.002, "education": 0.0, "police": 0.02, "socialwork": 0.01},
-    "dob_placeholder": {"health": 0.002, "education": 0.0, "police": 0.01, "socialwork": 0.01},
-    "id_miskeyed": {"health": 0.005, "education": 0.005, "police": 0.0, "socialwork": 0.03},
-    "duplicate": {"health": 0.005, "education": 0.0, "police": 0.0, "socialwork": 0.01},
-    "case_upper": {"health": 0.3, "education": 0.0, "police": 0.7, "socialwork": 0.2},
-}
+__all__ = [
+    "ELIGIBILITY",
+    "RATES",
+    "PLACEHOLDER_DOB",
+    "CORRECTABLE",
+    "has_accent",
+    "strip_accents",
+    "typo",
+    "nickname",
+    "is_mac",
+    "mac_variant",
+    "day_month_swapped",
+    "dob_digit_typo",
+    "with_extra_whitespace",
+    "postcode_without_space",
+]
+
+PLACEHOLDER_DOB = date(1900, 1, 1)
+# Corruptions an agency can later fix (a "corrected_record" change removes the tag).
+CORRECTABLE = (
+    "typo_forename",
+    "typo_surname",
+    "chi_miskeyed",
+    "scn_miskeyed",
+    "dob_day_month_swap",
+    "dob_digit_typo",
+    "dob_missing",
+    "dob_placeholder",
+    "name_swap",
+    "baby_forename",
+    "moved_old_address",
+)
+TYPO_LETTERS = "abcdeghiklmnorstuwy"
+LOWER_CASE_MACS = {"Macdonald", "Mackenzie", "Mackay", "Mackintosh"}
+
+
+def has_accent(text: str) -> bool:
+    return not text.isascii()
 
 
 def strip_accents(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+    """Seònaid -> Seonaid."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
 
 
 def typo(rng: random.Random, text: str) -> str:
-    """Insert, delete, substitute or transpose one letter."""
+    """Insert, delete, substitute or transpose one letter (never the first)."""
     if len(text) < 3:
-        return text
-    i = rng.randrange(1, len(text) - 1)
-    letter = rng.choice("ABCDEFGHIJKLMNOPRSTUWY")
+        return text + rng.choice(TYPO_LETTERS)
+    position = rng.randrange(1, len(text) - 1)
+    letter = rng.choice(TYPO_LETTERS)
     kind = rng.randrange(4)
     if kind == 0:
-        return text[:i] + letter + text[i:]
-    if kind == 1:
-        return text[:i] + text[i + 1 :]
-    if kind == 2:
-        return text[:i] + letter + text[i + 1 :]
-    return text[: i - 1] + text[i] + text[i - 1] + text[i + 1 :]
-
-
-def mac_variant(rng: random.Random, surname: str) -> str | None:
-    for prefix in ("MAC", "MC"):
-        if surname.startswith(prefix) and len(surname) > len(prefix) + 2:
-            rest = surname[len(prefix) :]
-            return rng.choice([f"MC{rest}", f"MAC{rest}", f"MC {rest}", f"MAC {rest}"])
-    return None
+        result = text[:position] + letter + text[position:]
+    elif kind == 1:
+        result = text[:position] + text[position + 1 :]
+    elif kind == 2:
+        result = text[:position] + letter + text[position + 1 :]
+    else:
+        result = text[: position - 1] + text[position] + text[position - 1] + text[position + 1 :]
+    # a swap of two equal letters, or a substitution by the same letter, changes nothing
+    return result if result != text else text[:position] + text[position + 1 :]
 
 
 def nickname(rng: random.Random, forename: str) -> str | None:
+    """A known-as form of the forename, or None if it has none."""
     options = NICKNAMES.get(forename)
     return rng.choice(options) if options else None
 
 
-def display_case(rng: random.Random, text: str, upper: bool) -> str:
-    """Agencies key names in upper case or title case (Mc/Mac kept)."""
-    if upper or not text:
-        return text
-    titled = " ".join(part.capitalize() for part in text.split(" "))
-    for prefix in ("Mc", "Mac"):
-        if (
-            titled.startswith(prefix)
-            and len(titled) > len(prefix) + 1
-            and titled[len(prefix)] != " "
-        ):
-            titled = prefix + titled[len(prefix)].upper() + titled[len(prefix) + 1 :]
-    if titled.startswith("O'") and len(titled) > 2:
-        titled = "O'" + titled[2].upper() + titled[3:]
-    return "-".join(p[:1].upper() + p[1:] for p in titled.split("-"))
+def is_mac(surname: str) -> bool:
+    """MacDonald, McLeod, Macdonald: a Mac/Mc prefix glued to the rest of the name."""
+    if surname.startswith("Mc"):
+        return surname[2:3].isupper()
+    if surname.startswith("Mac") and len(surname) > 5 and " " not in surname:
+        return surname[3:4].isupper() or surname in LOWER_CASE_MACS
+    return False
+
+
+def mac_variant(rng: random.Random, surname: str) -> str:
+    """MacDonald -> McDonald / Macdonald / Mc Donald / Mac Donald / M'Donald."""
+    rest = surname[3:] if surname.startswith("Mac") else surname[2:]
+    rest = rest[:1].upper() + rest[1:]
+    options = [f"Mac{rest}", f"Mc{rest}", f"Mac{rest.lower()}", f"Mc {rest}", f"Mac {rest}"]
+    options = [option for option in options if option != surname]
+    return rng.choice(options)
+
+
+def day_month_swapped(dob: date) -> date | None:
+    """The date with day and month exchanged, when that is a different valid date."""
+    if dob.day > 12 or dob.day == dob.month:
+        return None
+    return date(dob.year, dob.day, dob.month)
+
+
+def dob_digit_typo(rng: random.Random, dob: date, latest: date) -> date:
+    """One digit of the day, month or year keyed wrongly (still a valid date, not after latest)."""
+    text = f"{dob.day:02d}{dob.month:02d}{dob.year:04d}"
+    while True:
+        position = rng.choice((0, 1, 2, 3, 6, 7))  # not the century
+        digit = str((int(text[position]) + rng.randrange(1, 10)) % 10)
+        candidate = text[:position] + digit + text[position + 1 :]
+        try:
+            typed = date(int(candidate[4:]), int(candidate[2:4]), int(candidate[:2]))
+        except ValueError:
+            continue
+        if typed != dob and typed <= latest:
+            return typed
+
+
+def with_extra_whitespace(rng: random.Random, text: str) -> str:
+    """A doubled inner space, or a trailing or leading space."""
+    if " " in text and rng.random() < 0.5:
+        return text.replace(" ", "  ", 1)
+    return text + " " if rng.random() < 0.7 else " " + text
+
+
+def postcode_without_space(postcode: str) -> str:
+    return postcode.replace(" ", "")
