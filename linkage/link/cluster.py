@@ -2,10 +2,18 @@
 
 Edges are merged strongest first (union-find). A merge is refused when the joined person
 would hold two different valid values of one identifier (CHI, SCN, PNC id) or two
-records of a source that guarantees one record per person; chaining can then never glue
-two people together through one weak record. Refused merges, and edges in the doubtful
-band between the review and link thresholds that would join two persons, go to review
-with the reason.
+records of a source that guarantees one record per person, so chaining can never glue two
+people together. Three guards protect precision where Fellegi-Sunter is weakest:
+
+- possible twins: a pair agreeing on surname and date of birth but with unrelated forenames is never
+  linked on the model's say-so (random-pair u never sees twins, so the shared surname,
+  address and birth date outweigh the forename); it needs a shared identifier;
+- ambiguous records: a record without identifiers that links as strongly to two persons
+  who cannot be one (a father and son of one name, a record with no date of birth) is
+  attached to neither;
+- weak links: a person held together only by an edge below `weak_link` is flagged.
+
+Everything refused, doubtful or flagged goes to review with its reason.
 """
 
 from __future__ import annotations
@@ -15,14 +23,19 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-IDENTIFIERS = ("chi", "scn", "pnc_id")
+from linkage.link.model import IDENTIFIERS
+
+# A record is ambiguous when its edge to another person is within this many match-weight
+# bits (a factor of 8 in likelihood) of its best edge into its own.
+AMBIGUITY_MARGIN_BITS = 3.0
 
 
-@dataclass
-class _Person:
-    keys: list[str]
-    identifiers: dict[str, str] = field(default_factory=dict)
-    exclusive_sources: set[str] = field(default_factory=set)
+@dataclass(frozen=True)
+class ClusterSettings:
+    link_threshold: float = 0.95  # match probability at or above which records are linked
+    review_threshold: float = 0.5  # edges between this and link_threshold go to review
+    weak_link: float = 0.99  # persons held together by a weaker edge are flagged
+    exclusive_sources: frozenset[str] = frozenset()  # one record per person
 
 
 @dataclass(frozen=True)
@@ -35,43 +48,86 @@ class ReviewItem:
 
 @dataclass
 class Clustering:
-    person_of: dict[str, str]  # record_key -> provisional person key (its first record)
+    person_of: dict[str, str]  # record_key -> cluster key (its smallest record key)
     review: list[ReviewItem]
     refused: int
+    ambiguous: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Person:
+    identifiers: dict[str, str]
+    exclusive_sources: set[str]
 
 
 def _conflict(a: _Person, b: _Person) -> str | None:
     for name in IDENTIFIERS:
-        if (
-            name in a.identifiers
-            and name in b.identifiers
-            and a.identifiers[name] != b.identifiers[name]
-        ):
-            return f"different {name}"
+        if name in a.identifiers and name in b.identifiers:
+            if a.identifiers[name] != b.identifiers[name]:
+                return f"different {name}"
     shared = a.exclusive_sources & b.exclusive_sources
     if shared:
         return f"two records of one-record-per-person source {sorted(shared)[0]}"
     return None
 
 
+def possible_twins(edges: pd.DataFrame) -> pd.Series:
+    """Same surname and date of birth, unrelated forenames, no shared identifier."""
+    same_birth = edges["gamma_date_of_birth"] == edges["gamma_date_of_birth"].max()
+    same_surname = edges["gamma_surname"] == edges["gamma_surname"].max()
+    unrelated_forename = edges["gamma_forename"] == 0
+    shared_identifier = pd.Series(False, index=edges.index)
+    for name in IDENTIFIERS:
+        shared_identifier |= edges[f"gamma_{name}"] > 0
+    return same_birth & same_surname & unrelated_forename & ~shared_identifier
+
+
 def cluster_records(
+    records: pd.DataFrame, edges: pd.DataFrame, settings: ClusterSettings
+) -> Clustering:
+    """Cluster records (record_key, source, identifiers) along scored edges."""
+    twins = possible_twins(edges) & (edges["match_probability"] >= settings.review_threshold)
+    review = [
+        ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), "possible twins")
+        for e in edges[twins].itertuples(index=False)
+    ]
+    candidates = edges[~twins & (edges["match_probability"] >= settings.review_threshold)]
+    first = _union(records, candidates, settings, detached=set())
+    ambiguous = _ambiguous_records(records, candidates, first)
+    final = _union(records, candidates, settings, detached=ambiguous) if ambiguous else first
+    review += final.review
+    review += [
+        ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), reason)
+        for e, reason in _ambiguity_reviews(candidates, ambiguous, settings)
+    ]
+    review += _weak_persons(candidates, final.person_of, settings)
+    return Clustering(final.person_of, _sorted(review), final.refused, ambiguous)
+
+
+@dataclass
+class _UnionResult:
+    person_of: dict[str, str]
+    review: list[ReviewItem]
+    refused: int
+    refused_edges: list[tuple[str, str, float]]
+
+
+def _union(
     records: pd.DataFrame,
     edges: pd.DataFrame,
-    link_threshold: float,
-    review_threshold: float,
-    exclusive_sources: Iterable[str],
-) -> Clustering:
-    """Cluster records (record_key, source, identifiers) along edges (pairs + probabilities)."""
-    exclusive = set(exclusive_sources)
+    settings: ClusterSettings,
+    detached: set[str],
+) -> _UnionResult:
     persons: dict[str, _Person] = {}
     parent: dict[str, str] = {}
-    for row in records.itertuples(index=False):
-        key = row.record_key
+    identifier_columns = list(IDENTIFIERS)
+    for key, source, *values in records[
+        ["record_key", "source", *identifier_columns]
+    ].itertuples(index=False):
         parent[key] = key
-        ids = {
-            name: getattr(row, name) for name in IDENTIFIERS if isinstance(getattr(row, name), str)
-        }
-        persons[key] = _Person([key], ids, {row.source} if row.source in exclusive else set())
+        ids = {n: v for n, v in zip(identifier_columns, values, strict=True) if isinstance(v, str)}
+        exclusive = {source} if source in settings.exclusive_sources else set()
+        persons[key] = _Person(ids, exclusive)
 
     def root(key: str) -> str:
         while parent[key] != key:
@@ -80,42 +136,102 @@ def cluster_records(
         return key
 
     review: list[ReviewItem] = []
-    refused = 0
+    refused: list[tuple[str, str, float]] = []
     ordered = edges.sort_values(
         ["match_weight", "record_key_l", "record_key_r"], ascending=[False, True, True]
     )
-    for edge in ordered.itertuples(index=False):
-        left, right = root(edge.record_key_l), root(edge.record_key_r)
+    for key_l, key_r, weight, probability in ordered[
+        ["record_key_l", "record_key_r", "match_weight", "match_probability"]
+    ].itertuples(index=False):
+        if key_l in detached or key_r in detached:
+            continue
+        left, right = root(key_l), root(key_r)
         if left == right:
             continue
-        if edge.match_probability < link_threshold:
-            if edge.match_probability >= review_threshold:
-                review.append(
-                    ReviewItem(
-                        edge.record_key_l,
-                        edge.record_key_r,
-                        float(edge.match_probability),
-                        "doubtful link",
-                    )
-                )
+        if probability < settings.link_threshold:
+            review.append(ReviewItem(key_l, key_r, float(probability), "doubtful link"))
             continue
         reason = _conflict(persons[left], persons[right])
         if reason:
-            refused += 1
-            review.append(
-                ReviewItem(
-                    edge.record_key_l,
-                    edge.record_key_r,
-                    float(edge.match_probability),
-                    f"refused: {reason}",
-                )
-            )
+            refused.append((key_l, key_r, float(weight)))
+            review.append(ReviewItem(key_l, key_r, float(probability), f"refused: {reason}"))
             continue
         keep, absorb = sorted((left, right))  # deterministic whatever the edge order
         parent[absorb] = keep
         kept, absorbed = persons[keep], persons.pop(absorb)
-        kept.keys += absorbed.keys
         kept.identifiers = absorbed.identifiers | kept.identifiers
         kept.exclusive_sources |= absorbed.exclusive_sources
     person_of = {key: root(key) for key in parent}
-    return Clustering(person_of, review, refused)
+    return _UnionResult(person_of, review, len(refused), refused)
+
+
+def _ambiguous_records(
+    records: pd.DataFrame, edges: pd.DataFrame, first: _UnionResult
+) -> set[str]:
+    """Records without identifiers whose refused edge is about as strong as their best kept one."""
+    if not first.refused_edges:
+        return set()
+    with_identifier = set()
+    for name in IDENTIFIERS:
+        with_identifier |= set(records.loc[records[name].notna(), "record_key"])
+    best_inside: dict[str, float] = {}
+    person_of = first.person_of
+    for key_l, key_r, weight in edges[["record_key_l", "record_key_r", "match_weight"]].itertuples(
+        index=False
+    ):
+        if person_of[key_l] == person_of[key_r]:
+            for key in (key_l, key_r):
+                best_inside[key] = max(best_inside.get(key, float("-inf")), weight)
+    ambiguous = set()
+    for key_l, key_r, weight in first.refused_edges:
+        for key in (key_l, key_r):
+            if key in with_identifier or key not in best_inside:
+                continue
+            if weight >= best_inside[key] - AMBIGUITY_MARGIN_BITS:
+                ambiguous.add(key)
+    return ambiguous
+
+
+def _ambiguity_reviews(
+    edges: pd.DataFrame, ambiguous: set[str], settings: ClusterSettings
+) -> Iterable[tuple[object, str]]:
+    strong = edges["match_probability"] >= settings.link_threshold
+    touching = edges["record_key_l"].isin(ambiguous) | edges["record_key_r"].isin(ambiguous)
+    for edge in edges[strong & touching].itertuples(index=False):
+        yield edge, "ambiguous: matches two persons who cannot be one"
+
+
+def _weak_persons(
+    edges: pd.DataFrame, person_of: dict[str, str], settings: ClusterSettings
+) -> list[ReviewItem]:
+    """Edges below weak_link that are the only tie between parts of a person."""
+    inside = edges[
+        (edges["match_probability"] >= settings.link_threshold)
+        & (edges["record_key_l"].map(person_of) == edges["record_key_r"].map(person_of))
+    ]
+    weak = inside[inside["match_probability"] < settings.weak_link]
+    if weak.empty:
+        return []
+    strong = inside[inside["match_probability"] >= settings.weak_link]
+    strong_parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        strong_parent.setdefault(key, key)
+        while strong_parent[key] != key:
+            key = strong_parent[key]
+        return key
+
+    for key_l, key_r in strong[["record_key_l", "record_key_r"]].itertuples(index=False):
+        a, b = root(key_l), root(key_r)
+        if a != b:
+            strong_parent[max(a, b)] = min(a, b)
+    return [
+        ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), "weak link")
+        for e in weak.itertuples(index=False)
+        if root(e.record_key_l) != root(e.record_key_r)
+    ]
+
+
+def _sorted(review: list[ReviewItem]) -> list[ReviewItem]:
+    unique = {(r.record_key_l, r.record_key_r, r.reason): r for r in review}
+    return sorted(unique.values(), key=lambda r: (r.record_key_l, r.record_key_r, r.reason))

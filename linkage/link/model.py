@@ -23,6 +23,7 @@ MODEL_COLUMNS = [
     "forename_canonical",
     "forename_metaphone",
     "middle_names",
+    "preferred_forename",
     "surname",
     "surname_metaphone",
     "other_surnames",
@@ -46,11 +47,17 @@ def forename_comparison() -> cl.CustomComparison:
             cll.ExactMatchLevel("forename").configure(tf_adjustment_column="forename"),
             cll.ExactMatchLevel("forename_canonical").configure(label_for_charts="Nickname"),
             cll.JaroWinklerLevel("forename", 0.92),
+            cll.DamerauLevenshteinLevel("forename", 1).configure(label_for_charts="One typo"),
             cll.ExactMatchLevel("forename_metaphone").configure(label_for_charts="Sounds alike"),
             cll.CustomLevel(
                 "contains(' ' || middle_names_l || ' ', ' ' || forename_r || ' ')"
-                " OR contains(' ' || middle_names_r || ' ', ' ' || forename_l || ' ')",
-                label_for_charts="Forename is the other's middle name",
+                " OR contains(' ' || middle_names_r || ' ', ' ' || forename_l || ' ')"
+                " OR preferred_forename_l = forename_r OR preferred_forename_r = forename_l",
+                label_for_charts="Forename is the other's middle or preferred name",
+            ),
+            cll.CustomLevel(
+                "starts_with(forename_l, forename_r) OR starts_with(forename_r, forename_l)",
+                label_for_charts="One forename starts the other (initial or short form)",
             ),
             cll.ElseLevel(),
         ],
@@ -71,7 +78,8 @@ def surname_comparison() -> cl.CustomComparison:
             cll.JaroWinklerLevel("surname", 0.92),
             cll.ExactMatchLevel("surname_metaphone").configure(label_for_charts="Sounds alike"),
             cll.CustomLevel(
-                "surname_l = forename_r AND forename_l = surname_r",
+                "jaro_winkler_similarity(surname_l, forename_r) >= 0.92"
+                " AND jaro_winkler_similarity(forename_l, surname_r) >= 0.92",
                 label_for_charts="Forename and surname swapped",
             ),
             cll.ElseLevel(),
@@ -102,13 +110,24 @@ def date_of_birth_comparison() -> cl.CustomComparison:
     )
 
 
-def identifier_comparison(column: str, label: str) -> cl.CustomComparison:
-    """Equal valid identifiers: strong evidence; two different valid ones: strong against."""
+def identifier_comparison(column: str, label: str, u_equal: float) -> cl.CustomComparison:
+    """Equal valid identifiers: strong evidence; two different valid ones: strong against.
+
+    m is fixed (a valid identifier differs for one person only through a mis-key that
+    passes the check digit). u of equality is the chance a different person holds the same
+    value, 1 / distinct values: random sampling would overstate it wherever one person has
+    many rows (police nominals), counting those same-person pairs as non-matches.
+    """
     return cl.CustomComparison(
         output_column_name=column,
         comparison_levels=[
             cll.NullLevel(column),
-            cll.ExactMatchLevel(column).configure(m_probability=0.999, fix_m_probability=True),
+            cll.ExactMatchLevel(column).configure(
+                m_probability=0.999,
+                fix_m_probability=True,
+                u_probability=u_equal,
+                fix_u_probability=True,
+            ),
             cll.ElseLevel().configure(m_probability=0.001, fix_m_probability=True),
         ],
         comparison_description=f"{label} equal / different",
@@ -147,7 +166,12 @@ def prediction_blocking_rules() -> list:
     ]
 
 
-def model_settings() -> SettingsCreator:
+IDENTIFIERS = {"chi": "CHI number", "scn": "Scottish Candidate Number", "pnc_id": "PNC id"}
+
+
+def model_settings(identifier_u: dict[str, float] | None = None) -> SettingsCreator:
+    """The model; identifier_u gives u of identifier equality (default: 1e-6)."""
+    identifier_u = identifier_u or {}
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="record_key",
@@ -157,9 +181,10 @@ def model_settings() -> SettingsCreator:
             date_of_birth_comparison(),
             address_comparison(),
             cl.ExactMatch("sex"),
-            identifier_comparison("chi", "CHI number"),
-            identifier_comparison("scn", "Scottish Candidate Number"),
-            identifier_comparison("pnc_id", "PNC id"),
+            *[
+                identifier_comparison(column, label, identifier_u.get(column, 1e-6))
+                for column, label in IDENTIFIERS.items()
+            ],
         ],
         blocking_rules_to_generate_predictions=prediction_blocking_rules(),
         additional_columns_to_retain=["source"],

@@ -18,15 +18,26 @@ import pandas as pd
 import splink
 from splink import DuckDBAPI, Linker, block_on
 
-from linkage.link.model import MODEL_COLUMNS, model_settings
+from linkage.link.model import IDENTIFIERS, MODEL_COLUMNS, model_settings
 
 log = logging.getLogger(__name__)
 U_SAMPLE_PAIRS = 5e6
+# m by EM over blocks of pairs that are mostly the same person whatever the household:
+# sharing a valid identifier (CHI across health and social work, PNC across police
+# nominals), then full name + district. No block on date of birth + surname or address:
+# there twins and siblings outnumber duplicates, and EM would learn "household" as "person".
 EM_BLOCKS = [
-    block_on("chi"),  # identifier-sharing pairs: the cleanest labels for m
-    block_on("date_of_birth", "surname"),
+    block_on("chi"),
+    block_on("pnc_id"),
     block_on("forename_canonical", "surname", "postcode_outward"),
 ]
+# Rules near-certain to pair the same person, for the prior (their recall is a guess).
+PRIOR_RULES = [
+    block_on("chi"),
+    block_on("scn"),
+    block_on("forename_canonical", "surname", "date_of_birth", "postcode"),
+]
+PRIOR_RULES_RECALL = 0.8
 
 
 @dataclass(frozen=True)
@@ -48,16 +59,23 @@ def load_model_input(warehouse: Path) -> pd.DataFrame:
         return con.execute(f"SELECT {columns} FROM canonical_record ORDER BY record_key").df()
 
 
+def identifier_u(records: pd.DataFrame) -> dict[str, float]:
+    """u of identifier equality: 1 / number of distinct valid values (see model.py)."""
+    return {
+        column: 1.0 / max(records[column].nunique(dropna=True), 1) for column in IDENTIFIERS
+    }
+
+
 def train_model(records: pd.DataFrame, seed: int = 42) -> Linker:
     """A trained Splink linker over the records (in an in-memory DuckDB)."""
     db_api = DuckDBAPI(connection=duckdb.connect())
     linker = Linker(
         db_api.register(records, dataset_display_name="canonical_record"),
-        model_settings(),
+        model_settings(identifier_u(records)),
         log_level=logging.WARNING,
     )
     linker.training.estimate_probability_two_random_records_match(
-        [block_on("chi"), block_on("scn")], recall=0.7
+        PRIOR_RULES, recall=PRIOR_RULES_RECALL
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=seed)
     for rule in EM_BLOCKS:
