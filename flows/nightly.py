@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from linkage import night as stages
 from linkage.config import SourceConfig, load_project
+from linkage.index import LinkOutcome
 from linkage.report import RunReport
 
 # Tasks share the run's DuckDB connection, so nothing is cached between runs (NO_CACHE).
@@ -36,15 +37,25 @@ def publish(night: stages.Night, intakes: list[stages.SourceIntake]) -> str:
 
 
 @task(cache_policy=NO_CACHE)
-def write_report(night: stages.Night, intakes: list[stages.SourceIntake], status: str) -> RunReport:
-    report = stages.build_report(night, intakes, status)
+def link(night: stages.Night) -> LinkOutcome | None:
+    return stages.link_night(night)
+
+
+@task(cache_policy=NO_CACHE)
+def write_report(
+    night: stages.Night,
+    intakes: list[stages.SourceIntake],
+    status: str,
+    outcome: LinkOutcome | None,
+) -> RunReport:
+    report = stages.build_report(night, intakes, status, outcome)
     stages.finish_night(night, intakes, report)
     return report
 
 
 @flow(name="nightly", log_prints=False)
 def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
-    """Pull, validate and standardise every agency's extract for one night."""
+    """Pull, validate and standardise every agency's extract, then link them into persons."""
     logger = get_run_logger()
     project = load_project(config_path)
     night = stages.start_night(project, run_date or date.today())
@@ -55,10 +66,11 @@ def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
         standardise(night)
         intakes = [validate_source(night, intake) for intake in intakes]
         status = publish(night, intakes)
+        outcome = link(night)
     except Exception:
-        stages.fail_night(night)  # nothing was published; the run is marked failed
+        stages.fail_night(night)  # the published index is untouched; the run is marked failed
         raise
-    report = write_report(night, intakes, status)
+    report = write_report(night, intakes, status, outcome)
 
-    logger.info("run %s %s in %.1f s", night.run_id, status, report.seconds)
+    logger.info("run %s %s in %.1f s", night.run_id, report.status, report.seconds)
     return report

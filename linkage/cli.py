@@ -43,14 +43,22 @@ def nightly(
 
 @app.command()
 def demo(config: ConfigOption) -> None:
-    """Run the nightly flow over every night in the landing directory, in date order."""
+    """Run every night in the landing directory in date order (training once if no model)."""
+    from flows.link import relink
     from flows.nightly import nightly as nightly_flow
+    from flows.train import train as train_flow
     from linkage.config import load_project
+    from linkage.link.train import latest_model
 
     project = load_project(config)
     nights = sorted(p.name for p in project.landing_dir.iterdir() if p.is_dir())
     for night in nights:
         report = _run(lambda night=night: nightly_flow(config, _parse_date(night)))
+        if project.linkage.model is None and latest_model(project.model_dir) is None:
+            # First night of a new warehouse: train once, explicitly, then link.
+            console.print("no trained model yet: training on this night's records")
+            _run(lambda: train_flow(config))
+            report = _run(lambda: relink(config))
         console.print(report.to_markdown())
 
 
@@ -64,6 +72,15 @@ def train(
 
     model_path = _run(lambda: train_flow(config, seed))
     console.print(f"model saved: {model_path}")
+
+
+@app.command()
+def link(config: ConfigOption) -> None:
+    """Re-link the warehouse's current records with the saved model (e.g. after training)."""
+    from flows.link import relink
+
+    report = _run(lambda: relink(config))
+    console.print(report.to_markdown())
 
 
 @app.command()

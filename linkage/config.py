@@ -121,6 +121,22 @@ class SourceConfig(StrictModel):
         return self.file.pattern.replace("{run_date}", run_date.isoformat())
 
 
+class LinkageSettings(StrictModel):
+    """Thresholds of the link stage (match probabilities under the trained model)."""
+
+    link_threshold: float = Field(default=0.95, gt=0, lt=1)
+    review_threshold: float = Field(default=0.5, gt=0, lt=1)
+    weak_link: float = Field(default=0.99, gt=0, lt=1)  # persons held by weaker edges: review
+    edge_floor: float = Field(default=0.01, gt=0, lt=1)  # edges kept for explanation
+    model: Path | None = None  # a model-<version>.json; default: the newest in models_dir
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LinkageSettings:
+        if not self.edge_floor <= self.review_threshold <= self.link_threshold:
+            raise ValueError("need edge_floor <= review_threshold <= link_threshold")
+        return self
+
+
 class ProjectConfig(StrictModel):
     """Where everything lives; relative paths are relative to the config file."""
 
@@ -131,6 +147,7 @@ class ProjectConfig(StrictModel):
     archive_dir: Path
     config_path: Path
     models_dir: Path | None = None  # trained models; default <warehouse dir>/models
+    linkage: LinkageSettings = LinkageSettings()
 
     @property
     def model_dir(self) -> Path:
@@ -190,6 +207,8 @@ def load_project(path: Path) -> ProjectConfig:
     for key in ("landing_dir", "warehouse", "output_dir", "archive_dir", "models_dir"):
         if key in raw:
             raw[key] = base / raw[key]
+    if isinstance(raw.get("linkage"), dict) and "model" in raw["linkage"]:
+        raw["linkage"]["model"] = base / raw["linkage"]["model"]
     if isinstance(raw.get("sources"), str):
         raw["sources"] = [raw["sources"]]
     raw["sources"] = [base / source for source in raw.get("sources", [])]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,8 +19,9 @@ import duckdb
 import pyarrow as pa
 
 from linkage.config import ProjectConfig, SourceConfig
-from linkage.errors import ConservationError, SourceFileError
+from linkage.errors import ConservationError, LinkageError, SourceFileError
 from linkage.extract import ExtractedFile, RejectedRow, extract_source
+from linkage.index import LinkOutcome, ModelNotFoundError, link_warehouse
 from linkage.report import RunReport, SourceReport
 from linkage.schema import canonical_column_names
 from linkage.stage import create_staged_table, stage_source
@@ -42,6 +43,7 @@ class Night:
     con: duckdb.DuckDBPyConnection
     validator: Validator
     started_at: datetime
+    link_skipped: str | None = None  # why the person index was not rebuilt tonight
 
     @property
     def report_dir(self) -> Path:
@@ -285,6 +287,41 @@ def _source_counts(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[int, i
     return int(accepted), int(quarantined), int(flagged)
 
 
+def last_published_night(project: ProjectConfig) -> date:
+    """The newest night whose records are in the warehouse (for re-linking)."""
+    con = open_warehouse(project.warehouse)
+    try:
+        row = fetch_one(con, "SELECT max(run_date) FROM canonical_record")
+    finally:
+        con.close()
+    if row is None or row[0] is None:
+        raise LinkageError(f"{project.warehouse}: no records yet: run `linkage nightly` first")
+    return row[0]
+
+
+def mark_linked(night: Night) -> str:
+    """Close a re-link run (no intake): complete, or partial if it could not link."""
+    status = "partial" if night.link_skipped else "complete"
+    night.con.execute(
+        "UPDATE run SET finished_at = $now, status = $status WHERE run_id = $run_id",
+        {"now": datetime.now(UTC).replace(tzinfo=None), "status": status, "run_id": night.run_id},
+    )
+    return status
+
+
+def link_night(night: Night) -> LinkOutcome | None:
+    """Link tonight's canonical records into the person index; None if no model exists."""
+    try:
+        return link_warehouse(night.con, night.project, night.run_id, night.run_date)
+    except ModelNotFoundError as error:
+        log.warning("run %s: linking skipped: %s", night.run_id, error)
+        night.link_skipped = str(error)
+        night.con.execute(
+            "UPDATE run SET status = 'partial' WHERE run_id = $run_id", {"run_id": night.run_id}
+        )
+        return None
+
+
 def fail_night(night: Night) -> None:
     """Mark a run that stopped before publishing as failed; published tables are untouched."""
     night.con.execute(
@@ -294,7 +331,9 @@ def fail_night(night: Night) -> None:
     night.con.close()
 
 
-def build_report(night: Night, intakes: list[SourceIntake], status: str) -> RunReport:
+def build_report(
+    night: Night, intakes: list[SourceIntake], status: str, link: LinkOutcome | None = None
+) -> RunReport:
     """Counts and statuses of the run, read back from what was published."""
     sources = []
     for intake in intakes:
@@ -333,7 +372,13 @@ def build_report(night: Night, intakes: list[SourceIntake], status: str) -> RunR
             )
         )
     seconds = (datetime.now(UTC).replace(tzinfo=None) - night.started_at).total_seconds()
-    return RunReport(night.run_id, night.run_date.isoformat(), status, seconds, sources)
+    report = RunReport(night.run_id, night.run_date.isoformat(), status, seconds, sources)
+    if link is not None:
+        report.stages["linkage"] = asdict(link)
+    elif night.link_skipped:
+        report.status = "partial"
+        report.stages["linkage"] = {"skipped": night.link_skipped}
+    return report
 
 
 def finish_night(night: Night, intakes: list[SourceIntake], report: RunReport) -> Path:

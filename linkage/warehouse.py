@@ -28,6 +28,38 @@ PUBLISHED_TABLES = {
             run_id VARCHAR, run_date DATE, source VARCHAR, source_file VARCHAR,
             source_row_number BIGINT, source_record_id VARCHAR, field VARCHAR,
             check_name VARCHAR, reason VARCHAR)""",
+    # The person index (linkage/index.py): replaced whole by each successful link stage.
+    "linked_index": """
+        CREATE TABLE IF NOT EXISTS linked_index (
+            person_id VARCHAR, record_key VARCHAR PRIMARY KEY, source VARCHAR,
+            source_record_id VARCHAR, link_confidence DOUBLE, run_id VARCHAR)""",
+    "person": """
+        CREATE TABLE IF NOT EXISTS person (
+            person_id VARCHAR PRIMARY KEY, forename VARCHAR, surname VARCHAR,
+            date_of_birth DATE, sex VARCHAR, postcode VARCHAR, chi_numbers VARCHAR[],
+            scns VARCHAR[], pnc_ids VARCHAR[], sources VARCHAR[], records INTEGER,
+            min_link_confidence DOUBLE, needs_review BOOLEAN, run_id VARCHAR)""",
+    "edge": """
+        CREATE TABLE IF NOT EXISTS edge (
+            record_key_l VARCHAR, record_key_r VARCHAR, match_weight DOUBLE,
+            match_probability DOUBLE, gamma_forename INTEGER, gamma_surname INTEGER,
+            gamma_date_of_birth INTEGER, gamma_address INTEGER, gamma_sex INTEGER,
+            gamma_chi INTEGER, gamma_scn INTEGER, gamma_pnc_id INTEGER, linked BOOLEAN,
+            run_id VARCHAR, model_version VARCHAR)""",
+    "link_review": """
+        CREATE TABLE IF NOT EXISTS link_review (
+            record_key_l VARCHAR, record_key_r VARCHAR, person_id_l VARCHAR,
+            person_id_r VARCHAR, match_probability DOUBLE, reason VARCHAR, run_id VARCHAR)""",
+    # History: appended by every link stage, never rewritten.
+    "person_id_history": """
+        CREATE TABLE IF NOT EXISTS person_id_history (
+            run_id VARCHAR, run_date DATE, person_id VARCHAR, event VARCHAR,
+            related_person_id VARCHAR, records INTEGER, reason VARCHAR)""",
+    "link_run": """
+        CREATE TABLE IF NOT EXISTS link_run (
+            run_id VARCHAR, run_date DATE, model_version VARCHAR, model_path VARCHAR,
+            records BIGINT, persons BIGINT, edges BIGINT, review_items BIGINT,
+            seconds DOUBLE)""",
 }
 
 

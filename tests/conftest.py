@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
+import duckdb
+import pandas as pd
 import pytest
 from prefect.testing.utilities import prefect_test_harness
+
+from linkage.report import RunReport
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "sample_data"
 NIGHT_1 = "2026-11-01"
+NIGHTS = sorted(p.name for p in (SAMPLE_DIR / "landing").iterdir() if p.is_dir())
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +75,39 @@ def sample_project(root: Path, name: str = "project") -> Path:
         f"archive_dir: {name}/archive\nmodels_dir: {name}/models\n"
     )
     return config
+
+
+@dataclass
+class LinkedSample:
+    """The sample's nights run through the real flows, as `linkage demo` runs them."""
+
+    config: Path
+    warehouse: Path
+    model_path: Path
+    unlinked_first_night: RunReport  # the night-1 report before any model existed
+    reports: list[RunReport]  # one per night; night 1's from the re-link after training
+    index_by_night: dict[str, pd.DataFrame]  # night -> linked_index after that night
+
+
+@pytest.fixture(scope="session")
+def linked_sample(prefect_api, tmp_path_factory: pytest.TempPathFactory) -> LinkedSample:
+    from flows.link import relink
+    from flows.nightly import nightly
+    from flows.train import train
+
+    config = sample_project(tmp_path_factory.mktemp("linked"), "w")
+    warehouse = config.parent / "w" / "linkage.duckdb"
+    unlinked = nightly(config, date.fromisoformat(NIGHTS[0]))
+    model_path = train(config, seed=7)
+    reports = [relink(config)]
+    index_by_night = {NIGHTS[0]: read_table(warehouse, "linked_index")}
+    for night in NIGHTS[1:]:
+        reports.append(nightly(config, date.fromisoformat(night)))
+        index_by_night[night] = read_table(warehouse, "linked_index")
+    return LinkedSample(config, warehouse, model_path, unlinked, reports, index_by_night)
+
+
+def read_table(warehouse: Path, table: str) -> pd.DataFrame:
+    """A published table, read with a connection of its own (sorted by its first column)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(f"SELECT * FROM {table} ORDER BY ALL").df()

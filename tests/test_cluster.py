@@ -1,10 +1,17 @@
-"""Clustering respects hard constraints, whatever the scores say."""
+"""Clustering respects hard constraints and guards, whatever the scores say."""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-from linkage.link.cluster import cluster_records
+from linkage.link.cluster import ClusterSettings, cluster_records
+from linkage.link.model import EXACT_GAMMA
+
+SETTINGS = ClusterSettings(link_threshold=0.9, review_threshold=0.5, weak_link=0.95)
+# Levels of a typical strong pair: forename, surname and date of birth all exact.
+EXACT = {f"gamma_{name}": level for name, level in EXACT_GAMMA.items()}
 
 
 def records(*rows: tuple[str, str, str | None, str | None]) -> pd.DataFrame:
@@ -16,18 +23,19 @@ def records(*rows: tuple[str, str, str | None, str | None]) -> pd.DataFrame:
     )
 
 
-def edges(*rows: tuple[str, str, float]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "record_key_l": left,
-                "record_key_r": right,
-                "match_probability": p,
-                "match_weight": p * 20,
-            }
-            for left, right, p in rows
-        ]
+def edge(left: str, right: str, probability: float, **levels: int) -> dict:
+    weight = math.log2(probability / (1 - probability)) if probability < 1 else 40.0
+    return (
+        {"record_key_l": left, "record_key_r": right}
+        | {"match_probability": probability, "match_weight": weight}
+        | EXACT
+        | {"gamma_chi": -1, "gamma_scn": -1, "gamma_pnc_id": -1}
+        | {f"gamma_{name}": level for name, level in levels.items()}
     )
+
+
+def edges(*rows: tuple) -> pd.DataFrame:
+    return pd.DataFrame([row if isinstance(row, dict) else edge(*row) for row in rows])
 
 
 def persons(result) -> list[list[str]]:  # noqa: ANN001
@@ -37,32 +45,59 @@ def persons(result) -> list[list[str]]:  # noqa: ANN001
     return sorted(sorted(group) for group in groups.values())
 
 
+def reasons(result) -> list[str]:  # noqa: ANN001
+    return [item.reason for item in result.review]
+
+
 def test_strong_edges_join_records() -> None:
     result = cluster_records(
         records(("h:1", "health", "1", None), ("p:1", "police", None, None)),
         edges(("h:1", "p:1", 0.99)),
-        0.9,
-        0.5,
-        [],
+        SETTINGS,
     )
     assert persons(result) == [["h:1", "p:1"]] and result.review == []
 
 
 def test_a_weak_record_cannot_chain_two_chis_together() -> None:
-    # police record p:1 looks like both health records; they hold different CHIs
+    # police record p:1 looks like both health records, but much more like h:1
     result = cluster_records(
         records(
             ("h:1", "health", "111", None),
             ("h:2", "health", "222", None),
             ("p:1", "police", None, None),
         ),
-        edges(("h:1", "p:1", 0.98), ("h:2", "p:1", 0.97)),
-        0.9,
-        0.5,
-        [],
+        edges(("h:1", "p:1", 0.9999), ("h:2", "p:1", 0.91)),
+        SETTINGS,
     )
     assert persons(result) == [["h:1", "p:1"], ["h:2"]]
-    assert result.refused == 1 and result.review[0].reason == "refused: different chi"
+    assert result.refused == 1 and reasons(result) == ["refused: different chi"]
+
+
+def test_a_record_as_like_two_people_who_cannot_be_one_joins_neither() -> None:
+    # father and son of one name: a police record with no date of birth fits both
+    result = cluster_records(
+        records(
+            ("h:father", "health", "111", None),
+            ("h:son", "health", "222", None),
+            ("p:1", "police", None, None),
+        ),
+        edges(("h:father", "p:1", 0.995), ("h:son", "p:1", 0.99)),
+        SETTINGS,
+    )
+    assert persons(result) == [["h:father"], ["h:son"], ["p:1"]]
+    assert result.ambiguous == {"p:1"}
+    assert set(reasons(result)) == {"ambiguous: matches two persons who cannot be one"}
+
+
+def test_possible_twins_are_not_linked_without_a_shared_identifier() -> None:
+    twins = records(("h:1", "health", None, None), ("h:2", "health", None, None))
+    unrelated_forenames = edge("h:1", "h:2", 0.999, forename=0)
+    result = cluster_records(twins, edges(unrelated_forenames), SETTINGS)
+    assert persons(result) == [["h:1"], ["h:2"]] and reasons(result) == ["possible twins"]
+
+    same_chi = edge("h:1", "h:2", 0.999, forename=0, chi=1)
+    result = cluster_records(twins, edges(same_chi), SETTINGS)
+    assert persons(result) == [["h:1", "h:2"]]
 
 
 def test_one_record_per_person_sources_stay_apart() -> None:
@@ -73,25 +108,33 @@ def test_one_record_per_person_sources_stay_apart() -> None:
             ("e:2", "education", None, None),
             ("h:1", "health", None, None),
         ),
-        edges(("e:1", "h:1", 0.99), ("e:2", "h:1", 0.95), ("e:1", "e:2", 0.93)),
-        0.9,
-        0.5,
-        ["education"],
+        edges(("e:1", "h:1", 0.99999), ("e:2", "h:1", 0.95), ("e:1", "e:2", 0.93)),
+        ClusterSettings(0.9, 0.5, 0.95, frozenset({"education"})),
     )
     assert persons(result) == [["e:1", "h:1"], ["e:2"]]
-    assert all(item.reason.startswith("refused: two records") for item in result.review)
+    assert all(reason.startswith("refused: two records") for reason in reasons(result))
 
 
 def test_doubtful_edges_go_to_review_not_into_persons() -> None:
     result = cluster_records(
         records(("h:1", "health", None, None), ("p:1", "police", None, None)),
         edges(("h:1", "p:1", 0.7)),
-        0.9,
-        0.5,
-        [],
+        SETTINGS,
     )
     assert persons(result) == [["h:1"], ["p:1"]]
     assert [(r.reason, r.match_probability) for r in result.review] == [("doubtful link", 0.7)]
+
+
+def test_a_person_held_together_by_one_weak_edge_is_flagged() -> None:
+    result = cluster_records(
+        records(*[(f"h:{i}", "health", None, None) for i in range(3)]),
+        edges(("h:0", "h:1", 0.999), ("h:1", "h:2", 0.92)),
+        SETTINGS,
+    )
+    assert persons(result) == [["h:0", "h:1", "h:2"]]
+    assert [(r.record_key_l, r.record_key_r, r.reason) for r in result.review] == [
+        ("h:1", "h:2", "weak link")
+    ]
 
 
 def test_same_edges_in_any_order_give_the_same_persons() -> None:
@@ -99,6 +142,6 @@ def test_same_edges_in_any_order_give_the_same_persons() -> None:
     scored = edges(
         ("h:0", "h:1", 0.99), ("h:1", "h:2", 0.95), ("h:3", "h:4", 0.92), ("h:4", "h:5", 0.6)
     )
-    first = cluster_records(recs, scored, 0.9, 0.5, [])
-    second = cluster_records(recs, scored.iloc[::-1], 0.9, 0.5, [])
-    assert first.person_of == second.person_of
+    first = cluster_records(recs, scored, SETTINGS)
+    second = cluster_records(recs, scored.iloc[::-1], SETTINGS)
+    assert first.person_of == second.person_of and first.review == second.review

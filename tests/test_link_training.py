@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 from splink import DuckDBAPI, Linker
 
-from flows.nightly import nightly
-from flows.train import train
 from linkage.link.train import latest_model, load_model_input
-from tests.conftest import SAMPLE_DIR, sample_project
-
-pytestmark = pytest.mark.usefixtures("prefect_api")
+from tests.conftest import NIGHTS, SAMPLE_DIR
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    config = sample_project(tmp_path_factory.mktemp("train"), "w")
-    nightly(config, date(2026, 11, 1))
-    return config, train(config, seed=7)
+def trained(linked_sample) -> tuple[Path, Path]:
+    return linked_sample.config, linked_sample.model_path
 
 
 def test_training_saves_a_versioned_model_with_metadata_and_offline_chart(trained) -> None:
@@ -35,7 +28,9 @@ def test_training_saves_a_versioned_model_with_metadata_and_offline_chart(traine
         by_source = dict(
             con.execute("SELECT source, count(*) FROM canonical_record GROUP BY 1").fetchall()
         )
-    assert metadata["records_by_source"] == by_source
+    # trained after night 1; the warehouse has moved on since, with the same sources
+    assert set(metadata["records_by_source"]) == set(by_source)
+    assert metadata["records"] == sum(metadata["records_by_source"].values()) > 3000
     assert metadata["version"] == version and metadata["seed"] == 7
     chart = (models_dir / f"model-{version}.weights.html").read_text()
     assert "<script" in chart and "cdn.jsdelivr" not in chart
@@ -69,29 +64,15 @@ def test_saved_model_reloads_and_scores_a_pair(trained) -> None:
     assert len(pair) == 1 and pair.match_probability.iloc[0] > 0.99
 
 
-def test_constrained_clustering_meets_accuracy_targets_on_the_sample(trained) -> None:
-    import pandas as pd
-
+@pytest.mark.parametrize("night", NIGHTS)
+def test_published_index_meets_accuracy_targets_on_the_sample(linked_sample, night) -> None:
     from linkage.evaluate import evaluate
-    from linkage.link.cluster import cluster_records
-    from linkage.link.predict import score_pairs
 
-    config, model_path = trained
-    records = load_model_input(config.parent / "w" / "linkage.duckdb")
-    edges = score_pairs(records, model_path, floor=0.01)
-    clustering = cluster_records(records, edges, 0.5, 0.01, ["education"])
+    index = linked_sample.index_by_night[night]
     con = duckdb.connect()
-    con.register(
-        "linked",
-        pd.DataFrame(
-            {
-                "record_key": list(clustering.person_of),
-                "person_id": list(clustering.person_of.values()),
-            }
-        ),
-    )
-    result = evaluate(con, "linked", SAMPLE_DIR / "truth", "2026-11-01")
-    assert result.records == len(records)
+    con.register("linked", index)
+    result = evaluate(con, "linked", SAMPLE_DIR / "truth", night)
+    assert result.records == len(index)
     assert result.pairwise_precision >= 0.995 and result.pairwise_recall >= 0.98
     assert result.twins_merged == 0
     assert result.wrong_person_merges <= 0.001 * result.true_persons

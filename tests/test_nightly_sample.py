@@ -11,29 +11,34 @@ import pytest
 
 from flows.nightly import nightly
 from linkage.config import load_project
-from tests.conftest import SAMPLE_DIR, sample_project
+from tests.conftest import NIGHTS, SAMPLE_DIR, sample_project
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-NIGHTS = sorted(p.name for p in (SAMPLE_DIR / "landing").iterdir() if p.is_dir())
 
 
 @pytest.fixture(scope="module")
-def sample_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
-    """All sample nights run once, into a warehouse of the test's own."""
-    config = sample_project(tmp_path_factory.mktemp("sample"))
-    reports = [nightly(config, date.fromisoformat(night)) for night in NIGHTS]
-    return config, reports
+def sample_runs(linked_sample) -> tuple[Path, list]:
+    """All sample nights run once (training after the first), into a warehouse of their own."""
+    return linked_sample.config, linked_sample.reports
 
 
 def test_every_sample_night_completes_and_conserves_rows(sample_runs) -> None:
     _, reports = sample_runs
     assert len(reports) >= 3
-    for report in reports:
+    for report in reports[1:]:
         assert report.status == "complete"
         assert {s.source for s in report.sources} == {"education", "health", "police", "socialwork"}
         for source in report.sources:
             assert source.rows_read > 0
             assert source.rows_read == source.rows_accepted + source.rows_quarantined
+    assert reports[0].status == "complete" and "linkage" in reports[0].stages
+
+
+def test_a_night_without_a_trained_model_is_partial_and_says_why(linked_sample) -> None:
+    report = linked_sample.unlinked_first_night
+    assert report.status == "partial"
+    assert "linkage train" in report.stages["linkage"]["skipped"]
+    assert all(source.status == "used" for source in report.sources)
 
 
 def test_canonical_records_match_the_last_night_and_truth(sample_runs) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from linkage.link.model import IDENTIFIERS
+from linkage.link.model import EXACT_GAMMA, IDENTIFIERS
 
 # A record is ambiguous when its edge to another person is within this many match-weight
 # bits (a factor of 8 in likelihood) of its best edge into its own.
@@ -73,8 +73,8 @@ def _conflict(a: _Person, b: _Person) -> str | None:
 
 def possible_twins(edges: pd.DataFrame) -> pd.Series:
     """Same surname and date of birth, unrelated forenames, no shared identifier."""
-    same_birth = edges["gamma_date_of_birth"] == edges["gamma_date_of_birth"].max()
-    same_surname = edges["gamma_surname"] == edges["gamma_surname"].max()
+    same_birth = edges["gamma_date_of_birth"] == EXACT_GAMMA["date_of_birth"]
+    same_surname = edges["gamma_surname"] == EXACT_GAMMA["surname"]
     unrelated_forename = edges["gamma_forename"] == 0
     shared_identifier = pd.Series(False, index=edges.index)
     for name in IDENTIFIERS:

@@ -152,6 +152,19 @@ def address_comparison() -> cl.CustomComparison:
     )
 
 
+def top_gamma(comparison: cl.CustomComparison) -> int:
+    """The gamma value of a comparison's first (strongest) level: levels count down to 0."""
+    return comparison.num_non_null_levels - 1  # the else level is 0
+
+
+# Gamma of exact agreement, as the clustering guards read it from scored edges.
+EXACT_GAMMA = {
+    "forename": top_gamma(forename_comparison()),
+    "surname": top_gamma(surname_comparison()),
+    "date_of_birth": top_gamma(date_of_birth_comparison()),
+}
+
+
 def prediction_blocking_rules() -> list:
     """Recall-oriented blocks, each bounded: none is quadratic in the population."""
     return [

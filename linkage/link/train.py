@@ -52,11 +52,16 @@ class ModelMetadata:
     em_blocking_rules: list[str]
 
 
-def load_model_input(warehouse: Path) -> pd.DataFrame:
-    """The model's columns of canonical_record, sorted so training is reproducible."""
+def model_input(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The model's columns of canonical_record, sorted so every run sees the same order."""
     columns = ", ".join(MODEL_COLUMNS)
+    return con.execute(f"SELECT {columns} FROM canonical_record ORDER BY record_key").df()
+
+
+def load_model_input(warehouse: Path) -> pd.DataFrame:
+    """model_input from a warehouse file, opened read-only."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.execute(f"SELECT {columns} FROM canonical_record ORDER BY record_key").df()
+        return model_input(con)
 
 
 def identifier_u(records: pd.DataFrame) -> dict[str, float]:

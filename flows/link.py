@@ -1,0 +1,28 @@
+"""Re-link the warehouse's current records (after training a new model), without intake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from flows.nightly import link, write_report
+from linkage import night as stages
+from linkage.config import load_project
+from linkage.report import RunReport
+
+
+@flow(name="link")
+def relink(config_path: Path) -> RunReport:
+    """Rebuild the person index from the canonical records already in the warehouse."""
+    project = load_project(config_path)
+    night = stages.start_night(project, stages.last_published_night(project))
+    try:
+        outcome = link(night)
+        status = stages.mark_linked(night)
+    except Exception:
+        stages.fail_night(night)
+        raise
+    report = write_report(night, [], status, outcome)
+    get_run_logger().info("run %s: re-link %s", night.run_id, report.status)
+    return report

@@ -1,0 +1,273 @@
+"""The link stage: canonical records -> scored edges -> persons -> the published index.
+
+Reads `canonical_record`, scores pairs with the saved model, clusters them under the hard
+constraints, gives every cluster a stable person id, then replaces `linked_index`,
+`person`, `edge` and `link_review` and appends `person_id_history` in one transaction: a
+failed link stage leaves the last published index as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from linkage.config import LinkageSettings, ProjectConfig
+from linkage.errors import LinkageError
+from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
+from linkage.link.predict import EDGE_COLUMNS, score_pairs
+from linkage.link.train import latest_model, model_input
+from linkage.persons import IdAssignment, assign_person_ids, person_number
+from linkage.warehouse import fetch_one
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotFoundError(LinkageError):
+    """No trained model to link with: nightly runs never train silently."""
+
+
+@dataclass
+class LinkOutcome:
+    model_version: str
+    records: int
+    persons: int
+    edges: int
+    review_by_reason: dict[str, int]
+    id_changes: dict[str, int]
+    seconds: float
+    persons_by_sources: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_model(project: ProjectConfig) -> Path:
+    """The configured model, or the newest saved one."""
+    model = project.linkage.model or latest_model(project.model_dir)
+    if model is None or not model.exists():
+        raise ModelNotFoundError(
+            f"no trained model in {project.model_dir}: run `linkage train --config "
+            f"{project.config_path}` once the warehouse holds a night's records"
+        )
+    return model
+
+
+def model_version(model_path: Path) -> str:
+    return model_path.stem.removeprefix("model-")
+
+
+def cluster_settings(settings: LinkageSettings, exclusive_sources: set[str]) -> ClusterSettings:
+    return ClusterSettings(
+        link_threshold=settings.link_threshold,
+        review_threshold=settings.review_threshold,
+        weak_link=settings.weak_link,
+        exclusive_sources=frozenset(exclusive_sources),
+    )
+
+
+def link_warehouse(
+    con: duckdb.DuckDBPyConnection, project: ProjectConfig, run_id: str, run_date: date
+) -> LinkOutcome:
+    """Link the warehouse's canonical records and publish the index (one transaction)."""
+    started = time.perf_counter()
+    model_path = resolve_model(project)
+    exclusive = {c.source for c in project.source_configs() if c.one_record_per_person}
+    records = model_input(con)
+    edges = score_pairs(records, model_path, project.linkage.edge_floor)
+    clustering = cluster_records(records, edges, cluster_settings(project.linkage, exclusive))
+    clusters = pd.DataFrame(
+        {"record_key": list(clustering.person_of), "cluster_key": list(clustering.person_of.values())}
+    )
+    previous = con.execute("SELECT record_key, person_id FROM linked_index").df()
+    assignment = assign_person_ids(clusters, previous, _next_person_number(con))
+    version = model_version(model_path)
+    _publish(con, run_id, run_date, version, model_path, edges, clustering, assignment)
+    outcome = LinkOutcome(
+        model_version=version,
+        records=len(records),
+        persons=int(assignment.person_of["person_id"].nunique()),
+        edges=len(edges),
+        review_by_reason=dict(Counter(item.reason for item in clustering.review)),
+        id_changes=dict(Counter(change.event for change in assignment.changes)),
+        seconds=round(time.perf_counter() - started, 2),
+        persons_by_sources=_persons_by_sources(con),
+    )
+    con.execute(
+        "UPDATE link_run SET seconds = $seconds WHERE run_id = $run_id",
+        {"seconds": outcome.seconds, "run_id": run_id},
+    )
+    log.info(
+        "run %s linked %d records into %d persons (%d edges, %d for review)",
+        run_id,
+        outcome.records,
+        outcome.persons,
+        outcome.edges,
+        len(clustering.review),
+    )
+    return outcome
+
+
+def _next_person_number(con: duckdb.DuckDBPyConnection) -> int:
+    row = fetch_one(
+        con, "SELECT max(person_id) FROM person_id_history WHERE event IN ('created', 'split')"
+    )
+    return 1 if row is None or row[0] is None else person_number(row[0]) + 1
+
+
+def _publish(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    run_date: date,
+    version: str,
+    model_path: Path,
+    edges: pd.DataFrame,
+    clustering: Clustering,
+    assignment: IdAssignment,
+) -> None:
+    person_of = assignment.person_of
+    linked = edges["record_key_l"].map(clustering.person_of) == edges["record_key_r"].map(
+        clustering.person_of
+    )
+    edge_frame = edges[EDGE_COLUMNS].assign(linked=linked)
+    review = pd.DataFrame(
+        [vars(item) for item in clustering.review],
+        columns=["record_key_l", "record_key_r", "match_probability", "reason"],
+    )
+    history = pd.DataFrame(
+        [vars(change) for change in assignment.changes],
+        columns=["person_id", "event", "related_person_id", "records", "reason"],
+    )
+    for name, frame in [
+        ("new_person_of", person_of),
+        ("new_edge", edge_frame),
+        ("new_review", review),
+        ("new_history", history),
+    ]:
+        con.register(name, frame)
+    params = {"run_id": run_id, "run_date": run_date, "version": version}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM linked_index")
+        con.execute(PUBLISH_LINKED_INDEX_SQL, {"run_id": run_id})
+        con.execute("DELETE FROM edge")
+        con.execute(
+            f"INSERT INTO edge SELECT {', '.join(EDGE_COLUMNS)}, linked, $run_id, $version"
+            " FROM new_edge",
+            {"run_id": run_id, "version": version},
+        )
+        con.execute("DELETE FROM link_review")
+        con.execute(PUBLISH_REVIEW_SQL, {"run_id": run_id})
+        con.execute("DELETE FROM person")
+        con.execute(PUBLISH_PERSON_SQL, {"run_id": run_id})
+        con.execute(
+            "INSERT INTO person_id_history SELECT $run_id, $run_date, person_id, event,"
+            " related_person_id, records, reason FROM new_history",
+            {"run_id": run_id, "run_date": run_date},
+        )
+        con.execute(
+            "INSERT INTO link_run SELECT $run_id, $run_date, $version, $path,"
+            " (SELECT count(*) FROM new_person_of),"
+            " (SELECT count(DISTINCT person_id) FROM new_person_of),"
+            " (SELECT count(*) FROM new_edge), (SELECT count(*) FROM new_review), NULL",
+            params | {"path": str(model_path)},
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for name in ("new_person_of", "new_edge", "new_review", "new_history"):
+            con.unregister(name)
+
+
+# A record's link confidence: its strongest linked edge inside its person (NULL if alone).
+PUBLISH_LINKED_INDEX_SQL = """
+INSERT INTO linked_index
+WITH linked_edges AS (
+    SELECT record_key_l AS record_key, match_probability FROM new_edge WHERE linked
+    UNION ALL
+    SELECT record_key_r, match_probability FROM new_edge WHERE linked
+),
+confidence AS (
+    SELECT record_key, max(match_probability) AS link_confidence
+    FROM linked_edges GROUP BY record_key
+)
+SELECT p.person_id, p.record_key, c.source, c.source_record_id, confidence.link_confidence,
+       $run_id
+FROM new_person_of p
+JOIN canonical_record c USING (record_key)
+LEFT JOIN confidence USING (record_key)
+ORDER BY p.person_id, p.record_key
+"""
+
+PUBLISH_REVIEW_SQL = """
+INSERT INTO link_review
+SELECT r.record_key_l, r.record_key_r, pl.person_id, pr.person_id, r.match_probability,
+       r.reason, $run_id
+FROM new_review r
+JOIN new_person_of pl ON pl.record_key = r.record_key_l
+JOIN new_person_of pr ON pr.record_key = r.record_key_r
+ORDER BY r.record_key_l, r.record_key_r, r.reason
+"""
+
+# Best-known values: the most frequent non-null value per field (ties: the smallest).
+PUBLISH_PERSON_SQL = """
+INSERT INTO person
+WITH records AS (
+    SELECT li.person_id, li.link_confidence, c.*
+    FROM linked_index li JOIN canonical_record c USING (record_key)
+),
+field_values AS (
+    UNPIVOT (
+        SELECT person_id, forename, surname, CAST(date_of_birth AS VARCHAR) AS date_of_birth,
+               sex, postcode
+        FROM records
+    )
+    ON forename, surname, date_of_birth, sex, postcode
+    INTO NAME field VALUE value
+),
+votes AS (
+    SELECT person_id, field, value, count(*) AS n FROM field_values GROUP BY ALL
+),
+best AS (
+    SELECT person_id, field, first(value ORDER BY n DESC, value) AS value
+    FROM votes GROUP BY ALL
+),
+best_known AS (
+    PIVOT best ON field IN ('forename', 'surname', 'date_of_birth', 'sex', 'postcode')
+    USING first(value) GROUP BY person_id
+),
+reviewed AS (
+    SELECT person_id_l AS person_id FROM link_review
+    UNION SELECT person_id_r FROM link_review
+),
+summary AS (
+    SELECT
+        person_id,
+        list_sort(list(DISTINCT chi) FILTER (chi IS NOT NULL)) AS chi_numbers,
+        list_sort(list(DISTINCT scn) FILTER (scn IS NOT NULL)) AS scns,
+        list_sort(list(DISTINCT pnc_id) FILTER (pnc_id IS NOT NULL)) AS pnc_ids,
+        list_sort(list(DISTINCT source)) AS sources,
+        count(*) AS records,
+        min(link_confidence) AS min_link_confidence
+    FROM records GROUP BY person_id
+)
+SELECT s.person_id, b.forename, b.surname, CAST(b.date_of_birth AS DATE), b.sex, b.postcode,
+       s.chi_numbers, s.scns, s.pnc_ids, s.sources, s.records, s.min_link_confidence,
+       s.person_id IN (SELECT person_id FROM reviewed), $run_id
+FROM summary s LEFT JOIN best_known b USING (person_id)
+ORDER BY s.person_id
+"""
+
+
+def _persons_by_sources(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """How many persons each combination of agencies knows (counts only)."""
+    rows = con.execute(
+        "SELECT array_to_string(sources, '+') AS sources, count(*) FROM person"
+        " GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    return {sources: int(n) for sources, n in rows}
