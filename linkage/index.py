@@ -80,7 +80,7 @@ def link_warehouse(
     edges = score_pairs(records, model_path, project.linkage.edge_floor)
     clustering = cluster_records(records, edges, cluster_settings(project.linkage, exclusive))
     clusters = pd.DataFrame(
-        {"record_key": list(clustering.person_of), "cluster_key": list(clustering.person_of.values())}
+        list(clustering.person_of.items()), columns=["record_key", "cluster_key"]
     )
     previous = con.execute("SELECT record_key, person_id FROM linked_index").df()
     assignment = assign_person_ids(clusters, previous, _next_person_number(con))
