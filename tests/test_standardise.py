@@ -133,7 +133,8 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ),
     ("nick_alex_unknown_sex", {"forename_raw": "Alex"}, {"forename_canonical": "ALEX"}),
     ("not_a_nickname", {"forename_raw": "William"}, {"forename_canonical": "WILLIAM"}),
-    ("gaelic_not_equated", {"forename_raw": "Iain"}, {"forename_canonical": "IAIN"}),
+    ("gaelic_equated", {"forename_raw": "Iain"}, {"forename_canonical": "JOHN"}),
+    ("gaelic_accented", {"forename_raw": "Seumas"}, {"forename_canonical": "JAMES"}),
     # --- surnames: Mac/Mc, O', hyphens, particles ---
     ("mc", {"surname_raw": "McDonald"}, {"surname": "MACDONALD", "other_surnames": None}),
     ("mac_space", {"surname_raw": "Mac Donald"}, {"surname": "MACDONALD", "other_surnames": None}),

@@ -38,6 +38,7 @@ PRIOR_RULES = [
     block_on("forename_canonical", "surname", "date_of_birth", "postcode"),
 ]
 PRIOR_RULES_RECALL = 0.8
+UNSEEN_DISAGREEMENT_M = 1e-3
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,34 @@ def identifier_u(records: pd.DataFrame) -> dict[str, float]:
 def train_model(records: pd.DataFrame, seed: int = 42) -> Linker:
     """A trained Splink linker over the records (in an in-memory DuckDB)."""
     db_api = DuckDBAPI(connection=duckdb.connect())
-    linker = Linker(
-        db_api.register(records, dataset_display_name="canonical_record"),
-        model_settings(identifier_u(records)),
-        log_level=logging.WARNING,
-    )
+    canonical = db_api.register(records, dataset_display_name="canonical_record")
+    linker = Linker(canonical, model_settings(identifier_u(records)), log_level=logging.WARNING)
     linker.training.estimate_probability_two_random_records_match(
         PRIOR_RULES, recall=PRIOR_RULES_RECALL
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=seed)
     for rule in EM_BLOCKS:
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
-    return linker
+    settings = settle_unobserved_levels(linker.misc.save_model_to_json())
+    return Linker(canonical, settings, log_level=logging.WARNING)
+
+
+def settle_unobserved_levels(settings: dict) -> dict:
+    """Give levels that EM never saw among matches an m of our choosing, not Splink's default.
+
+    Splink falls back to positional defaults (or to m = 1e-6, strong evidence against)
+    for such levels, which can make a near-agreement count against a pair. An unseen
+    partial-agreement level is made neutral (m = u: no evidence either way); an unseen
+    disagreement level gets m = UNSEEN_DISAGREEMENT_M, rare among matches.
+    """
+    for comparison in settings["comparisons"]:
+        levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+        for position, level in enumerate(levels):
+            if isinstance(level.get("m_probability"), float) and level["m_probability"] > 1e-6:
+                continue
+            is_else = position == len(levels) - 1
+            level["m_probability"] = UNSEEN_DISAGREEMENT_M if is_else else level["u_probability"]
+    return settings
 
 
 def save_model(linker: Linker, records: pd.DataFrame, models_dir: Path, seed: int) -> Path:
