@@ -301,7 +301,7 @@ def last_published_night(project: ProjectConfig) -> date:
 
 def mark_linked(night: Night) -> str:
     """Close a re-link run (no intake): complete, or partial if it could not link."""
-    status = "partial" if night.link_skipped else "complete"
+    status = "unlinked" if night.link_skipped else "complete"
     night.con.execute(
         "UPDATE run SET finished_at = $now, status = $status WHERE run_id = $run_id",
         {"now": datetime.now(UTC).replace(tzinfo=None), "status": status, "run_id": night.run_id},
@@ -317,7 +317,8 @@ def link_night(night: Night) -> LinkOutcome | None:
         log.warning("run %s: linking skipped: %s", night.run_id, error)
         night.link_skipped = str(error)
         night.con.execute(
-            "UPDATE run SET status = 'partial' WHERE run_id = $run_id", {"run_id": night.run_id}
+            "UPDATE run SET status = 'unlinked' WHERE run_id = $run_id AND status = 'complete'",
+            {"run_id": night.run_id},
         )
         return None
 
@@ -376,7 +377,7 @@ def build_report(
     if link is not None:
         report.stages["linkage"] = asdict(link)
     elif night.link_skipped:
-        report.status = "partial"
+        report.status = "unlinked" if status == "complete" else status
         report.stages["linkage"] = {"skipped": night.link_skipped}
     return report
 

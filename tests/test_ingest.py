@@ -56,7 +56,8 @@ def test_good_file_loads_every_row(tmp_path: Path) -> None:
     config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": csv_text(*GOOD_ROWS)})
     report = run(config)
     source = clinic(report)
-    assert (report.status, source.rows_read, source.rows_accepted) == ("complete", 3, 3)
+    # every source used; no model has been trained for this tiny project, so not linked
+    assert (report.status, source.rows_read, source.rows_accepted) == ("unlinked", 3, 3)
     rows = query(config, "SELECT record_key, chi, postcode FROM canonical_record ORDER BY 1")
     assert rows[0] == ("clinic:1", GOOD_CHI, "G12 8QQ")
     assert (tmp_path / "output" / "runs" / report.run_id / "validation.html").exists()

@@ -34,9 +34,9 @@ def test_every_sample_night_completes_and_conserves_rows(sample_runs) -> None:
     assert reports[0].status == "complete" and "linkage" in reports[0].stages
 
 
-def test_a_night_without_a_trained_model_is_partial_and_says_why(linked_sample) -> None:
+def test_a_night_without_a_trained_model_is_unlinked_and_says_why(linked_sample) -> None:
     report = linked_sample.unlinked_first_night
-    assert report.status == "partial"
+    assert report.status == "unlinked"
     assert "linkage train" in report.stages["linkage"]["skipped"]
     assert all(source.status == "used" for source in report.sources)
 
