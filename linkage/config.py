@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from linkage.errors import ConfigError
+from linkage.schema import canonical_column_names
 
 
 class StrictModel(BaseModel):
@@ -137,6 +138,105 @@ class LinkageSettings(StrictModel):
         return self
 
 
+# --- alert rules (schemas/alerts.yaml) -------------------------------------------------
+
+
+class ConcernCondition(StrictModel):
+    """Records of `agencies` carrying one of `types`, open now or within the lookback."""
+
+    agencies: list[str] | Literal["any", "other"] = "any"  # other: not the first condition's
+    types: list[str] | Literal["any"] = "any"
+    # open now, or closed / (for events without status) opened within this many days
+    lookback_days: int = Field(default=0, ge=0)
+
+
+class AlertRule(StrictModel):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    conditions: list[ConcernCondition] = Field(min_length=1)  # each met by a different agency
+    max_age: int | None = None  # the person's best-known age at the night, if set
+    min_confidence: float = Field(default=0.99, gt=0, le=1)
+    notify: list[str] | Literal["holders"] = "holders"  # holders: every agency relied on
+
+
+class AlertRules(StrictModel):
+    rules: list[AlertRule]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AlertRules:
+        ids = [rule.id for rule in self.rules]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"rule ids must be unique: {ids}")
+        return self
+
+
+# --- data-sharing rules (schemas/sharing.yaml) -----------------------------------------
+
+
+class FlagSpec(StrictModel):
+    """A yes/no fact about a person an agency may be told."""
+
+    description: str
+    known_to: str | None = None  # the person has a record at this agency
+    concern_types: list[str] | Literal["any"] | None = None  # ...an open concern of these
+    concern_elsewhere: bool = True  # concerns count only when held by another agency
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FlagSpec:
+        if (self.known_to is None) == (self.concern_types is None):
+            raise ValueError("a flag is either known_to: AGENCY or concern_types: [...]")
+        return self
+
+
+class AgencyShare(StrictModel):
+    flags: list[str] = []
+    fields: dict[str, list[str]] = {}  # other agency -> canonical columns of its records
+
+
+class SharingRules(StrictModel):
+    flags: dict[str, FlagSpec]
+    agencies: dict[str, AgencyShare]
+    # columns of an agency's records that never leave it (Caldicott: health clinical detail)
+    never_shared: dict[str, list[str]] = {}
+
+    @model_validator(mode="after")
+    def _grants_are_known_and_allowed(self) -> SharingRules:
+        for agency, share in self.agencies.items():
+            unknown = sorted(set(share.flags) - set(self.flags))
+            if unknown:
+                raise ValueError(f"agencies.{agency}.flags: unknown flags {unknown}")
+            for holder, columns in share.fields.items():
+                if holder == agency:
+                    continue
+                barred = sorted(set(columns) & set(self.never_shared.get(holder, [])))
+                if barred:
+                    raise ValueError(
+                        f"agencies.{agency}.fields.{holder}: {barred} never leave {holder}"
+                    )
+                unknown_columns = sorted(set(columns) - set(canonical_column_names()))
+                if unknown_columns:
+                    raise ValueError(
+                        f"agencies.{agency}.fields.{holder}: unknown columns {unknown_columns}"
+                    )
+        return self
+
+
+def load_alert_rules(path: Path) -> AlertRules:
+    """Load the alert rules, with errors naming the file and key."""
+    try:
+        return AlertRules(**_read_yaml(path))
+    except ValidationError as error:
+        raise ConfigError(f"{path}: invalid alert rules: {_describe(error)}") from None
+
+
+def load_sharing_rules(path: Path) -> SharingRules:
+    """Load the data-sharing rules; a grant of a never-shared column is an error."""
+    try:
+        return SharingRules(**_read_yaml(path))
+    except ValidationError as error:
+        raise ConfigError(f"{path}: invalid sharing rules: {_describe(error)}") from None
+
+
 class ProjectConfig(StrictModel):
     """Where everything lives; relative paths are relative to the config file."""
 
@@ -148,6 +248,8 @@ class ProjectConfig(StrictModel):
     config_path: Path
     models_dir: Path | None = None  # trained models; default <warehouse dir>/models
     linkage: LinkageSettings = LinkageSettings()
+    alert_rules: Path | None = None  # schemas/alerts.yaml; no alerts when unset
+    sharing_rules: Path | None = None  # schemas/sharing.yaml; no exports when unset
 
     @property
     def model_dir(self) -> Path:
@@ -204,7 +306,15 @@ def load_project(path: Path) -> ProjectConfig:
     path = Path(path).resolve()
     raw = _read_yaml(path)
     base = path.parent
-    for key in ("landing_dir", "warehouse", "output_dir", "archive_dir", "models_dir"):
+    for key in (
+        "landing_dir",
+        "warehouse",
+        "output_dir",
+        "archive_dir",
+        "models_dir",
+        "alert_rules",
+        "sharing_rules",
+    ):
         if key in raw:
             raw[key] = base / raw[key]
     if isinstance(raw.get("linkage"), dict) and "model" in raw["linkage"]:

@@ -73,6 +73,8 @@ def sample_project(root: Path, name: str = "project") -> Path:
         f"landing_dir: {SAMPLE_DIR / 'landing'}\nsources: {REPO / 'schemas/sources'}/*.yaml\n"
         f"warehouse: {name}/linkage.duckdb\noutput_dir: {name}/output\n"
         f"archive_dir: {name}/archive\nmodels_dir: {name}/models\n"
+        f"alert_rules: {REPO / 'schemas/alerts.yaml'}\n"
+        f"sharing_rules: {REPO / 'schemas/sharing.yaml'}\n"
     )
     return config
 
