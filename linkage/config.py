@@ -83,6 +83,9 @@ class ConcernFields(StrictModel):
     status: Spec = FieldSpec(constant="open")
     opened: Spec | None = None
     closed: Spec | None = None
+    # An event (an incident) has no closing date: it counts as open this many days after
+    # it was opened. None: open until the agency closes it.
+    open_for_days: int | None = Field(default=None, gt=0)
 
 
 class FileSpec(StrictModel):
@@ -146,8 +149,8 @@ class ConcernCondition(StrictModel):
 
     agencies: list[str] | Literal["any", "other"] = "any"  # other: not the first condition's
     types: list[str] | Literal["any"] = "any"
-    # open now, or closed / (for events without status) opened within this many days
-    lookback_days: int = Field(default=0, ge=0)
+    closed_within_days: int = Field(default=0, ge=0)  # open now, or closed this recently
+    opened_within_days: int | None = Field(default=None, gt=0)  # and opened this recently
 
 
 class AlertRule(StrictModel):

@@ -55,6 +55,18 @@ PUBLISHED_TABLES = {
         CREATE TABLE IF NOT EXISTS person_id_history (
             run_id VARCHAR, run_date DATE, person_id VARCHAR, event VARCHAR,
             related_person_id VARCHAR, records INTEGER, reason VARCHAR)""",
+    # Alerts (linkage/alerts.py): every alert ever raised, with its lifecycle status.
+    "alert": """
+        CREATE TABLE IF NOT EXISTS alert (
+            alert_id VARCHAR PRIMARY KEY, rule_id VARCHAR, person_id VARCHAR,
+            recipient VARCHAR, status VARCHAR, confidence DOUBLE, record_keys VARCHAR[],
+            holders VARCHAR[], recipient_record_ids VARCHAR[], first_run_id VARCHAR,
+            first_run_date DATE, last_run_id VARCHAR, last_run_date DATE,
+            resolved_run_id VARCHAR, note VARCHAR)""",
+    "alert_review": """
+        CREATE TABLE IF NOT EXISTS alert_review (
+            run_id VARCHAR, rule_id VARCHAR, person_id VARCHAR, record_keys VARCHAR[],
+            confidence DOUBLE, reason VARCHAR)""",
     "link_run": """
         CREATE TABLE IF NOT EXISTS link_run (
             run_id VARCHAR, run_date DATE, model_version VARCHAR, model_path VARCHAR,
