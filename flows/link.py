@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.nightly import link, write_report
+from flows.nightly import link, raise_alerts, write_report
 from linkage import night as stages
 from linkage.config import load_project
 from linkage.report import RunReport
@@ -19,10 +19,11 @@ def relink(config_path: Path) -> RunReport:
     night = stages.start_night(project, stages.last_published_night(project))
     try:
         outcome = link(night)
+        alerts = raise_alerts(night, outcome)
         status = stages.mark_linked(night)
     except Exception:
         stages.fail_night(night)
         raise
-    report = write_report(night, [], status, outcome)
+    report = write_report(night, [], status, outcome, alerts)
     get_run_logger().info("run %s: re-link %s", night.run_id, report.status)
     return report

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from linkage import night as stages
 from linkage.config import SourceConfig, load_project
+from linkage.alerts import AlertOutcome
 from linkage.index import LinkOutcome
 from linkage.report import RunReport
 
@@ -42,20 +43,26 @@ def link(night: stages.Night) -> LinkOutcome | None:
 
 
 @task(cache_policy=NO_CACHE)
+def raise_alerts(night: stages.Night, outcome: LinkOutcome | None) -> AlertOutcome | None:
+    return stages.alert_night(night, outcome)
+
+
+@task(cache_policy=NO_CACHE)
 def write_report(
     night: stages.Night,
     intakes: list[stages.SourceIntake],
     status: str,
     outcome: LinkOutcome | None,
+    alerts: AlertOutcome | None = None,
 ) -> RunReport:
-    report = stages.build_report(night, intakes, status, outcome)
+    report = stages.build_report(night, intakes, status, outcome, alerts)
     stages.finish_night(night, intakes, report)
     return report
 
 
 @flow(name="nightly", log_prints=False)
 def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
-    """Pull, validate and standardise every agency's extract, then link them into persons."""
+    """Pull, validate and standardise every extract, link them into persons, raise alerts."""
     logger = get_run_logger()
     project = load_project(config_path)
     night = stages.start_night(project, run_date or date.today())
@@ -67,10 +74,11 @@ def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
         intakes = [validate_source(night, intake) for intake in intakes]
         status = publish(night, intakes)
         outcome = link(night)
+        alerts = raise_alerts(night, outcome)
     except Exception:
         stages.fail_night(night)  # the published index is untouched; the run is marked failed
         raise
-    report = write_report(night, intakes, status, outcome)
+    report = write_report(night, intakes, status, outcome, alerts)
 
     logger.info("run %s %s in %.1f s", night.run_id, report.status, report.seconds)
     return report

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from linkage.config import ProjectConfig, SourceConfig
 from linkage.errors import ConservationError, LinkageError, SourceFileError
+from linkage.alerts import AlertOutcome, run_alerts
 from linkage.extract import ExtractedFile, RejectedRow, extract_source
 from linkage.index import LinkOutcome, ModelNotFoundError, link_warehouse
 from linkage.report import RunReport, SourceReport
@@ -323,6 +324,13 @@ def link_night(night: Night) -> LinkOutcome | None:
         return None
 
 
+def alert_night(night: Night, link: LinkOutcome | None) -> AlertOutcome | None:
+    """Raise, carry on and resolve alerts over tonight's index (none if it was not rebuilt)."""
+    if link is None:
+        return None
+    return run_alerts(night.con, night.project, night.run_id, night.run_date)
+
+
 def fail_night(night: Night) -> None:
     """Mark a run that stopped before publishing as failed; published tables are untouched."""
     night.con.execute(
@@ -333,7 +341,11 @@ def fail_night(night: Night) -> None:
 
 
 def build_report(
-    night: Night, intakes: list[SourceIntake], status: str, link: LinkOutcome | None = None
+    night: Night,
+    intakes: list[SourceIntake],
+    status: str,
+    link: LinkOutcome | None = None,
+    alerts: AlertOutcome | None = None,
 ) -> RunReport:
     """Counts and statuses of the run, read back from what was published."""
     sources = []
@@ -376,6 +388,8 @@ def build_report(
     report = RunReport(night.run_id, night.run_date.isoformat(), status, seconds, sources)
     if link is not None:
         report.stages["linkage"] = asdict(link)
+    if alerts is not None:
+        report.stages["alerts"] = asdict(alerts)
     elif night.link_skipped:
         report.status = "unlinked" if status == "complete" else status
         report.stages["linkage"] = {"skipped": night.link_skipped}

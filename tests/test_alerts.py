@@ -1,0 +1,241 @@
+"""Alerts: rules matched on linked concerns, link safety, lifecycle, delivery, truth."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pytest
+
+from linkage.alerts import (
+    DELIVERED_COLUMNS,
+    CertainLinks,
+    LinkConfidence,
+    _update_lifecycle,
+    evaluate_alerts,
+    match_rules,
+)
+from linkage.config import AlertRule, ConcernCondition, load_project
+from tests.conftest import NIGHTS, SAMPLE_DIR, read_table
+
+NIGHT = date(2026, 11, 3)
+CP_POLICE = AlertRule(
+    id="cp_police",
+    description="A child on the CP register in a police concern report.",
+    conditions=[
+        ConcernCondition(agencies=["socialwork"], types=["CHILD_PROTECTION"], closed_within_days=365),
+        ConcernCondition(agencies=["police"], types=["POLICE_CHILD_CONCERN"], opened_within_days=90),
+    ],
+    max_age=17,
+    min_confidence=0.99,
+)
+
+
+def concern(person: str, key: str, source: str, kind: str, opened: str, ends_on=None) -> dict:
+    return {
+        "person_id": person,
+        "record_key": key,
+        "source": source,
+        "concern_type": kind,
+        "opened": pd.Timestamp(opened),
+        "ends_on": pd.Timestamp(ends_on) if ends_on else pd.NaT,
+    }
+
+
+def concerns(*rows: dict) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+@pytest.mark.parametrize(
+    ("case", "rows", "ages", "expected"),
+    [
+        (
+            "open case and recent incident",
+            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            {"P1": 9},
+            [("cp_police", "P1", ("sw:1", "po:1"))],
+        ),
+        (
+            "case closed within the year still counts",
+            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2024-01-01", "2026-02-01"),
+             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            {"P1": 9},
+            [("cp_police", "P1", ("sw:1", "po:1"))],
+        ),
+        (
+            "case closed over a year ago does not",
+            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2023-01-01", "2025-06-01"),
+             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            {"P1": 9},
+            [],
+        ),
+        (
+            "incident too old",
+            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-05-01")],
+            {"P1": 9},
+            [],
+        ),
+        (
+            "an adult is not a child",
+            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            {"P1": 30},
+            [],
+        ),
+        (
+            "concerns of two different persons never combine",
+            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+             concern("P2", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            {"P1": 9, "P2": 9},
+            [],
+        ),
+    ],
+)
+def test_rule_conditions(case, rows, ages, expected) -> None:  # noqa: ANN001
+    matches = match_rules([CP_POLICE], concerns(*rows), ages, CertainLinks(), NIGHT)
+    assert [(m.rule_id, m.person_id, m.record_keys) for m in matches] == expected, case
+
+
+def test_two_agencies_rule_needs_two_different_agencies() -> None:
+    rule = AlertRule(
+        id="two",
+        description="Open concerns at two agencies.",
+        conditions=[ConcernCondition(), ConcernCondition(agencies="other")],
+    )
+    same_agency = concerns(
+        concern("P1", "po:1", "police", "POLICE_DOMESTIC_ABUSE", "2026-10-01"),
+        concern("P1", "po:2", "police", "POLICE_CHILD_CONCERN", "2026-10-02"),
+    )
+    assert match_rules([rule], same_agency, {}, CertainLinks(), NIGHT) == []
+    two = pd.concat([same_agency, concerns(concern("P1", "ed:1", "education",
+                                                    "MISSING_FROM_EDUCATION", "2026-09-01"))])
+    (match,) = match_rules([rule], two, {}, CertainLinks(), NIGHT)
+    assert set(match.holders) == {"education", "police"}
+
+
+def test_confidence_is_the_weakest_link_on_the_strongest_path() -> None:
+    edges = pd.DataFrame(
+        [("P1", "a", "b", 0.999), ("P1", "b", "c", 0.95), ("P1", "a", "c", 0.97)],
+        columns=["person_id", "record_key_l", "record_key_r", "match_probability"],
+    )
+    links = LinkConfidence(edges)
+    assert links.between("a", "b") == pytest.approx(0.999)
+    assert links.between("b", "c") == pytest.approx(0.97)  # via a, not the direct 0.95
+    assert links.between("a", "zz") == 0.0
+
+
+def test_a_doubtful_link_gives_a_weak_match_that_does_not_fire() -> None:
+    rows = concerns(
+        concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+        concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20"),
+    )
+    edges = pd.DataFrame(
+        [("P1", "po:1", "sw:1", 0.96)],
+        columns=["person_id", "record_key_l", "record_key_r", "match_probability"],
+    )
+    (match,) = match_rules([CP_POLICE], rows, {"P1": 9}, LinkConfidence(edges), NIGHT)
+    assert match.confidence == pytest.approx(0.96) < CP_POLICE.min_confidence
+
+
+def alert(alert_id: str, person: str, status: str = "new", night: str = "2026-11-01") -> dict:
+    return {
+        "alert_id": alert_id, "rule_id": "r", "person_id": person, "recipient": "police",
+        "status": status, "confidence": 0.999, "record_keys": ["a"], "holders": ["police"],
+        "recipient_record_ids": ["1"], "first_run_id": "run1", "first_run_date": pd.Timestamp(night),
+        "last_run_id": "run1", "last_run_date": pd.Timestamp(night), "resolved_run_id": None,
+        "note": None,
+    }  # fmt: skip
+
+
+def firing(*persons: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"rule_id": "r", "person_id": p, "recipient": "police", "confidence": 0.999,
+             "record_keys": ["a"], "holders": ["police"], "recipient_record_ids": ["1"]}
+            for p in persons
+        ]
+    )  # fmt: skip
+
+
+def statuses(alerts: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    return {a.alert_id: (a.person_id, a.status) for a in alerts.itertuples()}
+
+
+def test_lifecycle_ongoing_new_and_resolved() -> None:
+    previous = pd.DataFrame([alert("A0000000001", "P1"), alert("A0000000002", "P2")])
+    after = _update_lifecycle(previous, firing("P1", "P3"), {}, "run2", date(2026, 11, 2), 3)
+    assert statuses(after) == {
+        "A0000000001": ("P1", "ongoing"),
+        "A0000000002": ("P2", "resolved"),
+        "A0000000003": ("P3", "new"),
+    }
+
+
+def test_rerunning_a_night_creates_no_duplicates() -> None:
+    night = date(2026, 11, 1)
+    first = _update_lifecycle(pd.DataFrame([alert("A0000000001", "P1")]), firing("P1"), {},
+                              "run1b", night, 2)  # fmt: skip
+    assert statuses(first) == {"A0000000001": ("P1", "new")}
+
+
+def test_alerts_follow_a_person_id_merge() -> None:
+    previous = pd.DataFrame([alert("A0000000001", "P1"), alert("A0000000002", "P2")])
+    after = _update_lifecycle(previous, firing("P1"), {"P2": "P1"}, "run2", date(2026, 11, 2), 3)
+    assert statuses(after) == {
+        "A0000000001": ("P1", "ongoing"),
+        "A0000000002": ("P1", "resolved"),  # the same alert now, carried by A0000000001
+    }
+
+
+# --- end to end on the sample (alerts run inside the nightly flow) ------------------------
+
+
+def test_sample_alerts_match_the_truth_and_never_join_two_people(linked_sample) -> None:
+    project = load_project(linked_sample.config)
+    with duckdb.connect(str(linked_sample.warehouse), read_only=True) as con:
+        result = evaluate_alerts(con, project, SAMPLE_DIR / "truth", date.fromisoformat(NIGHTS[-1]))
+    assert result.true_alerts > 0
+    assert result.wrong_person_alerts == 0
+    assert result.precision >= 0.95 and result.recall >= 0.8
+
+
+def test_every_alert_relies_on_records_of_its_own_person_above_its_rule(linked_sample) -> None:
+    alerts = read_table(linked_sample.warehouse, "alert")
+    index = read_table(linked_sample.warehouse, "linked_index").set_index("record_key")
+    assert not alerts.empty and alerts.alert_id.is_unique
+    live = alerts[alerts.status.isin(["new", "ongoing"])]
+    for row in live.itertuples():
+        assert set(index.loc[list(row.record_keys), "person_id"]) == {row.person_id}
+        assert row.confidence >= 0.99
+    keys = live[["rule_id", "person_id", "recipient"]]
+    assert not keys.duplicated().any()
+
+
+def test_delivered_files_carry_only_the_minimum(linked_sample) -> None:
+    project = load_project(linked_sample.config)
+    last = linked_sample.reports[-1].run_id
+    folder = project.output_dir / "runs" / last / "alerts"
+    alerts = read_table(linked_sample.warehouse, "alert")
+    for path in sorted(folder.glob("*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert all(list(row) == DELIVERED_COLUMNS for row in rows)
+        assert all(row["status"] in {"new", "resolved"} for row in rows)  # ongoing not repeated
+        with path.with_suffix(".csv").open(newline="") as handle:
+            assert next(csv.reader(handle)) == DELIVERED_COLUMNS
+        own = alerts[alerts.recipient == path.stem]
+        assert {row["alert_id"] for row in rows} <= set(own.alert_id)
+
+
+def test_later_nights_keep_alert_ids_and_do_not_repeat_ongoing_alerts(linked_sample) -> None:
+    alerts = read_table(linked_sample.warehouse, "alert")
+    first_night = pd.Timestamp(NIGHTS[0])
+    carried = alerts[(alerts.first_run_date == first_night) & (alerts.status == "ongoing")]
+    assert len(carried) > 0
+    reports = linked_sample.reports
+    delivered = {r.run_id: r.stages["alerts"]["delivered_by_recipient"] for r in reports}
+    assert sum(delivered[reports[-1].run_id].values()) < sum(delivered[reports[0].run_id].values())
