@@ -108,6 +108,46 @@ def generate(
     console.print(summary)
 
 
+@app.command()
+def explain(
+    config: ConfigOption,
+    person_id: Annotated[str, typer.Option("--person-id", help="Person id, e.g. P0000000123.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Also write explanation.md and one waterfall chart per edge here."),
+    ] = None,
+) -> None:
+    """Explain why a person's records were linked: records, edges, review items, id history."""
+    from rich.markdown import Markdown
+
+    from linkage.config import load_project
+    from linkage.explain import explain_in_project
+
+    explanation = _run(lambda: explain_in_project(load_project(config), person_id, out))
+    console.print(Markdown(explanation.to_markdown()))
+    if out is not None:
+        console.print(f"explanation and waterfall charts written to {out}")
+
+
+@app.command()
+def dashboards(
+    config: ConfigOption,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output directory (default <output_dir>/runs/<run_id>/dashboards)."),
+    ] = None,
+) -> None:
+    """Write Splink's offline dashboards for the riskiest persons of the latest linked run."""
+    from linkage.config import load_project
+    from linkage.explain import dashboards_for_project
+
+    paths = _run(lambda: dashboards_for_project(load_project(config), out))
+    for path in paths:
+        console.print(f"dashboard written: {path}")
+    if not paths:
+        console.print("no dashboards: no chosen person has a scored edge")
+
+
 def _run(job):  # noqa: ANN001, ANN202
     """Run a job, turning the pipeline's own errors into a clear message and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
