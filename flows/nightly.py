@@ -9,8 +9,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from linkage import night as stages
-from linkage.config import SourceConfig, load_project
 from linkage.alerts import AlertOutcome
+from linkage.config import ProjectConfig, SourceConfig, load_project
+from linkage.explain import dashboards_for_run
 from linkage.index import LinkOutcome
 from linkage.report import RunReport
 
@@ -60,6 +61,19 @@ def write_report(
     return report
 
 
+@task(cache_policy=NO_CACHE)
+def dashboards(project: ProjectConfig, run_id: str) -> list[Path]:
+    """Splink dashboards of the riskiest persons (reads the warehouse once it is closed)."""
+    return dashboards_for_run(project, run_id)
+
+
+def write_dashboards(project: ProjectConfig, run_id: str) -> None:
+    """A convenience for analysts: its failure is logged, not a failed run."""
+    state = dashboards(project, run_id, return_state=True)
+    if state.is_failed():
+        get_run_logger().warning("run %s: dashboards not written: %s", run_id, state.message)
+
+
 @flow(name="nightly", log_prints=False)
 def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
     """Pull, validate and standardise every extract, link them into persons, raise alerts."""
@@ -79,6 +93,7 @@ def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
         stages.fail_night(night)  # the published index is untouched; the run is marked failed
         raise
     report = write_report(night, intakes, status, outcome, alerts)
+    write_dashboards(project, night.run_id)
 
     logger.info("run %s %s in %.1f s", night.run_id, report.status, report.seconds)
     return report

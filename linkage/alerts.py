@@ -27,6 +27,7 @@ from linkage.warehouse import fetch_one
 
 log = logging.getLogger(__name__)
 ALERT_ID_PREFIX = "A"
+BELOW_CONFIDENCE = "link below rule confidence"
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,7 @@ def run_alerts(
     files = _deliver(delivered, by_rule, project.output_dir / "runs" / run_id / "alerts", run_date)
     outcome = AlertOutcome(
         by_rule_and_status=dict(
-            sorted(Counter(f"{r} {s}" for r, s in zip(alerts.rule_id, alerts.status)).items())
+            sorted(Counter(alerts["rule_id"] + " " + alerts["status"]).items())
         ),
         delivered_by_recipient=dict(sorted(Counter(delivered["recipient"]).items())),
         review_items=len(doubtful),
@@ -382,7 +383,7 @@ def _publish_alerts(
 ) -> None:
     review = pd.DataFrame(
         [
-            (m.rule_id, m.person_id, list(m.record_keys), m.confidence, "link below rule confidence")
+            (m.rule_id, m.person_id, list(m.record_keys), m.confidence, BELOW_CONFIDENCE)
             for m in doubtful
         ],
         columns=["rule_id", "person_id", "record_keys", "confidence", "reason"],

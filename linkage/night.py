@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from linkage.alerts import AlertOutcome, run_alerts
 from linkage.config import ProjectConfig, SourceConfig
 from linkage.errors import ConservationError, LinkageError, SourceFileError
-from linkage.alerts import AlertOutcome, run_alerts
 from linkage.extract import ExtractedFile, RejectedRow, extract_source
 from linkage.index import LinkOutcome, ModelNotFoundError, link_warehouse
 from linkage.report import RunReport, SourceReport

@@ -26,8 +26,12 @@ CP_POLICE = AlertRule(
     id="cp_police",
     description="A child on the CP register in a police concern report.",
     conditions=[
-        ConcernCondition(agencies=["socialwork"], types=["CHILD_PROTECTION"], closed_within_days=365),
-        ConcernCondition(agencies=["police"], types=["POLICE_CHILD_CONCERN"], opened_within_days=90),
+        ConcernCondition(
+            agencies=["socialwork"], types=["CHILD_PROTECTION"], closed_within_days=365
+        ),
+        ConcernCondition(
+            agencies=["police"], types=["POLICE_CHILD_CONCERN"], opened_within_days=90
+        ),
     ],
     max_age=17,
     min_confidence=0.99,
@@ -146,9 +150,9 @@ def alert(alert_id: str, person: str, status: str = "new", night: str = "2026-11
     return {
         "alert_id": alert_id, "rule_id": "r", "person_id": person, "recipient": "police",
         "status": status, "confidence": 0.999, "record_keys": ["a"], "holders": ["police"],
-        "recipient_record_ids": ["1"], "first_run_id": "run1", "first_run_date": pd.Timestamp(night),
-        "last_run_id": "run1", "last_run_date": pd.Timestamp(night), "resolved_run_id": None,
-        "note": None,
+        "recipient_record_ids": ["1"], "first_run_id": "run1",
+        "first_run_date": pd.Timestamp(night), "last_run_id": "run1",
+        "last_run_date": pd.Timestamp(night), "resolved_run_id": None, "note": None,
     }  # fmt: skip
 
 

@@ -96,7 +96,9 @@ def settle_unobserved_levels(settings: dict) -> dict:
     disagreement level gets m = UNSEEN_DISAGREEMENT_M, rare among matches.
     """
     for comparison in settings["comparisons"]:
-        levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+        levels = [
+            level for level in comparison["comparison_levels"] if not level.get("is_null_level")
+        ]
         for position, level in enumerate(levels):
             if isinstance(level.get("m_probability"), float) and level["m_probability"] > 1e-6:
                 continue
