@@ -139,7 +139,7 @@ def address_comparison() -> cl.CustomComparison:
         output_column_name="address",
         comparison_levels=[
             cll.CustomLevel("postcode_l IS NULL OR postcode_r IS NULL").configure(
-                is_null_level=True
+                is_null_level=True, label_for_charts="Postcode missing"
             ),
             cll.CustomLevel(
                 "postcode_l = postcode_r AND house_number_l = house_number_r",
