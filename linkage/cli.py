@@ -84,6 +84,22 @@ def link(config: ConfigOption) -> None:
 
 
 @app.command()
+def evaluate(
+    config: ConfigOption,
+    truth: Annotated[Path, typer.Option(help="The generator's truth/ directory.")],
+    night: Annotated[
+        str | None, typer.Option(help="Night of the truth, YYYY-MM-DD (default: the run's).")
+    ] = None,
+) -> None:
+    """Measure the published person index against the truth; saved with its link run."""
+    from linkage.config import load_project
+    from linkage.evaluate import evaluate_run
+
+    result = _run(lambda: evaluate_run(load_project(config), truth, _parse_date(night)))
+    console.print(result.to_markdown())
+
+
+@app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Output directory (landing/ and truth/).")],
     people: Annotated[int, typer.Option(help="Number of residents.")] = 3000,

@@ -6,12 +6,24 @@ so evaluating a million records costs a few group-bys.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
+from linkage.config import ProjectConfig
+from linkage.errors import LinkageError
 from linkage.extract import quote_identifier
+from linkage.warehouse import fetch_one, open_warehouse
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationError(LinkageError):
+    """Nothing to evaluate: no warehouse, no published index, or no truth for its night."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,11 @@ def evaluate(
         {"path": str(truth_dir / "people.csv")},
     )
     row = con.execute(EVALUATION_SQL).fetchall()[0]
+    if not row[0]:  # nothing joined: every measure would be undefined
+        raise EvaluationError(
+            f"{truth_dir / 'records.csv'}: no record of {predicted_table} is in the truth of"
+            f" night {night}: evaluate against the night the extracts were generated for"
+        )
     names = [
         "records",
         "true_persons",
@@ -128,3 +145,120 @@ def evaluate(
         split_persons=int(values["split_persons"]),
         twins_merged=int(values["twins_merged"]),
     )
+
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    """One link run's published index measured against the truth, as saved with the run."""
+
+    run_id: str
+    night: str
+    truth_dir: str
+    evaluated_at: str
+    index_records: int  # records in the published index (`evaluation.records` found in truth)
+    evaluation: Evaluation
+    path: Path  # the run's evaluation.json
+
+    def as_dict(self) -> dict[str, str | float | int]:
+        context: dict[str, str | float | int] = {
+            "run_id": self.run_id,
+            "night": self.night,
+            "truth_dir": self.truth_dir,
+            "evaluated_at": self.evaluated_at,
+            "index_records": self.index_records,
+        }
+        return context | self.evaluation.as_dict()
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# Evaluation of run {self.run_id} (night {self.night})",
+            "",
+            "| measure | value |",
+            "|---|---:|",
+        ]
+        for name, value in self.evaluation.as_dict().items():
+            shown = f"{value:.4f}" if isinstance(value, float) else f"{value:,}"
+            lines.append(f"| {name.replace('_', ' ')} | {shown} |")
+        return "\n".join([*lines, "", f"saved: {self.path}"]) + "\n"
+
+
+_SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE"}
+# The warehouse's evaluation history: one row per evaluation, appended, never rewritten.
+EVALUATION_CONTEXT_COLUMNS = {
+    "run_id": "VARCHAR",
+    "night": "DATE",
+    "truth_dir": "VARCHAR",
+    "evaluated_at": "TIMESTAMP",
+    "index_records": "BIGINT",
+}
+
+
+def evaluation_columns() -> dict[str, str]:
+    """Column -> SQL type of the `evaluation` table: the run's context, then every measure."""
+    measures = {f.name: _SQL_TYPES[str(f.type)] for f in fields(Evaluation)}
+    return EVALUATION_CONTEXT_COLUMNS | measures
+
+
+def evaluate_run(
+    project: ProjectConfig, truth_dir: Path, night: date | None = None
+) -> RunEvaluation:
+    """Evaluate the published `linked_index` against the truth; save it with its link run.
+
+    The night defaults to the one the published index's link run linked. The result goes
+    to `<output_dir>/runs/<run_id>/evaluation.json` and a new row of table `evaluation`.
+    """
+    for name in ("records.csv", "people.csv"):
+        if not (truth_dir / name).exists():
+            raise EvaluationError(f"{truth_dir / name}: truth file not found")
+    if not project.warehouse.exists():
+        raise EvaluationError(f"{project.warehouse}: no warehouse: run `linkage nightly` first")
+    con = open_warehouse(project.warehouse)
+    try:
+        run_id, run_night = published_run(con, project)
+        truth_night = night.isoformat() if night else run_night
+        evaluation = evaluate(con, "linked_index", truth_dir, truth_night)
+        result = RunEvaluation(
+            run_id=run_id,
+            night=truth_night,
+            truth_dir=str(truth_dir.resolve()),
+            evaluated_at=datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+            index_records=_count(con, "SELECT count(*) FROM linked_index"),
+            evaluation=evaluation,
+            path=project.output_dir / "runs" / run_id / "evaluation.json",
+        )
+        _save(con, result)
+    finally:
+        con.close()
+    log.info("run %s evaluated against the truth of night %s", result.run_id, result.night)
+    return result
+
+
+def published_run(con: duckdb.DuckDBPyConnection, project: ProjectConfig) -> tuple[str, str]:
+    """(run_id, night) of the link run whose index is published."""
+    row = fetch_one(
+        con,
+        "SELECT run_id, CAST(run_date AS VARCHAR) FROM link_run"
+        " WHERE run_id = (SELECT min(run_id) FROM linked_index)",
+    )
+    if row is None:
+        raise EvaluationError(
+            f"{project.warehouse}: no published person index: train a model and run"
+            f" `linkage link --config {project.config_path}` first"
+        )
+    return str(row[0]), str(row[1])
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = fetch_one(con, sql)
+    return 0 if row is None else int(row[0])
+
+
+def _save(con: duckdb.DuckDBPyConnection, result: RunEvaluation) -> None:
+    result.path.parent.mkdir(parents=True, exist_ok=True)
+    result.path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    columns = evaluation_columns()
+    ddl = ", ".join(f"{quote_identifier(name)} {kind}" for name, kind in columns.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS evaluation ({ddl})")
+    names = ", ".join(quote_identifier(name) for name in columns)
+    values = ", ".join(f"${name}" for name in columns)
+    con.execute(f"INSERT INTO evaluation ({names}) VALUES ({values})", result.as_dict())
