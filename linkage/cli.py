@@ -164,6 +164,16 @@ def dashboards(
         console.print("no dashboards: no chosen person has a scored edge")
 
 
+@app.command()
+def export(config: ConfigOption) -> None:
+    """Write each agency's export of the latest linked run under the data-sharing rules."""
+    from linkage.config import load_project
+    from linkage.export import export_latest
+
+    summary = _run(lambda: export_latest(load_project(config)))
+    console.print(summary.to_markdown())
+
+
 def _run(job):  # noqa: ANN001, ANN202
     """Run a job, turning the pipeline's own errors into a clear message and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
