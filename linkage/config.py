@@ -116,7 +116,7 @@ class SourceConfig(StrictModel):
             specs += [getattr(self.concern, name) for name in ConcernFields.model_fields]
         columns = [self.record_id]
         for spec in specs:
-            for column in spec.source_columns if spec else []:
+            for column in spec.source_columns if isinstance(spec, FieldSpec) else []:
                 if column not in columns:
                     columns.append(column)
         return columns

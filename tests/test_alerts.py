@@ -143,7 +143,8 @@ def test_a_doubtful_link_gives_a_weak_match_that_does_not_fire() -> None:
         columns=["person_id", "record_key_l", "record_key_r", "match_probability"],
     )
     (match,) = match_rules([CP_POLICE], rows, {"P1": 9}, LinkConfidence(edges), NIGHT)
-    assert match.confidence == pytest.approx(0.96) < CP_POLICE.min_confidence
+    assert match.confidence == pytest.approx(0.96)
+    assert match.confidence < CP_POLICE.min_confidence
 
 
 def alert(alert_id: str, person: str, status: str = "new", night: str = "2026-11-01") -> dict:
