@@ -112,6 +112,7 @@ def match_rules(
 ) -> list[RuleMatch]:
     """Every (rule, person) the concerns satisfy, with the strongest-linked records."""
     matches = []
+    concerns = concerns.reset_index(drop=True)
     for rule in rules:
         met = [meets(condition, concerns, run_date) for condition in rule.conditions]
         relevant = concerns[pd.concat(met, axis=1).any(axis=1)]
