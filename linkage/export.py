@@ -13,7 +13,7 @@ For every agency in schemas/sharing.yaml, `export_agency_slices` writes
 - `manifest.json`: run id, model version, row counts, sha256 of every file, the grants.
 
 What each agency was last told is kept in the warehouse table `export_state`, replaced only
-after the agency's files are written, so a re-run of the same night gives an empty change
+after every agency's files are written, so a re-run of the same night gives an empty change
 file. Every CSV goes through `write_safe_csv`, which neutralises spreadsheet formulas.
 """
 
@@ -61,6 +61,9 @@ CHANGE_COLUMNS = [
 # A concern with no status is taken as an event (an incident) and counts as open for this
 # long after it was opened, unless its source sets concern.open_for_days.
 EVENT_OPEN_DAYS = 90
+
+# Tonight's export_state rows, gathered agency by agency until every export is written.
+TOLD_SQL = "SELECT agency, source_record_id, person_id, known_agencies FROM export_state LIMIT 0"
 
 EXPORT_STATE_DDL = """
 CREATE TABLE IF NOT EXISTS export_state (
@@ -154,11 +157,15 @@ def export_agency_slices(
     run_dir = project.output_dir / "exports" / run_id
     summary = ExportSummary(run_id, run.model_version)
     con.register("export_event_days", _event_days(project))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE export_told AS {TOLD_SQL}")
     try:
         for agency in sorted(rules.agencies):
             summary.agencies.append(export_agency(con, rules, agency, run, run_dir / agency))
+        # All agencies or none: a failed or retried export recomputes the same change files.
+        _replace_state(con, run_id)
     finally:
         con.unregister("export_event_days")
+        con.execute("DROP TABLE IF EXISTS export_told")
     summary.seconds = round(time.perf_counter() - started, 2)
     log.info(
         "run %s: exported %d agencies, %d records in %.2f s",
@@ -202,7 +209,7 @@ def _link_run(con: duckdb.DuckDBPyConnection, run_id: str) -> LinkRun:
 def export_agency(
     con: duckdb.DuckDBPyConnection, rules: SharingRules, agency: str, run: LinkRun, directory: Path
 ) -> AgencyExport:
-    """One agency's index, change file and manifest; then remember what it was told."""
+    """One agency's index, change file and manifest; what it was told goes to export_told."""
     sql, params = slice_sql(rules, agency)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE export_slice AS {sql}",
@@ -223,7 +230,11 @@ def export_agency(
     write_manifest(partial, _manifest(con, rules, agency, run, rows, changes))
     shutil.rmtree(directory, ignore_errors=True)
     partial.rename(directory)
-    _replace_state(con, agency, run.run_id)
+    con.execute(
+        "INSERT INTO export_told SELECT $agency, source_record_id, person_id, known_agencies"
+        " FROM export_current",
+        {"agency": agency},
+    )
     for table in ("export_slice", "export_current", "export_change"):
         con.execute(f"DROP TABLE {table}")
     log.info(
@@ -446,15 +457,15 @@ UNION ALL SELECT * FROM agency_changes
 """
 
 
-def _replace_state(con: duckdb.DuckDBPyConnection, agency: str, run_id: str) -> None:
-    """What the agency has now been told replaces what it was told before."""
+def _replace_state(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """What the agencies have now been told replaces what they were told before."""
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM export_state WHERE agency = $agency", {"agency": agency})
+        con.execute("DELETE FROM export_state WHERE agency IN (SELECT agency FROM export_told)")
         con.execute(
-            "INSERT INTO export_state SELECT $agency, source_record_id, person_id,"
-            " known_agencies, $run_id FROM export_current",
-            {"agency": agency, "run_id": run_id},
+            "INSERT INTO export_state SELECT agency, source_record_id, person_id,"
+            " known_agencies, $run_id FROM export_told",
+            {"run_id": run_id},
         )
         con.execute("COMMIT")
     except Exception:

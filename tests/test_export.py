@@ -71,6 +71,8 @@ def copy_project(linked_sample, root: Path) -> ProjectConfig:
     wal = linked_sample.warehouse.with_name(linked_sample.warehouse.name + ".wal")
     if wal.exists():
         shutil.copy(wal, root / "w" / (wal.name))
+    with duckdb.connect(str(root / "w" / "linkage.duckdb")) as con:
+        con.execute("DROP TABLE IF EXISTS export_state")  # as if never exported before
     return load_project(config)
 
 
@@ -273,6 +275,23 @@ def test_a_first_export_lists_every_record_as_new_and_a_rerun_lists_nothing(expo
             assert list(csv.reader(f)) == [CHANGE_COLUMNS]
     state = exported.query("SELECT agency, count(*) AS n FROM export_state GROUP BY 1 ORDER BY 1")
     assert dict(state.values.tolist()) == {e.agency: e.rows for e in exported.first.agencies}
+
+
+def test_a_failed_export_tells_no_agency_anything_so_the_retry_gives_the_same_changes(
+    linked_sample, tmp_path: Path
+) -> None:
+    project = copy_project(linked_sample, tmp_path)
+    run_id = linked_sample.reports[-1].run_id
+    blocker = project.output_dir / "exports" / run_id / "socialwork"  # the last agency
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the directory should go")
+    with pytest.raises(OSError):
+        export_now(project)
+    with duckdb.connect(str(project.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM export_state").fetchall() == [(0,)]
+    blocker.unlink()
+    retried = export_now(project)
+    assert all(export.changes == {"new_record": export.rows} for export in retried.agencies)
 
 
 def test_change_files_name_only_the_agencies_the_receiver_may_know_of(exported) -> None:
