@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.nightly import link, raise_alerts, write_dashboards, write_report
+from flows.nightly import export, link, raise_alerts, write_dashboards, write_report
 from linkage import night as stages
 from linkage.config import load_project
 from linkage.report import RunReport
@@ -20,11 +20,12 @@ def relink(config_path: Path) -> RunReport:
     try:
         outcome = link(night)
         alerts = raise_alerts(night, outcome)
+        exports = export(night, outcome)
         status = stages.mark_linked(night)
     except Exception:
         stages.fail_night(night)
         raise
-    report = write_report(night, [], status, outcome, alerts)
+    report = write_report(night, [], status, outcome, alerts, exports)
     write_dashboards(project, night.run_id)
     get_run_logger().info("run %s: re-link %s", night.run_id, report.status)
     return report

@@ -12,6 +12,7 @@ from linkage import night as stages
 from linkage.alerts import AlertOutcome
 from linkage.config import ProjectConfig, SourceConfig, load_project
 from linkage.explain import dashboards_for_run
+from linkage.export import ExportSummary
 from linkage.index import LinkOutcome
 from linkage.report import RunReport
 
@@ -48,6 +49,11 @@ def raise_alerts(night: stages.Night, outcome: LinkOutcome | None) -> AlertOutco
     return stages.alert_night(night, outcome)
 
 
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def export(night: stages.Night, outcome: LinkOutcome | None) -> ExportSummary | None:
+    return stages.export_night(night, outcome)
+
+
 @task(cache_policy=NO_CACHE)
 def write_report(
     night: stages.Night,
@@ -55,8 +61,9 @@ def write_report(
     status: str,
     outcome: LinkOutcome | None,
     alerts: AlertOutcome | None = None,
+    exports: ExportSummary | None = None,
 ) -> RunReport:
-    report = stages.build_report(night, intakes, status, outcome, alerts)
+    report = stages.build_report(night, intakes, status, outcome, alerts, exports)
     stages.finish_night(night, intakes, report)
     return report
 
@@ -76,7 +83,7 @@ def write_dashboards(project: ProjectConfig, run_id: str) -> None:
 
 @flow(name="nightly", log_prints=False)
 def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
-    """Pull, validate and standardise every extract, link them into persons, raise alerts."""
+    """Pull, validate and standardise every extract; link into persons; alert; export."""
     logger = get_run_logger()
     project = load_project(config_path)
     night = stages.start_night(project, run_date or date.today())
@@ -89,10 +96,11 @@ def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
         status = publish(night, intakes)
         outcome = link(night)
         alerts = raise_alerts(night, outcome)
+        exports = export(night, outcome)
     except Exception:
         stages.fail_night(night)  # the published index is untouched; the run is marked failed
         raise
-    report = write_report(night, intakes, status, outcome, alerts)
+    report = write_report(night, intakes, status, outcome, alerts, exports)
     write_dashboards(project, night.run_id)
 
     logger.info("run %s %s in %.1f s", night.run_id, report.status, report.seconds)

@@ -21,6 +21,7 @@ import pyarrow as pa
 from linkage.alerts import AlertOutcome, run_alerts
 from linkage.config import ProjectConfig, SourceConfig
 from linkage.errors import ConservationError, LinkageError, SourceFileError
+from linkage.export import ExportSummary, export_agency_slices
 from linkage.extract import ExtractedFile, RejectedRow, extract_source
 from linkage.index import LinkOutcome, ModelNotFoundError, link_warehouse
 from linkage.report import RunReport, SourceReport
@@ -331,6 +332,13 @@ def alert_night(night: Night, link: LinkOutcome | None) -> AlertOutcome | None:
     return run_alerts(night.con, night.project, night.run_id, night.run_date)
 
 
+def export_night(night: Night, link: LinkOutcome | None) -> ExportSummary | None:
+    """Each agency's slice of tonight's index (none if it was not rebuilt or no sharing rules)."""
+    if link is None or night.project.sharing_rules is None:
+        return None
+    return export_agency_slices(night.con, night.project, night.run_id)
+
+
 def fail_night(night: Night) -> None:
     """Mark a run that stopped before publishing as failed; published tables are untouched."""
     night.con.execute(
@@ -346,6 +354,7 @@ def build_report(
     status: str,
     link: LinkOutcome | None = None,
     alerts: AlertOutcome | None = None,
+    exports: ExportSummary | None = None,
 ) -> RunReport:
     """Counts and statuses of the run, read back from what was published."""
     sources = []
@@ -390,6 +399,8 @@ def build_report(
         report.stages["linkage"] = asdict(link)
     if alerts is not None:
         report.stages["alerts"] = asdict(alerts)
+    if exports is not None:
+        report.stages["exports"] = exports.report_counts()
     elif night.link_skipped:
         report.status = "unlinked" if status == "complete" else status
         report.stages["linkage"] = {"skipped": night.link_skipped}
