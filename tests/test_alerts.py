@@ -244,3 +244,71 @@ def test_later_nights_keep_alert_ids_and_do_not_repeat_ongoing_alerts(linked_sam
     reports = linked_sample.reports
     delivered = {r.run_id: r.stages["alerts"]["delivered_by_recipient"] for r in reports}
     assert sum(delivered[reports[-1].run_id].values()) < sum(delivered[reports[0].run_id].values())
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_later_night_repeats_nothing_ongoing_raises_new_and_resolves_cleared(
+    linked_sample, tmp_path
+) -> None:
+    """Night A hides person X's police records, night B hides person Y's instead."""
+    import shutil
+
+    from flows.nightly import nightly
+    from tests.conftest import sample_project
+
+    alerts = read_table(linked_sample.warehouse, "alert")
+    index = read_table(linked_sample.warehouse, "linked_index")
+    with_police = alerts[alerts.holders.map(lambda holders: "police" in holders)]
+    person_x, person_y = sorted(with_police.person_id.unique())[:2]
+
+    def police_ids(person: str) -> set[str]:
+        rows = index[(index.person_id == person) & (index.source == "police")]
+        return set(rows.source_record_id)
+
+    landing = tmp_path / "landing"
+    for night, hidden in [("2026-11-01", police_ids(person_x)), ("2026-11-02", police_ids(person_y))]:
+        folder = landing / night
+        shutil.copytree(SAMPLE_DIR / "landing" / NIGHTS[0], folder)
+        police = folder / "police_incidents.csv"
+        lines = police.read_text(encoding="utf-8").splitlines(keepends=True)
+        police.write_text(
+            "".join(lines[:1] + [ln for ln in lines[1:] if ln.split(",")[0] not in hidden]),
+            encoding="utf-8",
+        )
+    config = sample_project(tmp_path, "p")
+    config.write_text(config.read_text().replace(str(SAMPLE_DIR / "landing"), str(landing)))
+    models = tmp_path / "p" / "models"
+    models.mkdir(parents=True)
+    shutil.copy(linked_sample.model_path, models / linked_sample.model_path.name)
+
+    nightly(config, date(2026, 11, 1))
+    night_a = read_table(tmp_path / "p" / "linkage.duckdb", "alert")
+    second = nightly(config, date(2026, 11, 2))
+    night_b = read_table(tmp_path / "p" / "linkage.duckdb", "alert")
+
+    def alert_of(table: pd.DataFrame, police: set[str]) -> pd.DataFrame:
+        keys = {f"police:{record_id}" for record_id in police}
+        return table[table.record_keys.map(lambda relied_on: bool(keys & set(relied_on)))]
+
+    # police is told about Y on night A; on night B police no longer holds Y: resolved
+    y_alerts = alert_of(night_a, police_ids(person_y))
+    y_alerts = y_alerts[y_alerts.recipient == "police"]
+    assert len(y_alerts) > 0 and set(y_alerts.status) == {"new"}
+    resolved = night_b[night_b.alert_id.isin(y_alerts.alert_id)]
+    assert set(resolved.status) == {"resolved"}
+    # X's police records appear on night B: new alerts to police, with new ids
+    x_alerts = alert_of(night_b, police_ids(person_x))
+    x_alerts = x_alerts[x_alerts.recipient == "police"]
+    assert len(x_alerts) > 0 and set(x_alerts.status) == {"new"}
+    assert not x_alerts.alert_id.isin(night_a.alert_id).any()
+    # everyone else's alerts carry on, unrepeated
+    untouched = night_a[~night_a.person_id.isin(y_alerts.person_id)]
+    carried = night_b[night_b.alert_id.isin(untouched.alert_id)]
+    assert len(carried) == len(untouched) > 0 and set(carried.status) == {"ongoing"}
+
+    delivered = {}
+    for path in (tmp_path / "p" / "output" / "runs" / second.run_id / "alerts").glob("*.jsonl"):
+        delivered |= {json.loads(line)["alert_id"]: json.loads(line)["status"]
+                      for line in path.read_text().splitlines()}  # fmt: skip
+    assert set(x_alerts.alert_id) | set(resolved.alert_id) <= set(delivered)
+    assert not set(carried.alert_id) & set(delivered)
