@@ -266,7 +266,8 @@ def test_a_later_night_repeats_nothing_ongoing_raises_new_and_resolves_cleared(
         return set(rows.source_record_id)
 
     landing = tmp_path / "landing"
-    for night, hidden in [("2026-11-01", police_ids(person_x)), ("2026-11-02", police_ids(person_y))]:
+    hidden_by_night = {"2026-11-01": police_ids(person_x), "2026-11-02": police_ids(person_y)}
+    for night, hidden in hidden_by_night.items():
         folder = landing / night
         shutil.copytree(SAMPLE_DIR / "landing" / NIGHTS[0], folder)
         police = folder / "police_incidents.csv"
