@@ -14,8 +14,9 @@ from linkage.link import train as training
 @task(cache_policy=NO_CACHE)
 def train_and_save(warehouse: Path, models_dir: Path, seed: int) -> Path:
     records = training.load_model_input(warehouse)
-    linker = training.train_model(records, seed=seed)
-    return training.save_model(linker, records, models_dir, seed)
+    labels = training.reviewed_matches(warehouse)
+    linker = training.train_model(records, seed=seed, labelled_matches=labels)
+    return training.save_model(linker, records, models_dir, seed, len(labels))
 
 
 @flow(name="train")

@@ -174,6 +174,44 @@ def export(config: ConfigOption) -> None:
     console.print(summary.to_markdown())
 
 
+@app.command()
+def review(
+    config: ConfigOption,
+    limit: Annotated[int, typer.Option(help="Pairs to show.")] = 50,
+) -> None:
+    """List the latest link stage's undecided doubtful pairs, most probable first."""
+    from linkage.config import load_project
+    from linkage.review import review_queue
+    from linkage.warehouse import open_warehouse
+
+    def queue():  # noqa: ANN202
+        with open_warehouse(load_project(config).warehouse) as con:
+            return review_queue(con, limit)
+
+    console.print(_run(queue).to_string(index=False))
+
+
+@app.command()
+def decide(
+    config: ConfigOption,
+    record_a: Annotated[str, typer.Argument(help="A record key, source:record_id.")],
+    record_b: Annotated[str, typer.Argument(help="The other record key.")],
+    match: Annotated[bool, typer.Option("--match/--no-match", help="One person or two.")],
+    note: Annotated[str, typer.Option(help="Why (kept with the decision).")] = "",
+) -> None:
+    """Record an analyst's decision on a pair; every later link stage and training obeys it."""
+    from linkage.config import load_project
+    from linkage.review import record_decision
+    from linkage.warehouse import open_warehouse
+
+    def decide_pair() -> None:
+        with open_warehouse(load_project(config).warehouse) as con:
+            record_decision(con, record_a, record_b, match, note)
+
+    _run(decide_pair)
+    console.print(f"recorded: {'match' if match else 'non-match'}; run `linkage link` to apply")
+
+
 def _run(job):  # noqa: ANN001, ANN202
     """Run a job, turning the pipeline's own errors into a clear message and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -24,6 +24,7 @@ from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
 from linkage.link.predict import EDGE_COLUMNS, score_pairs
 from linkage.link.train import latest_model, model_input
 from linkage.persons import IdAssignment, assign_person_ids, person_number
+from linkage.review import load_decisions
 from linkage.warehouse import fetch_one
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ def link_warehouse(
     exclusive = {c.source for c in project.source_configs() if c.one_record_per_person}
     records = model_input(con)
     edges = score_pairs(records, model_path, project.linkage.edge_floor)
-    clustering = cluster_records(records, edges, cluster_settings(project.linkage, exclusive))
+    clustering = cluster_records(
+        records, edges, cluster_settings(project.linkage, exclusive), load_decisions(con)
+    )
     clusters = pd.DataFrame(
         list(clustering.person_of.items()), columns=["record_key", "cluster_key"]
     )

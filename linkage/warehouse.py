@@ -50,6 +50,11 @@ PUBLISHED_TABLES = {
         CREATE TABLE IF NOT EXISTS link_review (
             record_key_l VARCHAR, record_key_r VARCHAR, person_id_l VARCHAR,
             person_id_r VARCHAR, match_probability DOUBLE, reason VARCHAR, run_id VARCHAR)""",
+    # Analysts' decisions on pairs (linkage/review.py): kept for good, read by every link.
+    "review_decision": """
+        CREATE TABLE IF NOT EXISTS review_decision (
+            record_key_l VARCHAR, record_key_r VARCHAR, decision VARCHAR, note VARCHAR,
+            decided_at TIMESTAMP)""",
     # History: appended by every link stage, never rewritten.
     "person_id_history": """
         CREATE TABLE IF NOT EXISTS person_id_history (

@@ -13,7 +13,9 @@ people together. Three guards protect precision where Fellegi-Sunter is weakest:
   attached to neither;
 - weak links: a person held together only by an edge below `weak_link` is flagged.
 
-Everything refused, doubtful or flagged goes to review with its reason.
+Everything refused, doubtful or flagged goes to review with its reason. An analyst's
+decision on a pair (`Decisions`) outranks the model: a reviewed match links whatever the
+score and the guards say; a reviewed non-match keeps the two records apart for good.
 """
 
 from __future__ import annotations
@@ -36,6 +38,25 @@ class ClusterSettings:
     review_threshold: float = 0.5  # edges between this and link_threshold go to review
     weak_link: float = 0.99  # persons held together by a weaker edge are flagged
     exclusive_sources: frozenset[str] = frozenset()  # one record per person
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Reviewed pairs: (record_key_l, record_key_r) with record_key_l < record_key_r."""
+
+    matches: frozenset[tuple[str, str]] = frozenset()
+    non_matches: frozenset[tuple[str, str]] = frozenset()
+
+    def apart(self) -> dict[str, set[str]]:
+        """record key -> the records it must never share a person with."""
+        partners: dict[str, set[str]] = {}
+        for left, right in self.non_matches:
+            partners.setdefault(left, set()).add(right)
+            partners.setdefault(right, set()).add(left)
+        return partners
+
+
+REVIEWED_MATCH_WEIGHT = 1000.0  # merged before any scored edge
 
 
 @dataclass(frozen=True)
@@ -83,18 +104,23 @@ def possible_twins(edges: pd.DataFrame) -> pd.Series:
 
 
 def cluster_records(
-    records: pd.DataFrame, edges: pd.DataFrame, settings: ClusterSettings
+    records: pd.DataFrame,
+    edges: pd.DataFrame,
+    settings: ClusterSettings,
+    decisions: Decisions = Decisions(),
 ) -> Clustering:
     """Cluster records (record_key, source, identifiers) along scored edges."""
+    edges = _apply_decisions(edges, decisions)
     twins = possible_twins(edges) & (edges["match_probability"] >= settings.review_threshold)
     review = [
         ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), "possible twins")
         for e in edges[twins].itertuples(index=False)
     ]
     candidates = edges[~twins & (edges["match_probability"] >= settings.review_threshold)]
-    first = _union(records, candidates, settings, detached=set())
+    apart = decisions.apart()
+    first = _union(records, candidates, settings, set(), apart)
     ambiguous = _ambiguous_records(records, candidates, first)
-    final = _union(records, candidates, settings, detached=ambiguous) if ambiguous else first
+    final = _union(records, candidates, settings, ambiguous, apart) if ambiguous else first
     review += final.review
     review += [
         ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), reason)
@@ -102,6 +128,26 @@ def cluster_records(
     ]
     review += _weak_persons(candidates, final.person_of, settings)
     return Clustering(final.person_of, _sorted(review), final.refused, ambiguous)
+
+
+def _apply_decisions(edges: pd.DataFrame, decisions: Decisions) -> pd.DataFrame:
+    """Drop reviewed non-matches; add or promote reviewed matches above every scored edge."""
+    if not decisions.matches and not decisions.non_matches:
+        return edges
+    pairs = list(zip(edges["record_key_l"], edges["record_key_r"], strict=True))
+    decided = decisions.matches | decisions.non_matches
+    kept = edges[[pair not in decided for pair in pairs]]
+    reviewed = pd.DataFrame(
+        [
+            {"record_key_l": left, "record_key_r": right, "match_probability": 1.0}
+            | {"match_weight": REVIEWED_MATCH_WEIGHT}
+            for left, right in sorted(decisions.matches)
+        ],
+        columns=["record_key_l", "record_key_r", "match_probability", "match_weight"],
+    )
+    gammas = [column for column in edges.columns if column.startswith("gamma_")]
+    reviewed[gammas] = -1  # no levels: not a scored pair, so no guard applies
+    return pd.concat([kept, reviewed.astype(kept.dtypes.to_dict())], ignore_index=True)
 
 
 @dataclass
@@ -117,6 +163,7 @@ def _union(
     edges: pd.DataFrame,
     settings: ClusterSettings,
     detached: set[str],
+    apart: dict[str, set[str]],
 ) -> _UnionResult:
     persons: dict[str, _Person] = {}
     parent: dict[str, str] = {}
@@ -135,6 +182,16 @@ def _union(
             key = parent[key]
         return key
 
+    # per person, its records that a reviewed non-match keeps from some other record
+    constrained: dict[str, set[str]] = {key: {key} for key in apart}
+
+    def kept_apart(left: str, right: str) -> bool:
+        return any(
+            root(other) == right
+            for key in constrained.get(left, ())
+            for other in apart[key]
+        )
+
     review: list[ReviewItem] = []
     refused: list[tuple[str, str, float]] = []
     ordered = edges.sort_values(
@@ -151,7 +208,11 @@ def _union(
         if probability < settings.link_threshold:
             review.append(ReviewItem(key_l, key_r, float(probability), "doubtful link"))
             continue
-        reason = _conflict(persons[left], persons[right])
+        if kept_apart(left, right) or kept_apart(right, left):
+            review.append(ReviewItem(key_l, key_r, float(probability), "refused: reviewed apart"))
+            continue
+        reviewed = weight >= REVIEWED_MATCH_WEIGHT
+        reason = None if reviewed else _conflict(persons[left], persons[right])
         if reason:
             refused.append((key_l, key_r, float(weight)))
             review.append(ReviewItem(key_l, key_r, float(probability), f"refused: {reason}"))
@@ -161,6 +222,8 @@ def _union(
         kept, absorbed = persons[keep], persons.pop(absorb)
         kept.identifiers = absorbed.identifiers | kept.identifiers
         kept.exclusive_sources |= absorbed.exclusive_sources
+        if absorb in constrained:
+            constrained.setdefault(keep, set()).update(constrained.pop(absorb))
     person_of = {key: root(key) for key in parent}
     return _UnionResult(person_of, review, len(refused), refused)
 

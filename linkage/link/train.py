@@ -39,6 +39,7 @@ PRIOR_RULES = [
 ]
 PRIOR_RULES_RECALL = 0.8
 UNSEEN_DISAGREEMENT_M = 1e-3
+MIN_LABELLED_MATCHES = 100  # fewer reviewed matches are too few to estimate m from
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ModelMetadata:
     records_by_source: dict[str, int]
     u_sample_pairs: float
     em_blocking_rules: list[str]
+    labelled_matches: int = 0  # reviewed matches m was also estimated from
 
 
 def model_input(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -72,8 +74,27 @@ def identifier_u(records: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def train_model(records: pd.DataFrame, seed: int = 42) -> Linker:
-    """A trained Splink linker over the records (in an in-memory DuckDB)."""
+def reviewed_matches(warehouse: Path) -> pd.DataFrame:
+    """Pairs analysts reviewed as one person (record_key_l, record_key_r)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+        if "review_decision" not in tables:
+            return pd.DataFrame(columns=["record_key_l", "record_key_r"])
+        return con.execute(
+            "SELECT record_key_l, record_key_r FROM review_decision WHERE decision = 'match'"
+            " ORDER BY ALL"
+        ).df()
+
+
+def train_model(
+    records: pd.DataFrame, seed: int = 42, labelled_matches: pd.DataFrame | None = None
+) -> Linker:
+    """A trained Splink linker over the records (in an in-memory DuckDB).
+
+    With at least MIN_LABELLED_MATCHES reviewed matches, m is also estimated from them
+    (Splink averages it with the EM estimates): analysts' labels are the best evidence of
+    how one person's records differ in this population.
+    """
     db_api = DuckDBAPI(connection=duckdb.connect())
     canonical = db_api.register(records, dataset_display_name="canonical_record")
     linker = Linker(canonical, model_settings(identifier_u(records)), log_level=logging.WARNING)
@@ -83,6 +104,18 @@ def train_model(records: pd.DataFrame, seed: int = 42) -> Linker:
     linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=seed)
     for rule in EM_BLOCKS:
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    known = set(records["record_key"])
+    if labelled_matches is not None:
+        labelled_matches = labelled_matches[
+            labelled_matches["record_key_l"].isin(known)
+            & labelled_matches["record_key_r"].isin(known)
+        ]
+    if labelled_matches is not None and len(labelled_matches) >= MIN_LABELLED_MATCHES:
+        labels = labelled_matches.assign(
+            source_dataset_l="canonical_record", source_dataset_r="canonical_record"
+        )
+        linker.table_management.register_table(labels, "reviewed_matches", overwrite=True)
+        linker.training.estimate_m_from_pairwise_labels("reviewed_matches")
     settings = settle_unobserved_levels(linker.misc.save_model_to_json())
     return Linker(canonical, settings, log_level=logging.WARNING)
 
@@ -107,7 +140,9 @@ def settle_unobserved_levels(settings: dict) -> dict:
     return settings
 
 
-def save_model(linker: Linker, records: pd.DataFrame, models_dir: Path, seed: int) -> Path:
+def save_model(
+    linker: Linker, records: pd.DataFrame, models_dir: Path, seed: int, labelled_matches: int = 0
+) -> Path:
     """Write model-<version>.json (Splink settings), its metadata and its weights chart."""
     trained_at = datetime.now(UTC)
     version = trained_at.strftime("%Y%m%dT%H%M%SZ")
@@ -120,6 +155,7 @@ def save_model(linker: Linker, records: pd.DataFrame, models_dir: Path, seed: in
         splink_version=splink.__version__,
         seed=seed,
         records=len(records),
+        labelled_matches=labelled_matches if labelled_matches >= MIN_LABELLED_MATCHES else 0,
         records_by_source=records["source"].value_counts().sort_index().to_dict(),
         u_sample_pairs=U_SAMPLE_PAIRS,
         em_blocking_rules=[
