@@ -20,7 +20,6 @@ file. Every CSV goes through `write_safe_csv`, which neutralises spreadsheet for
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -39,7 +38,7 @@ import pandas as pd
 
 from linkage.config import FlagSpec, ProjectConfig, SharingRules, load_sharing_rules
 from linkage.errors import ConfigError, LinkageError
-from linkage.extract import quote_identifier
+from linkage.extract import quote_identifier, sha256_of
 from linkage.warehouse import fetch_one, open_warehouse
 
 if TYPE_CHECKING:
@@ -528,14 +527,6 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
     path = directory / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- spreadsheet-safe CSV ---------------------------------------------------------------
