@@ -23,7 +23,7 @@ import pandas as pd
 
 from linkage.config import AlertRule, ConcernCondition, ProjectConfig, load_alert_rules
 from linkage.export import write_safe_csv
-from linkage.warehouse import fetch_one
+from linkage.warehouse import fetch_one, transaction
 
 log = logging.getLogger(__name__)
 ALERT_ID_PREFIX = "A"
@@ -391,20 +391,16 @@ def _publish_alerts(
     )
     con.register("new_alert", alerts)
     con.register("new_alert_review", review)
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM alert")
-        con.execute(f"INSERT INTO alert SELECT {', '.join(ALERT_COLUMNS)} FROM new_alert")
-        con.execute("DELETE FROM alert_review")
-        con.execute(
-            "INSERT INTO alert_review SELECT $run_id, rule_id, person_id, record_keys,"
-            " confidence, reason FROM new_alert_review",
-            {"run_id": run_id},
-        )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute("DELETE FROM alert")
+            con.execute(f"INSERT INTO alert SELECT {', '.join(ALERT_COLUMNS)} FROM new_alert")
+            con.execute("DELETE FROM alert_review")
+            con.execute(
+                "INSERT INTO alert_review SELECT $run_id, rule_id, person_id, record_keys,"
+                " confidence, reason FROM new_alert_review",
+                {"run_id": run_id},
+            )
     finally:
         con.unregister("new_alert")
         con.unregister("new_alert_review")

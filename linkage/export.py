@@ -39,7 +39,7 @@ import pandas as pd
 from linkage.config import FlagSpec, ProjectConfig, SharingRules, load_sharing_rules
 from linkage.errors import ConfigError, LinkageError
 from linkage.extract import quote_identifier, sha256_of
-from linkage.warehouse import fetch_one, open_warehouse
+from linkage.warehouse import fetch_one, open_warehouse, transaction
 
 if TYPE_CHECKING:
     import polars as pl
@@ -458,18 +458,13 @@ UNION ALL SELECT * FROM agency_changes
 
 def _replace_state(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """What the agencies have now been told replaces what they were told before."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM export_state WHERE agency IN (SELECT agency FROM export_told)")
         con.execute(
             "INSERT INTO export_state SELECT agency, source_record_id, person_id,"
             " known_agencies, $run_id FROM export_told",
             {"run_id": run_id},
         )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _change_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -25,7 +25,7 @@ from linkage.link.predict import EDGE_COLUMNS, score_pairs
 from linkage.link.train import latest_model, model_input
 from linkage.persons import IdAssignment, assign_person_ids, person_number
 from linkage.review import load_decisions
-from linkage.warehouse import fetch_one
+from linkage.warehouse import fetch_one, transaction
 
 log = logging.getLogger(__name__)
 
@@ -152,36 +152,32 @@ def _publish(
     ]:
         con.register(name, frame)
     params = {"run_id": run_id, "run_date": run_date, "version": version}
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM linked_index")
-        con.execute(PUBLISH_LINKED_INDEX_SQL, {"run_id": run_id})
-        con.execute("DELETE FROM edge")
-        con.execute(
-            f"INSERT INTO edge SELECT {', '.join(EDGE_COLUMNS)}, linked, $run_id, $version"
-            " FROM new_edge",
-            {"run_id": run_id, "version": version},
-        )
-        con.execute("DELETE FROM link_review")
-        con.execute(PUBLISH_REVIEW_SQL, {"run_id": run_id})
-        con.execute("DELETE FROM person")
-        con.execute(PUBLISH_PERSON_SQL, {"run_id": run_id})
-        con.execute(
-            "INSERT INTO person_id_history SELECT $run_id, $run_date, person_id, event,"
-            " related_person_id, records, reason FROM new_history",
-            {"run_id": run_id, "run_date": run_date},
-        )
-        con.execute(
-            "INSERT INTO link_run SELECT $run_id, $run_date, $version, $path,"
-            " (SELECT count(*) FROM new_person_of),"
-            " (SELECT count(DISTINCT person_id) FROM new_person_of),"
-            " (SELECT count(*) FROM new_edge), (SELECT count(*) FROM new_review), NULL",
-            params | {"path": str(model_path)},
-        )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute("DELETE FROM linked_index")
+            con.execute(PUBLISH_LINKED_INDEX_SQL, {"run_id": run_id})
+            con.execute("DELETE FROM edge")
+            con.execute(
+                f"INSERT INTO edge SELECT {', '.join(EDGE_COLUMNS)}, linked, $run_id, $version"
+                " FROM new_edge",
+                {"run_id": run_id, "version": version},
+            )
+            con.execute("DELETE FROM link_review")
+            con.execute(PUBLISH_REVIEW_SQL, {"run_id": run_id})
+            con.execute("DELETE FROM person")
+            con.execute(PUBLISH_PERSON_SQL, {"run_id": run_id})
+            con.execute(
+                "INSERT INTO person_id_history SELECT $run_id, $run_date, person_id, event,"
+                " related_person_id, records, reason FROM new_history",
+                {"run_id": run_id, "run_date": run_date},
+            )
+            con.execute(
+                "INSERT INTO link_run SELECT $run_id, $run_date, $version, $path,"
+                " (SELECT count(*) FROM new_person_of),"
+                " (SELECT count(DISTINCT person_id) FROM new_person_of),"
+                " (SELECT count(*) FROM new_edge), (SELECT count(*) FROM new_review), NULL",
+                params | {"path": str(model_path)},
+            )
     finally:
         for name in ("new_person_of", "new_edge", "new_review", "new_history"):
             con.unregister(name)

@@ -29,7 +29,13 @@ from linkage.schema import canonical_column_names
 from linkage.stage import create_staged_table, stage_source
 from linkage.standardise import standardise
 from linkage.validate import SourceValidation, Validator, write_html_report
-from linkage.warehouse import execute, fetch_one, last_good_rows, open_warehouse
+from linkage.warehouse import (
+    execute,
+    fetch_one,
+    last_good_rows,
+    open_warehouse,
+    transaction,
+)
 
 log = logging.getLogger(__name__)
 STANDARDISED_TABLE = "standardised_record"
@@ -135,9 +141,7 @@ def _min_rows(night: Night, config: SourceConfig) -> int | None:
 
 def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
     """Write the night's results in one transaction; returns the run status."""
-    con = night.con
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(night.con) as con:
         for intake in intakes:
             _publish_source(night, intake)
         status = "complete" if all(intake.used for intake in intakes) else "partial"
@@ -149,10 +153,6 @@ def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
                 "run_id": night.run_id,
             },
         )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return status
 
 
