@@ -30,19 +30,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from linkage.config import FlagSpec, ProjectConfig, SharingRules, load_sharing_rules
 from linkage.errors import ConfigError, LinkageError
 from linkage.extract import quote_identifier, sha256_of
 from linkage.warehouse import fetch_one, open_warehouse, transaction
-
-if TYPE_CHECKING:
-    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -568,7 +566,7 @@ def _tabulate(
     if isinstance(rows, pd.DataFrame):
         frame = rows if columns is None else rows[list(columns)]
         return [str(name) for name in frame.columns], frame.itertuples(index=False, name=None)
-    if hasattr(rows, "iter_rows"):  # polars, without importing it
+    if isinstance(rows, pl.DataFrame):
         frame = rows if columns is None else rows.select(list(columns))
         return list(frame.columns), frame.iter_rows()
     records = list(rows)

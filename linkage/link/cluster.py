@@ -20,7 +20,6 @@ score and the guards say; a reviewed non-match keeps the two records apart for g
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -122,10 +121,7 @@ def cluster_records(
     ambiguous = _ambiguous_records(records, candidates, first)
     final = _union(records, candidates, settings, ambiguous, apart) if ambiguous else first
     review += final.review
-    review += [
-        ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), reason)
-        for e, reason in _ambiguity_reviews(candidates, ambiguous, settings)
-    ]
+    review += _ambiguity_reviews(candidates, ambiguous, settings)
     review += _weak_persons(candidates, final.person_of, settings)
     return Clustering(final.person_of, _sorted(review), final.refused, ambiguous)
 
@@ -257,11 +253,14 @@ def _ambiguous_records(
 
 def _ambiguity_reviews(
     edges: pd.DataFrame, ambiguous: set[str], settings: ClusterSettings
-) -> Iterable[tuple[object, str]]:
+) -> list[ReviewItem]:
     strong = edges["match_probability"] >= settings.link_threshold
     touching = edges["record_key_l"].isin(ambiguous) | edges["record_key_r"].isin(ambiguous)
-    for edge in edges[strong & touching].itertuples(index=False):
-        yield edge, "ambiguous: matches two persons who cannot be one"
+    reason = "ambiguous: matches two persons who cannot be one"
+    return [
+        ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), reason)
+        for e in edges[strong & touching].itertuples(index=False)
+    ]
 
 
 def _weak_persons(

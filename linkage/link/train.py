@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 import splink
 from splink import DuckDBAPI, Linker, block_on
+from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
 from linkage.link.model import IDENTIFIERS, MODEL_COLUMNS, model_settings
 
@@ -32,7 +33,7 @@ EM_BLOCKS = [
     block_on("forename_canonical", "surname", "postcode_outward"),
 ]
 # Rules near-certain to pair the same person, for the prior (their recall is a guess).
-PRIOR_RULES = [
+PRIOR_RULES: list[str | BlockingRuleCreator] = [
     block_on("chi"),
     block_on("scn"),
     block_on("forename_canonical", "surname", "date_of_birth", "postcode"),
