@@ -161,12 +161,16 @@ def _union(
     detached: set[str],
     apart: dict[str, set[str]],
 ) -> _UnionResult:
+    # Only records on a candidate edge (or under a decision) can join anyone: every other
+    # record stays its own person, so per-record state is built for those alone.
+    nodes = set(edges["record_key_l"].tolist()) | set(edges["record_key_r"].tolist()) | set(apart)
     persons: dict[str, _Person] = {}
     parent: dict[str, str] = {}
     identifier_columns = list(IDENTIFIERS)
-    for key, source, *values in records[
-        ["record_key", "source", *identifier_columns]
-    ].itertuples(index=False):
+    touched = records[records["record_key"].isin(nodes)]
+    for key, source, *values in zip(
+        *_columns(touched, ["record_key", "source", *identifier_columns]), strict=True
+    ):
         parent[key] = key
         ids = {n: v for n, v in zip(identifier_columns, values, strict=True) if isinstance(v, str)}
         exclusive = {source} if source in settings.exclusive_sources else set()
@@ -183,7 +187,7 @@ def _union(
 
     def kept_apart(left: str, right: str) -> bool:
         return any(
-            root(other) == right
+            other in parent and root(other) == right  # a decided record may have left since
             for key in constrained.get(left, ())
             for other in apart[key]
         )
@@ -193,9 +197,10 @@ def _union(
     ordered = edges.sort_values(
         ["match_weight", "record_key_l", "record_key_r"], ascending=[False, True, True]
     )
-    for key_l, key_r, weight, probability in ordered[
-        ["record_key_l", "record_key_r", "match_weight", "match_probability"]
-    ].itertuples(index=False):
+    for key_l, key_r, weight, probability in zip(
+        *_columns(ordered, ["record_key_l", "record_key_r", "match_weight", "match_probability"]),
+        strict=True,
+    ):
         if key_l in detached or key_r in detached:
             continue
         left, right = root(key_l), root(key_r)
@@ -220,23 +225,29 @@ def _union(
         kept.exclusive_sources |= absorbed.exclusive_sources
         if absorb in constrained:
             constrained.setdefault(keep, set()).update(constrained.pop(absorb))
-    person_of = {key: root(key) for key in parent}
+    all_keys = records["record_key"].tolist()
+    person_of = dict(zip(all_keys, all_keys, strict=True))
+    person_of.update((key, root(key)) for key in parent)
     return _UnionResult(person_of, review, len(refused), refused)
 
 
-def _ambiguous_records(
-    records: pd.DataFrame, edges: pd.DataFrame, first: _UnionResult
-) -> set[str]:
+def _columns(frame: pd.DataFrame, names: list[str]) -> list[list]:
+    """Columns as Python lists: iterating rows of Arrow-backed strings (itertuples) costs
+    about 0.5 us a value, several seconds a link at a million records."""
+    return [frame[name].tolist() for name in names]
+
+
+def _ambiguous_records(records: pd.DataFrame, edges: pd.DataFrame, first: _UnionResult) -> set[str]:
     """Records without identifiers whose refused edge is about as strong as their best kept one."""
     if not first.refused_edges:
         return set()
     with_identifier = set()
     for name in IDENTIFIERS:
-        with_identifier |= set(records.loc[records[name].notna(), "record_key"])
+        with_identifier |= set(records.loc[records[name].notna(), "record_key"].tolist())
     best_inside: dict[str, float] = {}
     person_of = first.person_of
-    for key_l, key_r, weight in edges[["record_key_l", "record_key_r", "match_weight"]].itertuples(
-        index=False
+    for key_l, key_r, weight in zip(
+        *_columns(edges, ["record_key_l", "record_key_r", "match_weight"]), strict=True
     ):
         if person_of[key_l] == person_of[key_r]:
             for key in (key_l, key_r):
@@ -267,9 +278,14 @@ def _weak_persons(
     edges: pd.DataFrame, person_of: dict[str, str], settings: ClusterSettings
 ) -> list[ReviewItem]:
     """Edges below weak_link that are the only tie between parts of a person."""
+    # dict lookups, not Series.map(dict), which turns the million-entry dict into a Series
+    same_person = [
+        person_of[key_l] == person_of[key_r]
+        for key_l, key_r in zip(*_columns(edges, ["record_key_l", "record_key_r"]), strict=True)
+    ]
     inside = edges[
         (edges["match_probability"] >= settings.link_threshold)
-        & (edges["record_key_l"].map(person_of) == edges["record_key_r"].map(person_of))
+        & pd.Series(same_person, index=edges.index, dtype=bool)
     ]
     weak = inside[inside["match_probability"] < settings.weak_link]
     if weak.empty:
@@ -283,7 +299,7 @@ def _weak_persons(
             key = strong_parent[key]
         return key
 
-    for key_l, key_r in strong[["record_key_l", "record_key_r"]].itertuples(index=False):
+    for key_l, key_r in zip(*_columns(strong, ["record_key_l", "record_key_r"]), strict=True):
         a, b = root(key_l), root(key_r)
         if a != b:
             strong_parent[max(a, b)] = min(a, b)

@@ -41,4 +41,5 @@ def score_pairs(records: pd.DataFrame, model_path: Path, floor: float) -> pd.Dat
     predictions = load_linker(records, model_path).inference.predict(
         threshold_match_probability=floor
     )
-    return predictions.as_pandas_dataframe()[EDGE_COLUMNS]
+    # only the edge columns leave DuckDB: the model retains every intermediate column
+    return predictions.as_duckdbpyrelation().select(*EDGE_COLUMNS).df()
