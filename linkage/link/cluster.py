@@ -77,7 +77,10 @@ class Clustering:
 @dataclass
 class _Person:
     identifiers: dict[str, str]
-    exclusive_sources: set[str]
+    exclusive_sources: frozenset[str]
+
+
+NOBODY = _Person({}, frozenset())  # a record with no identifier and no exclusive source
 
 
 def _conflict(a: _Person, b: _Person) -> str | None:
@@ -109,7 +112,7 @@ def cluster_records(
     decisions: Decisions = Decisions(),
 ) -> Clustering:
     """Cluster records (record_key, source, identifiers) along scored edges."""
-    edges = _apply_decisions(edges, decisions)
+    edges = _apply_decisions(edges, decisions, set(records["record_key"].tolist()))
     twins = possible_twins(edges) & (edges["match_probability"] >= settings.review_threshold)
     review = [
         ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), "possible twins")
@@ -117,16 +120,58 @@ def cluster_records(
     ]
     candidates = edges[~twins & (edges["match_probability"] >= settings.review_threshold)]
     apart = decisions.apart()
-    first = _union(records, candidates, settings, set(), apart)
-    ambiguous = _ambiguous_records(records, candidates, first)
-    final = _union(records, candidates, settings, ambiguous, apart) if ambiguous else first
+    facts = _RecordFacts.of(records, settings.exclusive_sources)
+    first = _union(facts, candidates, settings, set(), apart, keys=facts.keys)
+    ambiguous = _ambiguous_records(facts, candidates, first)
+    final = _recluster_without(ambiguous, first, facts, candidates, settings, apart)
     review += final.review
     review += _ambiguity_reviews(candidates, ambiguous, settings)
     review += _weak_persons(candidates, final.person_of, settings)
     return Clustering(final.person_of, _sorted(review), final.refused, ambiguous)
 
 
-def _apply_decisions(edges: pd.DataFrame, decisions: Decisions) -> pd.DataFrame:
+def _recluster_without(
+    ambiguous: set[str],
+    first: _UnionResult,
+    facts: _RecordFacts,
+    edges: pd.DataFrame,
+    settings: ClusterSettings,
+    apart: dict[str, set[str]],
+) -> _UnionResult:
+    """Cluster again, without the ambiguous records, the persons that held them.
+
+    Other persons cannot change: what kept them apart from these was an identifier or a
+    one-record source, never an ambiguous record (which holds no identifier).
+    """
+    if not ambiguous:
+        return first
+    affected = {first.person_of[key] for key in ambiguous}
+    left, right = _columns(edges, ["record_key_l", "record_key_r"])
+    inside = [
+        first.person_of[a] in affected and first.person_of[b] in affected
+        for a, b in zip(left, right, strict=True)
+    ]
+    again = _union(facts, edges[inside], settings, ambiguous, apart, keys=None)
+    person_of = dict(first.person_of)
+    for key, person in first.person_of.items():
+        if person in affected:
+            person_of[key] = again.person_of.get(key, key)
+    review = [
+        item
+        for item in first.review
+        if first.person_of[item.record_key_l] not in affected
+        and first.person_of[item.record_key_r] not in affected
+    ]
+    refused = [
+        edge
+        for edge in first.refused_edges
+        if first.person_of[edge[0]] not in affected and first.person_of[edge[1]] not in affected
+    ]
+    refused += again.refused_edges
+    return _UnionResult(person_of, review + again.review, len(refused), refused)
+
+
+def _apply_decisions(edges: pd.DataFrame, decisions: Decisions, present: set[str]) -> pd.DataFrame:
     """Drop reviewed non-matches; add or promote reviewed matches above every scored edge."""
     if not decisions.matches and not decisions.non_matches:
         return edges
@@ -138,6 +183,7 @@ def _apply_decisions(edges: pd.DataFrame, decisions: Decisions) -> pd.DataFrame:
             {"record_key_l": left, "record_key_r": right, "match_probability": 1.0}
             | {"match_weight": REVIEWED_MATCH_WEIGHT}
             for left, right in sorted(decisions.matches)
+            if left in present and right in present  # a decided record may have left since
         ],
         columns=["record_key_l", "record_key_r", "match_probability", "match_weight"],
     )
@@ -154,42 +200,71 @@ class _UnionResult:
     refused_edges: list[tuple[str, str, float]]
 
 
+@dataclass(frozen=True)
+class _RecordFacts:
+    """What the merge loop needs to know of each record, read once from the records."""
+
+    keys: list[str]
+    identifiers: dict[str, dict[str, str]]  # only records holding an identifier
+    exclusive_source: dict[str, str]  # records of a one-record-per-person source
+
+    @classmethod
+    def of(cls, records: pd.DataFrame, exclusive_sources: frozenset[str]) -> _RecordFacts:
+        identifiers: dict[str, dict[str, str]] = {}
+        for name in IDENTIFIERS:
+            held = records[records[name].notna()]
+            for key, value in zip(*_columns(held, ["record_key", name]), strict=True):
+                identifiers.setdefault(key, {})[name] = value
+        exclusive = records[records["source"].isin(sorted(exclusive_sources))]
+        return cls(
+            records["record_key"].tolist(),
+            identifiers,
+            dict(zip(*_columns(exclusive, ["record_key", "source"]), strict=True)),
+        )
+
+    def person(self, key: str) -> _Person:
+        """The record as a person of its own (shared, never mutated)."""
+        source = self.exclusive_source.get(key)
+        if source is None and key not in self.identifiers:
+            return NOBODY
+        return _Person(
+            self.identifiers.get(key, {}), frozenset((source,)) if source else frozenset()
+        )
+
+
 def _union(
-    records: pd.DataFrame,
+    facts: _RecordFacts,
     edges: pd.DataFrame,
     settings: ClusterSettings,
     detached: set[str],
     apart: dict[str, set[str]],
+    keys: list[str] | None = None,
 ) -> _UnionResult:
-    # Only records on a candidate edge (or under a decision) can join anyone: every other
-    # record stays its own person, so per-record state is built for those alone.
-    nodes = set(edges["record_key_l"].tolist()) | set(edges["record_key_r"].tolist()) | set(apart)
-    persons: dict[str, _Person] = {}
+    """Merge along edges strongest first; person_of covers `keys` (all records by default)
+    or, with keys=None, only the records the merges touched."""
+    # Only records on an edge ever get state: the others stay persons of their own.
     parent: dict[str, str] = {}
-    identifier_columns = list(IDENTIFIERS)
-    touched = records[records["record_key"].isin(nodes)]
-    for key, source, *values in zip(
-        *_columns(touched, ["record_key", "source", *identifier_columns]), strict=True
-    ):
-        parent[key] = key
-        ids = {n: v for n, v in zip(identifier_columns, values, strict=True) if isinstance(v, str)}
-        exclusive = {source} if source in settings.exclusive_sources else set()
-        persons[key] = _Person(ids, exclusive)
+    persons: dict[str, _Person] = {}
 
     def root(key: str) -> str:
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
+        path = []
+        while (up := parent.get(key, key)) != key:
+            path.append(key)
+            key = up
+        for step in path:
+            parent[step] = key
         return key
+
+    def person(key: str) -> _Person:  # merged persons are kept; lone records are looked up
+        found = persons.get(key)
+        return facts.person(key) if found is None else found
 
     # per person, its records that a reviewed non-match keeps from some other record
     constrained: dict[str, set[str]] = {key: {key} for key in apart}
 
     def kept_apart(left: str, right: str) -> bool:
         return any(
-            other in parent and root(other) == right  # a decided record may have left since
-            for key in constrained.get(left, ())
-            for other in apart[key]
+            root(other) == right for key in constrained.get(left, ()) for other in apart[key]
         )
 
     review: list[ReviewItem] = []
@@ -209,24 +284,27 @@ def _union(
         if probability < settings.link_threshold:
             review.append(ReviewItem(key_l, key_r, float(probability), "doubtful link"))
             continue
-        if kept_apart(left, right) or kept_apart(right, left):
+        if apart and (kept_apart(left, right) or kept_apart(right, left)):
             review.append(ReviewItem(key_l, key_r, float(probability), "refused: reviewed apart"))
             continue
         reviewed = weight >= REVIEWED_MATCH_WEIGHT
-        reason = None if reviewed else _conflict(persons[left], persons[right])
+        reason = None if reviewed else _conflict(person(left), person(right))
         if reason:
             refused.append((key_l, key_r, float(weight)))
             review.append(ReviewItem(key_l, key_r, float(probability), f"refused: {reason}"))
             continue
-        keep, absorb = sorted((left, right))  # deterministic whatever the edge order
+        keep, absorb = (left, right) if left < right else (right, left)  # order-independent
         parent[absorb] = keep
-        kept, absorbed = persons[keep], persons.pop(absorb)
-        kept.identifiers = absorbed.identifiers | kept.identifiers
-        kept.exclusive_sources |= absorbed.exclusive_sources
+        kept, absorbed = person(keep), person(absorb)
+        persons.pop(absorb, None)
+        if absorbed is not NOBODY:
+            persons[keep] = _Person(
+                absorbed.identifiers | kept.identifiers,
+                kept.exclusive_sources | absorbed.exclusive_sources,
+            )
         if absorb in constrained:
             constrained.setdefault(keep, set()).update(constrained.pop(absorb))
-    all_keys = records["record_key"].tolist()
-    person_of = dict(zip(all_keys, all_keys, strict=True))
+    person_of = {} if keys is None else dict(zip(keys, keys, strict=True))
     person_of.update((key, root(key)) for key in parent)
     return _UnionResult(person_of, review, len(refused), refused)
 
@@ -237,13 +315,11 @@ def _columns(frame: pd.DataFrame, names: list[str]) -> list[list]:
     return [frame[name].tolist() for name in names]
 
 
-def _ambiguous_records(records: pd.DataFrame, edges: pd.DataFrame, first: _UnionResult) -> set[str]:
+def _ambiguous_records(facts: _RecordFacts, edges: pd.DataFrame, first: _UnionResult) -> set[str]:
     """Records without identifiers whose refused edge is about as strong as their best kept one."""
     if not first.refused_edges:
         return set()
-    with_identifier = set()
-    for name in IDENTIFIERS:
-        with_identifier |= set(records.loc[records[name].notna(), "record_key"].tolist())
+    with_identifier = facts.identifiers
     best_inside: dict[str, float] = {}
     person_of = first.person_of
     for key_l, key_r, weight in zip(
