@@ -23,7 +23,7 @@ from linkage.errors import LinkageError
 from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
 from linkage.link.predict import EDGE_COLUMNS, score_pairs
 from linkage.link.train import latest_model, model_input
-from linkage.persons import IdAssignment, assign_person_ids, person_number
+from linkage.persons import IdAssignment, IdChange, assign_person_ids, person_number
 from linkage.review import load_decisions
 from linkage.warehouse import PUBLISHED_TABLES, fetch_one, transaction
 
@@ -144,10 +144,7 @@ def _publish(
         [vars(item) for item in clustering.review],
         columns=["record_key_l", "record_key_r", "match_probability", "reason"],
     )
-    history = pd.DataFrame(
-        [vars(change) for change in assignment.changes],
-        columns=["person_id", "event", "related_person_id", "records", "reason"],
-    )
+    history = pd.DataFrame(assignment.changes, columns=list(IdChange._fields))
     for name, frame in [
         ("new_person_of", person_of),
         ("new_edge", edge_frame),

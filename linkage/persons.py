@@ -10,6 +10,7 @@ same ids and an id says nothing about the person.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -17,8 +18,7 @@ ID_PREFIX = "P"
 ID_DIGITS = 10
 
 
-@dataclass(frozen=True)
-class IdChange:
+class IdChange(NamedTuple):  # a tuple: a first link records one per person, a million
     person_id: str
     event: str  # created | split | merged | retired
     related_person_id: str | None  # split from / merged into
@@ -66,19 +66,19 @@ def assign_person_ids(
     largest_source = (
         overlap.drop_duplicates("cluster_key").set_index("cluster_key")["person_id"].to_dict()
     )
-    for cluster_key in sorted(set(sizes) - set(id_of_cluster)):
-        person_id = format_person_id(next_number)
-        next_number += 1
-        id_of_cluster[cluster_key] = person_id
-        if cluster_key in largest_source:
-            parent = largest_source[cluster_key]
+    unnamed = sorted(set(sizes) - set(id_of_cluster))
+    minted = [
+        f"{ID_PREFIX}{n:0{ID_DIGITS}d}" for n in range(next_number, next_number + len(unnamed))
+    ]
+    id_of_cluster.update(zip(unnamed, minted, strict=True))
+    for cluster_key, person_id in zip(unnamed, minted, strict=True):
+        parent = largest_source.get(cluster_key)
+        if parent is not None:
             changes.append(
-                IdChange(person_id, "split", parent, int(sizes[cluster_key]), "records split off")
+                IdChange(person_id, "split", parent, sizes[cluster_key], "records split off")
             )
         else:
-            changes.append(
-                IdChange(person_id, "created", None, int(sizes[cluster_key]), "new person")
-            )
+            changes.append(IdChange(person_id, "created", None, sizes[cluster_key], "new person"))
 
     # Published ids that no cluster inherited: merged into another person, or all gone.
     destination = (
