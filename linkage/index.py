@@ -44,6 +44,20 @@ class LinkOutcome:
     id_changes: dict[str, int]
     seconds: float
     persons_by_sources: dict[str, int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _StageClock:
+    """Seconds per stage of the link, for the run report and benchmarks."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 2)
+        self._last = now
 
 
 def resolve_model(project: ProjectConfig) -> Path:
@@ -75,20 +89,26 @@ def link_warehouse(
 ) -> LinkOutcome:
     """Link the warehouse's canonical records and publish the index (one transaction)."""
     started = time.perf_counter()
+    stage = _StageClock()
     model_path = resolve_model(project)
     exclusive = {c.source for c in project.source_configs() if c.one_record_per_person}
     records = model_input(con)
+    stage.done("read records")
     edges = score_pairs(records, model_path, project.linkage.edge_floor)
+    stage.done("predict")
     clustering = cluster_records(
         records, edges, cluster_settings(project.linkage, exclusive), load_decisions(con)
     )
+    stage.done("cluster")
     clusters = pd.DataFrame(
         list(clustering.person_of.items()), columns=["record_key", "cluster_key"]
     )
     previous = con.execute("SELECT record_key, person_id FROM linked_index").df()
     assignment = assign_person_ids(clusters, previous, _next_person_number(con))
+    stage.done("person ids")
     version = model_version(model_path)
     _publish(con, run_id, run_date, version, model_path, edges, clustering, assignment)
+    stage.done("publish")
     outcome = LinkOutcome(
         model_version=version,
         records=len(records),
@@ -98,6 +118,7 @@ def link_warehouse(
         id_changes=dict(Counter(change.event for change in assignment.changes)),
         seconds=round(time.perf_counter() - started, 2),
         persons_by_sources=_persons_by_sources(con),
+        stage_seconds=stage.seconds,
     )
     con.execute(
         "UPDATE link_run SET seconds = $seconds WHERE run_id = $run_id",
