@@ -145,3 +145,33 @@ def test_same_edges_in_any_order_give_the_same_persons() -> None:
     first = cluster_records(recs, scored, SETTINGS)
     second = cluster_records(recs, scored.iloc[::-1], SETTINGS)
     assert first.person_of == second.person_of and first.review == second.review
+
+
+def test_without_an_ambiguous_record_a_merge_it_blocked_goes_ahead() -> None:
+    # p:a (no identifier) joins h:F (CHI 1) and p:r; p:r-h:S is then refused (CHI 1 vs 2)
+    # only because p:a brought CHI 1 in. p:a is ambiguous (p:a-h:Z is refused about as
+    # strongly as its best edge), so it is detached: nothing keeps p:r from h:S any more,
+    # and the doubtful edge p:r-h:T, which leaves p:a's first person, stays in review.
+    result = cluster_records(
+        records(
+            ("h:F", "health", "1", None),
+            ("h:S", "health", "2", None),
+            ("h:T", "health", "4", None),
+            ("h:Z", "health", "3", None),
+            ("p:a", "police", None, None),
+            ("p:r", "police", None, None),
+        ),
+        edges(
+            ("h:F", "p:a", 0.999999),
+            ("p:a", "p:r", 0.999998),
+            ("h:Z", "p:a", 0.999996),
+            ("h:S", "p:r", 0.99),
+            ("h:T", "p:r", 0.6),
+        ),
+        SETTINGS,
+    )
+    assert result.ambiguous == {"p:a"}
+    assert persons(result) == [["h:F"], ["h:S", "p:r"], ["h:T"], ["h:Z"], ["p:a"]]
+    assert ("h:T", "p:r", "doubtful link") in {
+        (item.record_key_l, item.record_key_r, item.reason) for item in result.review
+    }
