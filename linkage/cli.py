@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,8 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+# Prefect's local API would otherwise try to send usage telemetry: nothing leaves the machine.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Project config YAML.")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "sample_data"
 NIGHT_1 = "2026-11-01"
 NIGHTS = sorted(p.name for p in (SAMPLE_DIR / "landing").iterdir() if p.is_dir())
+
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from tests
 
 
 @pytest.fixture(scope="session")
