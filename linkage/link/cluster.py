@@ -166,20 +166,11 @@ def _recluster_without(
 
 def _components(edges: pd.DataFrame) -> dict[str, str]:
     """Record -> its connected component over the edges, ignoring every constraint."""
-    parent: dict[str, str] = {}
-
-    def root(key: str) -> str:
-        parent.setdefault(key, key)
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    for key_l, key_r in zip(*_columns(edges, ["record_key_l", "record_key_r"]), strict=True):
-        a, b = root(key_l), root(key_r)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return {key: root(key) for key in parent}
+    roots = _Roots()
+    left, right = _columns(edges, ["record_key_l", "record_key_r"])
+    for key_l, key_r in zip(left, right, strict=True):
+        roots.join(key_l, key_r)
+    return {key: roots.find(key) for key in {*left, *right}}
 
 
 def _apply_decisions(edges: pd.DataFrame, decisions: Decisions, present: set[str]) -> pd.DataFrame:
@@ -254,17 +245,9 @@ def _union(
     """Merge along edges strongest first; person_of covers `keys` (all records by default)
     or, with keys=None, only the records the merges touched."""
     # Only records on an edge ever get state: the others stay persons of their own.
-    parent: dict[str, str] = {}
+    roots = _Roots()
+    root = roots.find
     persons: dict[str, _Person] = {}
-
-    def root(key: str) -> str:
-        path = []
-        while (up := parent.get(key, key)) != key:
-            path.append(key)
-            key = up
-        for step in path:
-            parent[step] = key
-        return key
 
     def person(key: str) -> _Person:  # merged persons are kept; lone records are looked up
         found = persons.get(key)
@@ -304,8 +287,7 @@ def _union(
             refused.append((key_l, key_r, float(weight)))
             review.append(ReviewItem(key_l, key_r, float(probability), f"refused: {reason}"))
             continue
-        keep, absorb = (left, right) if left < right else (right, left)  # order-independent
-        parent[absorb] = keep
+        keep, absorb = roots.join(left, right)
         kept, absorbed = person(keep), person(absorb)
         persons.pop(absorb, None)
         if absorbed is not NOBODY:
@@ -316,8 +298,34 @@ def _union(
         if absorb in constrained:
             constrained.setdefault(keep, set()).update(constrained.pop(absorb))
     person_of = {} if keys is None else dict(zip(keys, keys, strict=True))
-    person_of.update((key, root(key)) for key in parent)
+    person_of.update((key, root(key)) for key in roots.parent)
     return _UnionResult(person_of, review, len(refused), refused)
+
+
+class _Roots:
+    """Union-find over record keys; a key never joined is its own root."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, key: str) -> str:
+        path = []
+        while (up := self.parent.get(key, key)) != key:
+            path.append(key)
+            key = up
+        for step in path:
+            self.parent[step] = key
+        return key
+
+    def join(self, a: str, b: str) -> tuple[str, str]:
+        """Join the sets of a and b; the smaller root stays (order-independent).
+
+        Returns (kept root, absorbed root); they are equal if a and b were already joined."""
+        root_a, root_b = self.find(a), self.find(b)
+        keep, absorb = (root_a, root_b) if root_a <= root_b else (root_b, root_a)
+        if keep != absorb:
+            self.parent[absorb] = keep
+        return keep, absorb
 
 
 def _columns(frame: pd.DataFrame, names: list[str]) -> list[list]:
@@ -378,22 +386,13 @@ def _weak_persons(
     if weak.empty:
         return []
     strong = inside[inside["match_probability"] >= settings.weak_link]
-    strong_parent: dict[str, str] = {}
-
-    def root(key: str) -> str:
-        strong_parent.setdefault(key, key)
-        while strong_parent[key] != key:
-            key = strong_parent[key]
-        return key
-
+    roots = _Roots()
     for key_l, key_r in zip(*_columns(strong, ["record_key_l", "record_key_r"]), strict=True):
-        a, b = root(key_l), root(key_r)
-        if a != b:
-            strong_parent[max(a, b)] = min(a, b)
+        roots.join(key_l, key_r)
     return [
         ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), "weak link")
         for e in weak.itertuples(index=False)
-        if root(e.record_key_l) != root(e.record_key_r)
+        if roots.find(e.record_key_l) != roots.find(e.record_key_r)
     ]
 
 
