@@ -17,6 +17,7 @@ import duckdb
 from linkage.config import ProjectConfig
 from linkage.errors import LinkageError
 from linkage.extract import quote_identifier
+from linkage.index import published_link_run
 from linkage.warehouse import fetch_one, open_warehouse
 
 log = logging.getLogger(__name__)
@@ -235,17 +236,13 @@ def evaluate_run(
 
 def published_run(con: duckdb.DuckDBPyConnection, project: ProjectConfig) -> tuple[str, str]:
     """(run_id, night) of the link run whose index is published."""
-    row = fetch_one(
-        con,
-        "SELECT run_id, CAST(run_date AS VARCHAR) FROM link_run"
-        " WHERE run_id = (SELECT min(run_id) FROM linked_index)",
-    )
-    if row is None:
+    run = published_link_run(con)
+    if run is None:
         raise EvaluationError(
             f"{project.warehouse}: no published person index: train a model and run"
             f" `linkage link --config {project.config_path}` first"
         )
-    return str(row[0]), str(row[1])
+    return run.run_id, run.run_date.isoformat()
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:

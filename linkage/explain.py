@@ -25,6 +25,7 @@ from splink import Linker
 
 from linkage.config import ProjectConfig
 from linkage.errors import LinkageError
+from linkage.index import LinkRun, link_run, published_link_run
 from linkage.link.predict import EDGE_COLUMNS, load_linker
 from linkage.link.train import model_input
 from linkage.warehouse import fetch_one
@@ -71,14 +72,6 @@ CLUSTER_STUDIO_FILE = "cluster_studio.html"
 
 
 @dataclass(frozen=True)
-class LinkedRun:
-    """A link run and the saved model it scored with."""
-
-    run_id: str
-    model_path: Path
-
-
-@dataclass(frozen=True)
 class EdgeExplanation:
     """One scored pair of the person's records, with each comparison's level in words."""
 
@@ -100,7 +93,7 @@ class PersonExplanation:
     edges: list[EdgeExplanation]  # strongest first
     review: list[dict[str, Any]]  # REVIEW_COLUMNS
     history: list[dict[str, Any]]  # HISTORY_COLUMNS, oldest first
-    run: LinkedRun
+    run: LinkRun
 
     def to_markdown(self, waterfall_files: list[str] | None = None) -> str:
         """The explanation as Markdown; waterfall_files (one per edge) become chart links."""
@@ -148,16 +141,6 @@ def read_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
-
-
-def published_run(con: duckdb.DuckDBPyConnection) -> LinkedRun | None:
-    """The link run that published the current person index, or None before the first."""
-    row = fetch_one(
-        con,
-        "SELECT run_id, model_path FROM link_run"
-        " WHERE run_id = (SELECT any_value(run_id) FROM person)",
-    )
-    return None if row is None else LinkedRun(row[0], Path(row[1]))
 
 
 def level_labels(model_path: Path) -> dict[str, dict[int, str]]:
@@ -242,15 +225,13 @@ def _person_row(con: duckdb.DuckDBPyConnection, person_id: str) -> dict[str, Any
     )
 
 
-def _run_of(con: duckdb.DuckDBPyConnection, run_id: str) -> LinkedRun:
-    row = fetch_one(
-        con, "SELECT model_path FROM link_run WHERE run_id = $run_id", {"run_id": run_id}
-    )
-    if row is None:
+def _run_of(con: duckdb.DuckDBPyConnection, run_id: str) -> LinkRun:
+    run = link_run(con, run_id)
+    if run is None:
         raise LinkageError(
             f"link run {run_id} is missing from link_run: re-link with `linkage link`"
         )
-    return LinkedRun(run_id, Path(row[0]))
+    return run
 
 
 def _explain_edge(row: dict[str, Any], labels: dict[str, dict[int, str]]) -> EdgeExplanation:
@@ -733,7 +714,7 @@ def dashboards_for_run(project: ProjectConfig, run_id: str) -> list[Path]:
     None if the run did not publish the current index (e.g. no model yet, linking skipped).
     """
     with read_warehouse(project.warehouse) as con:
-        run = published_run(con)
+        run = published_link_run(con)
         if run is None or run.run_id != run_id:
             log.info("run %s did not publish the person index: no dashboards", run_id)
             return []
@@ -743,7 +724,7 @@ def dashboards_for_run(project: ProjectConfig, run_id: str) -> list[Path]:
 def dashboards_for_project(project: ProjectConfig, out_dir: Path | None = None) -> list[Path]:
     """Dashboards of the published index (default: its run's dashboards directory)."""
     with read_warehouse(project.warehouse) as con:
-        run = published_run(con)
+        run = published_link_run(con)
         if run is None:
             raise LinkageError(
                 f"{project.warehouse}: no linked run yet: train a model (`linkage train`) "

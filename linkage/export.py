@@ -28,7 +28,7 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ import polars as pl
 from linkage.config import FlagSpec, ProjectConfig, SharingRules, load_sharing_rules
 from linkage.errors import ConfigError, LinkageError
 from linkage.extract import quote_identifier, sha256_of
+from linkage.index import LinkRun, link_run, published_link_run
 from linkage.warehouse import fetch_one, open_warehouse, transaction
 
 log = logging.getLogger(__name__)
@@ -110,13 +111,6 @@ class ExportSummary:
         return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class LinkRun:
-    run_id: str
-    run_date: date
-    model_version: str
-
-
 # --- the exports ------------------------------------------------------------------------
 
 
@@ -131,13 +125,12 @@ def export_latest(project: ProjectConfig) -> ExportSummary:
 
 def published_run_id(con: duckdb.DuckDBPyConnection) -> str:
     """The run whose link stage published the current `linked_index`."""
-    runs = [row[0] for row in con.execute("SELECT DISTINCT run_id FROM linked_index").fetchall()]
-    if len(runs) != 1:
+    run = published_link_run(con)
+    if run is None:
         raise LinkageError(
-            f"the warehouse has no single published index (runs {runs}):"
-            " run `linkage nightly` or `linkage link` first"
+            "the warehouse has no published index: run `linkage nightly` or `linkage link` first"
         )
-    return runs[0]
+    return run.run_id
 
 
 def export_agency_slices(
@@ -193,14 +186,10 @@ def _link_run(con: duckdb.DuckDBPyConnection, run_id: str) -> LinkRun:
             f"run {run_id} is not the published index (run {published}): only the"
             " published index can be exported"
         )
-    row = fetch_one(
-        con,
-        "SELECT run_date, model_version FROM link_run WHERE run_id = $run_id",
-        {"run_id": run_id},
-    )
-    if row is None:
+    run = link_run(con, run_id)
+    if run is None:
         raise LinkageError(f"run {run_id} has no link_run row: was it linked?")
-    return LinkRun(run_id, row[0], row[1])
+    return run
 
 
 def export_agency(

@@ -60,6 +60,31 @@ class _StageClock:
         self._last = now
 
 
+@dataclass(frozen=True)
+class LinkRun:
+    """A link stage's run: the night it linked and the saved model it scored with."""
+
+    run_id: str
+    run_date: date
+    model_version: str
+    model_path: Path
+
+
+def link_run(con: duckdb.DuckDBPyConnection, run_id: str) -> LinkRun | None:
+    row = fetch_one(
+        con,
+        "SELECT run_date, model_version, model_path FROM link_run WHERE run_id = $run_id",
+        {"run_id": run_id},
+    )
+    return None if row is None else LinkRun(run_id, row[0], row[1], Path(row[2]))
+
+
+def published_link_run(con: duckdb.DuckDBPyConnection) -> LinkRun | None:
+    """The link run whose person index is published, or None before the first."""
+    row = fetch_one(con, "SELECT any_value(run_id) FROM linked_index")
+    return None if row is None or row[0] is None else link_run(con, row[0])
+
+
 def resolve_model(project: ProjectConfig) -> Path:
     """The configured model, or the newest saved one."""
     model = project.linkage.model or latest_model(project.model_dir)

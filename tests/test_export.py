@@ -29,7 +29,7 @@ from linkage.export import (
     EVENT_OPEN_DAYS,
     ExportSummary,
     export_agency_slices,
-    published_run_id,
+    export_latest,
     sha256_of,
     write_safe_csv,
 )
@@ -76,14 +76,6 @@ def copy_project(linked_sample, root: Path) -> ProjectConfig:
     return load_project(config)
 
 
-def export_now(project: ProjectConfig) -> ExportSummary:
-    con = open_warehouse(project.warehouse)
-    try:
-        return export_agency_slices(con, project, published_run_id(con))
-    finally:
-        con.close()
-
-
 @dataclass
 class Exported:
     project: ProjectConfig
@@ -106,10 +98,10 @@ class Exported:
 @pytest.fixture(scope="module")
 def exported(linked_sample, tmp_path_factory: pytest.TempPathFactory) -> Exported:
     project = copy_project(linked_sample, tmp_path_factory.mktemp("export"))
-    first = export_now(project)
+    first = export_latest(project)
     run_dir = project.output_dir / "exports" / first.run_id
     first_changes = {a: pd.read_parquet(run_dir / a / "changes.parquet") for a in AGENCIES}
-    again = export_now(project)
+    again = export_latest(project)
     rules = load_sharing_rules(project.sharing_rules)  # type: ignore[arg-type]
     return Exported(project, rules, first, first_changes, again)
 
@@ -286,11 +278,11 @@ def test_a_failed_export_tells_no_agency_anything_so_the_retry_gives_the_same_ch
     blocker.parent.mkdir(parents=True)
     blocker.write_text("a file where the directory should go")
     with pytest.raises(OSError):
-        export_now(project)
+        export_latest(project)
     with duckdb.connect(str(project.warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM export_state").fetchall() == [(0,)]
     blocker.unlink()
-    retried = export_now(project)
+    retried = export_latest(project)
     assert all(export.changes == {"new_record": export.rows} for export in retried.agencies)
 
 
@@ -306,12 +298,12 @@ def test_the_change_file_says_what_moved_and_why(
     linked_sample, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     project = copy_project(linked_sample, tmp_path)
-    export_now(project)
+    export_latest(project)
     con = open_warehouse(project.warehouse)
     cases = _stand_in_for_a_later_link_run(con)
     con.close()
     with caplog.at_level(logging.INFO, logger="linkage"):
-        summary = export_now(project)
+        summary = export_latest(project)
     directory = project.output_dir / "exports" / summary.run_id
     changes = pd.read_parquet(directory / "socialwork" / "changes.parquet")
     merged, split, gone, new, moved = (
