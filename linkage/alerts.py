@@ -70,12 +70,7 @@ ORDER BY person_id, record_key
 def concern_records(con: duckdb.DuckDBPyConnection, project: ProjectConfig) -> pd.DataFrame:
     """Every linked record carrying a concern, with when it stops counting (NULL: open)."""
     events = pd.DataFrame(
-        [
-            (config.source, config.concern.open_for_days)
-            for config in project.source_configs()
-            if config.concern is not None and config.concern.open_for_days is not None
-        ],
-        columns=["source", "open_for_days"],
+        list(project.event_concern_days().items()), columns=["source", "open_for_days"]
     )
     con.register("event_sources", events)
     try:
@@ -515,11 +510,7 @@ def evaluate_alerts(
 def _true_concerns(project: ProjectConfig, truth_dir: Path, night: str) -> pd.DataFrame:
     truth = pd.read_csv(truth_dir / "concerns.csv", dtype=str)
     truth = truth[truth["night"] == night]
-    open_for = {
-        c.source: c.concern.open_for_days
-        for c in project.source_configs()
-        if c.concern is not None and c.concern.open_for_days is not None
-    }
+    open_for = project.event_concern_days()
     opened = pd.to_datetime(truth["opened"])
     closed = pd.to_datetime(truth["closed"])
     expiry = opened + pd.to_timedelta(truth["agency"].map(open_for), unit="D")

@@ -261,6 +261,14 @@ class ProjectConfig(StrictModel):
     def source_configs(self) -> list[SourceConfig]:
         return load_sources(self.sources)
 
+    def event_concern_days(self) -> dict[str, int]:
+        """Sources whose concerns are events -> days one counts as open (concern.open_for_days)."""
+        return {
+            config.source: config.concern.open_for_days
+            for config in self.source_configs()
+            if config.concern is not None and config.concern.open_for_days is not None
+        }
+
 
 def _read_yaml(path: Path) -> dict:
     try:

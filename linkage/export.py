@@ -170,12 +170,7 @@ def export_agency_slices(
 def _event_days(project: ProjectConfig) -> pd.DataFrame:
     """Sources whose concerns are events, and for how many days one counts as open."""
     return pd.DataFrame(
-        [
-            (config.source, config.concern.open_for_days)
-            for config in project.source_configs()
-            if config.concern is not None and config.concern.open_for_days is not None
-        ],
-        columns=["source", "open_for_days"],
+        list(project.event_concern_days().items()), columns=["source", "open_for_days"]
     ).astype({"source": "string", "open_for_days": "int64"})
 
 
