@@ -23,7 +23,7 @@ import pandas as pd
 
 from linkage.config import AlertRule, ConcernCondition, ProjectConfig, load_alert_rules
 from linkage.export import write_safe_csv
-from linkage.warehouse import fetch_one, transaction
+from linkage.warehouse import transaction
 
 log = logging.getLogger(__name__)
 ALERT_ID_PREFIX = "A"
@@ -452,11 +452,6 @@ def _deliver(
         write_safe_csv(pd.DataFrame(flat, columns=DELIVERED_COLUMNS), csv_path)
         paths += [jsonl, csv_path]
     return paths
-
-
-def open_alert_count(con: duckdb.DuckDBPyConnection) -> int:
-    row = fetch_one(con, "SELECT count(*) FROM alert WHERE status IN ('new', 'ongoing')")
-    return 0 if row is None else int(row[0])
 
 
 # --- measured against the generator's truth ---------------------------------------------

@@ -127,7 +127,7 @@ def cluster_records(
     review += final.review
     review += _ambiguity_reviews(candidates, ambiguous, settings)
     review += _weak_persons(candidates, final.person_of, settings)
-    return Clustering(final.person_of, _sorted(review), final.refused, ambiguous)
+    return Clustering(final.person_of, _sorted(review), len(final.refused_edges), ambiguous)
 
 
 def _recluster_without(
@@ -161,7 +161,7 @@ def _recluster_without(
     review = [item for item in first.review if component[item.record_key_l] not in affected]
     refused = [edge for edge in first.refused_edges if component[edge[0]] not in affected]
     refused += again.refused_edges
-    return _UnionResult(person_of, review + again.review, len(refused), refused)
+    return _UnionResult(person_of, review + again.review, refused)
 
 
 def _components(edges: pd.DataFrame) -> dict[str, str]:
@@ -198,7 +198,6 @@ def _apply_decisions(edges: pd.DataFrame, decisions: Decisions, present: set[str
 class _UnionResult:
     person_of: dict[str, str]
     review: list[ReviewItem]
-    refused: int
     refused_edges: list[tuple[str, str, float]]
 
 
@@ -299,7 +298,7 @@ def _union(
             constrained.setdefault(keep, set()).update(constrained.pop(absorb))
     person_of = {} if keys is None else dict(zip(keys, keys, strict=True))
     person_of.update((key, root(key)) for key in roots.parent)
-    return _UnionResult(person_of, review, len(refused), refused)
+    return _UnionResult(person_of, review, refused)
 
 
 class _Roots:
