@@ -7,22 +7,29 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from linkage.config import load_project
+from linkage.config import ProjectConfig, load_project
 from linkage.link import train as training
 
 
 @task(cache_policy=NO_CACHE)
-def train_and_save(warehouse: Path, models_dir: Path, seed: int) -> Path:
-    records = training.load_model_input(warehouse)
-    labels = training.reviewed_matches(warehouse)
-    linker = training.train_model(records, seed=seed, labelled_matches=labels)
-    return training.save_model(linker, records, models_dir, seed, len(labels))
+def train_and_save(project: ProjectConfig, seed: int) -> tuple[Path, training.TrainingReport]:
+    registry = project.identifier_registry()
+    records = training.load_model_input(project.warehouse, registry)
+    labels = training.reviewed_matches(project.warehouse)
+    linker, report = training.train_model(
+        records, seed=seed, labelled_matches=labels, registry=registry
+    )
+    path = training.save_model(linker, records, project.model_dir, seed, len(labels), report)
+    return path, report
 
 
 @flow(name="train")
-def train(config_path: Path, seed: int = 42) -> Path:
-    """Train on the current canonical records; nightly runs use the saved model."""
+def train(config_path: Path, seed: int = 42) -> tuple[Path, training.TrainingReport]:
+    """Train on the current canonical records; nightly runs use the saved model.
+
+    Returns the saved model's path and what training used (comparisons, EM blocks, prior).
+    """
     project = load_project(config_path)
-    model_path = train_and_save(project.warehouse, project.model_dir, seed)
+    model_path, report = train_and_save(project, seed)
     get_run_logger().info("saved model %s", model_path.name)
-    return model_path
+    return model_path, report

@@ -73,7 +73,8 @@ def train(
     """Train the linkage model on the warehouse's canonical records; save a new version."""
     from flows.train import train as train_flow
 
-    model_path = _run(lambda: train_flow(config, seed))
+    model_path, report = _run(lambda: train_flow(config, seed))
+    console.print(report.to_text())
     console.print(f"model saved: {model_path}")
 
 

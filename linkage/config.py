@@ -14,6 +14,12 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from linkage.errors import ConfigError
+from linkage.identifiers import (
+    DEFAULT_REGISTRY_FILE,
+    IdentifierRegistry,
+    default_registry,
+    load_registry,
+)
 from linkage.schema import canonical_column_names
 
 
@@ -69,11 +75,6 @@ class PersonFields(StrictModel):
     address: Spec | None = None
     town: Spec | None = None
     postcode: Spec | None = None
-    chi: Spec | None = None
-    scn: Spec | None = None
-    police_id: Spec | None = None
-    pnc_id: Spec | None = None
-    social_work_id: Spec | None = None
 
 
 class ConcernFields(StrictModel):
@@ -106,12 +107,15 @@ class SourceConfig(StrictModel):
     # file-level check: fail if rows < ratio * rows of the last good night
     min_rows_ratio: float = Field(default=0.5, ge=0, le=1)
     fields: PersonFields
+    # registered identifier type (schemas/identifiers.yaml) -> the column holding it
+    identifiers: dict[str, Spec] = {}
     concern: ConcernFields | None = None
     config_path: Path | None = None
 
     def required_columns(self) -> list[str]:
         """Every column of the file the config relies on (record id first)."""
         specs = [getattr(self.fields, name) for name in PersonFields.model_fields]
+        specs += list(self.identifiers.values())
         if self.concern is not None:
             specs += [getattr(self.concern, name) for name in ConcernFields.model_fields]
         columns = [self.record_id]
@@ -216,11 +220,6 @@ class SharingRules(StrictModel):
                     raise ValueError(
                         f"agencies.{agency}.fields.{holder}: {barred} never leave {holder}"
                     )
-                unknown_columns = sorted(set(columns) - set(canonical_column_names()))
-                if unknown_columns:
-                    raise ValueError(
-                        f"agencies.{agency}.fields.{holder}: unknown columns {unknown_columns}"
-                    )
         return self
 
 
@@ -232,12 +231,22 @@ def load_alert_rules(path: Path) -> AlertRules:
         raise ConfigError(f"{path}: invalid alert rules: {_describe(error)}") from None
 
 
-def load_sharing_rules(path: Path) -> SharingRules:
-    """Load the data-sharing rules; a grant of a never-shared column is an error."""
+def load_sharing_rules(path: Path, registry: IdentifierRegistry | None = None) -> SharingRules:
+    """Load the data-sharing rules; a grant of a never-shared or unknown column is an error."""
     try:
-        return SharingRules(**_read_yaml(path))
+        rules = SharingRules(**_read_yaml(path))
     except ValidationError as error:
         raise ConfigError(f"{path}: invalid sharing rules: {_describe(error)}") from None
+    known = set(canonical_column_names(registry))
+    for agency, share in rules.agencies.items():
+        for holder, columns in share.fields.items():
+            unknown = sorted(set(columns) - known)
+            if unknown:
+                raise ConfigError(
+                    f"{path}: invalid sharing rules: agencies.{agency}.fields.{holder}:"
+                    f" unknown columns {unknown}"
+                )
+    return rules
 
 
 class ProjectConfig(StrictModel):
@@ -253,13 +262,17 @@ class ProjectConfig(StrictModel):
     linkage: LinkageSettings = LinkageSettings()
     alert_rules: Path | None = None  # schemas/alerts.yaml; no alerts when unset
     sharing_rules: Path | None = None  # schemas/sharing.yaml; no exports when unset
+    identifiers: Path = DEFAULT_REGISTRY_FILE  # the identifier registry
 
     @property
     def model_dir(self) -> Path:
         return self.models_dir or self.warehouse.parent / "models"
 
     def source_configs(self) -> list[SourceConfig]:
-        return load_sources(self.sources)
+        return load_sources(self.sources, self.identifier_registry())
+
+    def identifier_registry(self) -> IdentifierRegistry:
+        return load_registry(self.identifiers)
 
     def event_concern_days(self) -> dict[str, int]:
         """Sources whose concerns are events -> days one counts as open (concern.open_for_days)."""
@@ -297,12 +310,23 @@ def load_source(path: Path) -> SourceConfig:
         raise ConfigError(f"{path}: invalid source config: {_describe(error)}") from None
 
 
-def load_sources(paths: list[Path]) -> list[SourceConfig]:
+def load_sources(
+    paths: list[Path], registry: IdentifierRegistry | None = None
+) -> list[SourceConfig]:
+    """Every source config the paths (or globs) name; identifiers must be registered."""
+    registry = registry or default_registry()
     files: list[Path] = []
     for path in paths:
         matches = sorted(path.parent.glob(path.name)) if "*" in path.name else [path]
         files.extend(matches)
     configs = [load_source(path) for path in files]
+    for config in configs:
+        unknown = sorted(set(config.identifiers) - set(registry.names))
+        if unknown:
+            raise ConfigError(
+                f"{config.config_path}: identifiers: {unknown} not in the identifier registry"
+                f" {registry.path} (registered: {', '.join(registry.names)})"
+            )
     names = [config.source for config in configs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -325,6 +349,7 @@ def load_project(path: Path) -> ProjectConfig:
         "models_dir",
         "alert_rules",
         "sharing_rules",
+        "identifiers",
     ):
         if key in raw:
             raw[key] = base / raw[key]

@@ -25,9 +25,11 @@ from splink import Linker
 
 from linkage.config import ProjectConfig
 from linkage.errors import LinkageError
+from linkage.extract import quote_identifier
 from linkage.index import LinkRun, link_run, published_link_run
-from linkage.link.predict import EDGE_COLUMNS, load_linker
+from linkage.link.predict import load_linker
 from linkage.link.train import model_input
+from linkage.schema import base_columns
 from linkage.warehouse import fetch_one
 
 if TYPE_CHECKING:
@@ -45,9 +47,7 @@ RECORD_COLUMNS = [
     "date_of_birth",
     "sex",
     "postcode",
-    "chi",
-    "scn",
-    "pnc_id",
+    "identifiers",  # every registered identifier the record holds, as 'type value; ...'
 ]
 REVIEW_COLUMNS = [
     "record_key_l",
@@ -199,7 +199,7 @@ def explain_person(con: duckdb.DuckDBPyConnection, person_id: str) -> PersonExpl
     return PersonExplanation(
         person_id=person_id,
         summary=summary,
-        records=_rows(con, PERSON_RECORDS_SQL, params),
+        records=_rows(con, person_records_sql(con), params),
         edges=[_explain_edge(row, labels) for row in _rows(con, PERSON_EDGES_SQL, params)],
         review=_rows(con, PERSON_REVIEW_SQL, params),
         history=_rows(con, PERSON_HISTORY_SQL, params),
@@ -237,7 +237,7 @@ def _run_of(con: duckdb.DuckDBPyConnection, run_id: str) -> LinkRun:
 def _explain_edge(row: dict[str, Any], labels: dict[str, dict[int, str]]) -> EdgeExplanation:
     levels = {
         column.removeprefix(GAMMA_PREFIX): _level_label(labels, column, row[column])
-        for column in EDGE_COLUMNS
+        for column in row
         if column.startswith(GAMMA_PREFIX)
     }
     return EdgeExplanation(
@@ -263,20 +263,34 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> l
     return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
 
 
-PERSON_RECORDS_SQL = f"""
-SELECT {", ".join(RECORD_COLUMNS)}
+def person_records_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The person's records, RECORD_COLUMNS; identifiers are the canonical record's columns
+    beyond the base ones (one per registered type, whatever the registry was)."""
+    base = {column.name for column in base_columns()}
+    present = [row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()]
+    held = [
+        f"CASE WHEN {quote_identifier(name)} IS NOT NULL"
+        f" THEN '{name} ' || {quote_identifier(name)} END"
+        for name in present
+        if name not in base and name.isidentifier()
+    ]
+    identifiers = f"nullif(concat_ws('; ', {', '.join(held)}), '')" if held else "NULL"
+    columns = [c for c in RECORD_COLUMNS if c != "identifiers"]
+    return f"""
+SELECT {", ".join(columns)}, {identifiers} AS identifiers
 FROM linked_index
 JOIN canonical_record USING (record_key)
 WHERE person_id = $person_id
 ORDER BY record_key
 """
 
+
 # Every stored edge between two of the person's records, linked or not.
-PERSON_EDGES_SQL = f"""
+PERSON_EDGES_SQL = """
 WITH members AS (
     SELECT record_key FROM linked_index WHERE person_id = $person_id
 )
-SELECT {", ".join(EDGE_COLUMNS)}, linked
+SELECT * EXCLUDE (run_id, model_version)
 FROM edge
 WHERE record_key_l IN (SELECT record_key FROM members)
   AND record_key_r IN (SELECT record_key FROM members)
@@ -318,8 +332,12 @@ def _summary_markdown(explanation: PersonExplanation) -> str:
         f"- best-known: {_cell(person['forename'])} {_cell(person['surname'])}, born "
         f"{_cell(person['date_of_birth'])}, sex {_cell(person['sex'])}, "
         f"postcode {_cell(person['postcode'])}",
-        f"- identifiers: CHI {_cell(person['chi_numbers'])}; SCN {_cell(person['scns'])}; "
-        f"PNC {_cell(person['pnc_ids'])}",
+        f"- identifiers: {_identifiers_cell(person['identifiers'])}"
+        + (
+            f" (conflicting: {_cell(person['conflicting_identifiers'])})"
+            if person["conflicting_identifiers"]
+            else ""
+        ),
         f"- {person['records']} records from {_cell(person['sources'])}; weakest link "
         f"confidence {_cell(person['min_link_confidence'])}; "
         f"{'needs review' if person['needs_review'] else 'no review needed'}",
@@ -357,6 +375,11 @@ def _table_markdown(title: str, columns: list[str], rows: list[dict[str, Any]]) 
     lines.append("|" + "---|" * len(columns))
     lines += ["| " + " | ".join(_cell(row[column]) for column in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _identifiers_cell(identifiers: dict[str, list[str]] | None) -> str:
+    held = sorted((identifiers or {}).items())
+    return "; ".join(f"{kind} {', '.join(values)}" for kind, values in held) or "none"
 
 
 def _cell(value: Any) -> str:
@@ -558,10 +581,10 @@ RISK_LISTS_SQL = """
 WITH conflicting AS (
     SELECT person_id, 1 AS list_order, 'conflicting identifiers' AS reason,
            row_number() OVER (
-               ORDER BY len(chi_numbers) + len(scns) + len(pnc_ids) DESC, records DESC, person_id
+               ORDER BY len(conflicting_identifiers) DESC, records DESC, person_id
            ) AS turn
     FROM person
-    WHERE len(chi_numbers) > 1 OR len(scns) > 1 OR len(pnc_ids) > 1
+    WHERE len(conflicting_identifiers) > 0
 ),
 flagged AS (
     SELECT person_id, 2 AS list_order, 'flagged for review' AS reason,

@@ -140,7 +140,7 @@ def export_agency_slices(
     started = time.perf_counter()
     if project.sharing_rules is None:
         raise ConfigError(f"{project.config_path}: no sharing_rules set, so nothing is exported")
-    rules = load_sharing_rules(project.sharing_rules)
+    rules = load_sharing_rules(project.sharing_rules, project.identifier_registry())
     _check_names(rules, project.sharing_rules)
     run = _link_run(con, run_id)
     con.execute(EXPORT_STATE_DDL)

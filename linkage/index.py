@@ -8,20 +8,25 @@ failed link stage leaves the last published index as it was.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from linkage.config import LinkageSettings, ProjectConfig
 from linkage.errors import LinkageError
+from linkage.extract import quote_identifier
+from linkage.identifiers import IdentifierRegistry
 from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
-from linkage.link.predict import EDGE_COLUMNS, score_pairs
+from linkage.link.model import guard_levels
+from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import latest_model, model_input
 from linkage.persons import IdAssignment, IdChange, assign_person_ids, person_number
 from linkage.review import load_decisions
@@ -100,12 +105,21 @@ def model_version(model_path: Path) -> str:
     return model_path.stem.removeprefix("model-")
 
 
-def cluster_settings(settings: LinkageSettings, exclusive_sources: set[str]) -> ClusterSettings:
+def cluster_settings(
+    settings: LinkageSettings,
+    exclusive_sources: set[str],
+    registry: IdentifierRegistry,
+    model_path: Path,
+) -> ClusterSettings:
+    """The clustering's thresholds, constraints and guard levels for a saved model."""
+    model = json.loads(model_path.read_text(encoding="utf-8"))
     return ClusterSettings(
         link_threshold=settings.link_threshold,
         review_threshold=settings.review_threshold,
         weak_link=settings.weak_link,
         exclusive_sources=frozenset(exclusive_sources),
+        hard_identifiers=tuple(registry.hard_constraints()),
+        guard=guard_levels(model, registry),
     )
 
 
@@ -117,13 +131,13 @@ def link_warehouse(
     stage = _StageClock()
     model_path = resolve_model(project)
     exclusive = {c.source for c in project.source_configs() if c.one_record_per_person}
-    records = model_input(con)
+    registry = project.identifier_registry()
+    records = model_input(con, registry)
     stage.done("read records")
     edges = score_pairs(records, model_path, project.linkage.edge_floor)
     stage.done("predict")
-    clustering = cluster_records(
-        records, edges, cluster_settings(project.linkage, exclusive), load_decisions(con)
-    )
+    settings = cluster_settings(project.linkage, exclusive, registry, model_path)
+    clustering = cluster_records(records, edges, settings, load_decisions(con))
     stage.done("cluster")
     clusters = pd.DataFrame(
         list(clustering.person_of.items()), columns=["record_key", "cluster_key"]
@@ -132,7 +146,7 @@ def link_warehouse(
     assignment = assign_person_ids(clusters, previous, _next_person_number(con))
     stage.done("person ids")
     version = model_version(model_path)
-    _publish(con, run_id, run_date, version, model_path, edges, clustering, assignment)
+    _publish(con, run_id, run_date, version, model_path, edges, clustering, assignment, registry)
     stage.done("publish")
     outcome = LinkOutcome(
         model_version=version,
@@ -176,6 +190,7 @@ def _publish(
     edges: pd.DataFrame,
     clustering: Clustering,
     assignment: IdAssignment,
+    registry: IdentifierRegistry,
 ) -> None:
     person_of = assignment.person_of
     cluster_of = clustering.person_of  # dict lookups: Series.map(dict) copies it into a Series
@@ -185,7 +200,8 @@ def _publish(
             edges["record_key_l"].tolist(), edges["record_key_r"].tolist(), strict=True
         )
     ]
-    edge_frame = edges[EDGE_COLUMNS].assign(linked=pd.Series(linked, index=edges.index, dtype=bool))
+    columns = edge_columns(edges)
+    edge_frame = edges[columns].assign(linked=pd.Series(linked, index=edges.index, dtype=bool))
     review = pd.DataFrame(
         [vars(item) for item in clustering.review],
         columns=["record_key_l", "record_key_r", "match_probability", "reason"],
@@ -203,16 +219,19 @@ def _publish(
         with transaction(con):
             _empty_table(con, "linked_index")
             con.execute(PUBLISH_LINKED_INDEX_SQL, {"run_id": run_id})
-            _empty_table(con, "edge")
+            # re-created with the model's gamma columns (edge's DDL has the fixed ones only)
+            con.execute("DROP TABLE edge")
+            kept = [*columns[:4], "linked", "$run_id AS run_id", "$version AS model_version"]
+            kept += [quote_identifier(c) for c in columns if c.startswith("gamma_")]
             con.execute(
-                f"INSERT INTO edge SELECT {', '.join(EDGE_COLUMNS)}, linked, $run_id, $version"
-                " FROM new_edge",
+                f"CREATE TABLE edge AS SELECT {', '.join(kept)} FROM new_edge",
                 {"run_id": run_id, "version": version},
             )
             con.execute("DELETE FROM link_review")
             con.execute(PUBLISH_REVIEW_SQL, {"run_id": run_id})
             _empty_table(con, "person")
-            con.execute(PUBLISH_PERSON_SQL, {"run_id": run_id})
+            person_sql, person_params = publish_person_sql(registry)
+            con.execute(person_sql, person_params | {"run_id": run_id})
             con.execute(
                 "INSERT INTO person_id_history SELECT $run_id, $run_date, person_id, event,"
                 " related_person_id, records, reason FROM new_history",
@@ -310,23 +329,52 @@ reviewed AS (
     SELECT person_id_l AS person_id FROM link_review
     UNION SELECT person_id_r FROM link_review
 ),
+identifier_lists AS (
+    SELECT person_id, kind, list_sort(list(DISTINCT value)) AS held
+    FROM ({identifier_values}) GROUP BY ALL
+),
+identifier_maps AS (
+    SELECT
+        person_id,
+        map_from_entries(list((kind, held) ORDER BY kind)) AS identifiers,
+        list_sort(list(kind) FILTER (len(held) > 1 AND list_contains($hard, kind)))
+            AS conflicting
+    FROM identifier_lists GROUP BY person_id
+),
 summary AS (
     SELECT
         person_id,
-        list_sort(list(DISTINCT chi) FILTER (chi IS NOT NULL)) AS chi_numbers,
-        list_sort(list(DISTINCT scn) FILTER (scn IS NOT NULL)) AS scns,
-        list_sort(list(DISTINCT pnc_id) FILTER (pnc_id IS NOT NULL)) AS pnc_ids,
         list_sort(list(DISTINCT source)) AS sources,
         count(*) AS records,
         min(link_confidence) AS min_link_confidence
     FROM records GROUP BY person_id
 )
 SELECT s.person_id, b.forename, b.surname, CAST(b.date_of_birth AS DATE), b.sex, b.postcode,
-       s.chi_numbers, s.scns, s.pnc_ids, s.sources, s.records, s.min_link_confidence,
-       s.person_id IN (SELECT person_id FROM reviewed), $run_id
-FROM summary s LEFT JOIN best_known b USING (person_id)
+       coalesce(i.identifiers, MAP {{}}), coalesce(i.conflicting, []), s.sources, s.records,
+       s.min_link_confidence, s.person_id IN (SELECT person_id FROM reviewed), $run_id
+FROM summary s
+LEFT JOIN best_known b USING (person_id)
+LEFT JOIN identifier_maps i USING (person_id)
 ORDER BY s.person_id
 """
+
+
+def publish_person_sql(registry: IdentifierRegistry) -> tuple[str, dict[str, Any]]:
+    """The person insert for the registry's identifier columns, and its parameters."""
+    params: dict[str, Any] = {"hard": registry.hard_constraints()}
+    selects = []
+    for position, name in enumerate(registry.names):
+        params[f"kind{position}"] = name
+        column = quote_identifier(name)
+        selects.append(
+            f"SELECT person_id, $kind{position} AS kind, {column} AS value"
+            f" FROM records WHERE {column} IS NOT NULL"
+        )
+    values = " UNION ALL ".join(selects) or (
+        "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS kind, NULL::VARCHAR AS value"
+        " WHERE false"
+    )
+    return PUBLISH_PERSON_SQL.format(identifier_values=values), params
 
 
 def _persons_by_sources(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

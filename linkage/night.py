@@ -23,6 +23,7 @@ from linkage.config import ProjectConfig, SourceConfig
 from linkage.errors import ConservationError, LinkageError, SourceFileError
 from linkage.export import ExportSummary, export_agency_slices
 from linkage.extract import ExtractedFile, RejectedRow, extract_source
+from linkage.identifiers import IdentifierRegistry
 from linkage.index import LinkOutcome, ModelNotFoundError, link_warehouse
 from linkage.report import RunReport, SourceReport
 from linkage.schema import canonical_column_names
@@ -88,7 +89,7 @@ def start_night(project: ProjectConfig, run_date: date) -> Night:
     """Open the warehouse and scratch tables for a new run."""
     started_at = datetime.now(UTC).replace(tzinfo=None)
     run_id = f"{run_date:%Y%m%d}-{started_at:%H%M%S}-{secrets.token_hex(3)}"
-    con = open_warehouse(project.warehouse)
+    con = open_warehouse(project.warehouse, project.identifier_registry())
     create_staged_table(con)
     con.execute(
         "INSERT INTO run VALUES ($run_id, $run_date, $started_at, NULL, 'running', NULL)",
@@ -118,7 +119,12 @@ def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
 
 
 def standardise_night(night: Night) -> int:
-    return standardise(night.con, "staged_record", STANDARDISED_TABLE)
+    return standardise(
+        night.con,
+        "staged_record",
+        STANDARDISED_TABLE,
+        registry=night.project.identifier_registry(),
+    )
 
 
 def validate_source(night: Night, intake: SourceIntake) -> SourceIntake:
@@ -126,7 +132,11 @@ def validate_source(night: Night, intake: SourceIntake) -> SourceIntake:
     if not intake.used:
         return intake
     intake.validation = night.validator.validate_rows(
-        night.con, intake.source, STANDARDISED_TABLE, _min_rows(night, intake.config)
+        night.con,
+        intake.source,
+        STANDARDISED_TABLE,
+        _min_rows(night, intake.config),
+        night.project.identifier_registry(),
     )
     if not intake.validation.file_checks_passed:
         intake.error = f"{intake.source}: " + "; ".join(intake.validation.file_failures)
@@ -160,7 +170,7 @@ def _publish_source(night: Night, intake: SourceIntake) -> None:
     params = {"run_id": night.run_id, "run_date": night.run_date, "source": intake.source}
     if intake.used:
         _insert_failures(night, intake)
-        _replace_canonical_records(night.con, params)
+        _replace_canonical_records(night.con, params, night.project.identifier_registry())
     counts = _source_counts(night.con, params) if intake.used else (0, 0, 0)
     accepted, quarantined, flagged = counts
     if intake.used and intake.rows_read != accepted + quarantined:
@@ -251,23 +261,55 @@ def _insert_failures(night: Night, intake: SourceIntake) -> None:
     con.unregister("row_failure")
 
 
-def _replace_canonical_records(con: duckdb.DuckDBPyConnection, params: dict) -> None:
-    """The source's accepted rows replace its previous night's in canonical_record."""
-    columns = ", ".join(f'"{name}"' for name in canonical_column_names())
-    con.execute("DELETE FROM canonical_record WHERE source = $source", {"source": params["source"]})
-    execute(
-        con,
-        f"""
-        INSERT INTO canonical_record ({columns})
-        SELECT {columns} FROM {STANDARDISED_TABLE} s
-        WHERE s.source = $source
-          AND NOT EXISTS (
-              SELECT 1 FROM quarantine q
-              WHERE q.run_id = $run_id AND q.source = s.source
-                AND q.source_row_number = s.source_row_number)
-        """,
-        params,
+def _replace_canonical_records(
+    con: duckdb.DuckDBPyConnection, params: dict, registry: IdentifierRegistry
+) -> None:
+    """The source's accepted rows replace its previous night's in canonical_record.
+
+    A record keeps what it held on earlier nights as evidence: its earlier postcodes in
+    `previous_postcodes` and its earlier surnames in `other_surnames`, so a person who
+    moves or marries still matches the agencies that have not caught up yet.
+    """
+    columns = ", ".join(f'"{name}"' for name in canonical_column_names(registry))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE earlier_values AS"
+        " SELECT record_key, postcode, previous_postcodes, surname, other_surnames"
+        " FROM canonical_record WHERE source = $source",
+        {"source": params["source"]},
     )
+    con.execute("DELETE FROM canonical_record WHERE source = $source", {"source": params["source"]})
+    execute(con, CARRY_FORWARD_SQL.format(columns=columns), params)
+    con.execute("DROP TABLE earlier_values")
+
+
+CARRY_FORWARD_SQL = """
+INSERT INTO canonical_record ({columns})
+WITH accepted AS (
+    SELECT s.* FROM standardised_record s
+    WHERE s.source = $source
+      AND NOT EXISTS (
+          SELECT 1 FROM quarantine q
+          WHERE q.run_id = $run_id AND q.source = s.source
+            AND q.source_row_number = s.source_row_number)
+),
+carried AS (
+    SELECT
+        accepted.* REPLACE (
+            nullif(list_sort(list_filter(
+                list_distinct(list_concat([earlier.postcode], earlier.previous_postcodes)),
+                lambda code: code IS DISTINCT FROM accepted.postcode
+            )), []) AS previous_postcodes,
+            nullif(list_sort(list_filter(
+                list_distinct(list_concat(
+                    accepted.other_surnames, [earlier.surname], earlier.other_surnames
+                )),
+                lambda name: name IS DISTINCT FROM accepted.surname
+            )), []) AS other_surnames
+        )
+    FROM accepted LEFT JOIN earlier_values AS earlier USING (record_key)
+)
+SELECT {columns} FROM carried
+"""
 
 
 def _source_counts(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[int, int, int]:

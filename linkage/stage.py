@@ -27,11 +27,6 @@ TEXT_INPUTS = {
     "address": ("address_raw", ", "),
     "town": ("town_raw", " "),
     "postcode": ("postcode_raw", " "),
-    "chi": ("chi_raw", ""),
-    "scn": ("scn_raw", ""),
-    "police_id": ("police_id_raw", ""),
-    "pnc_id": ("pnc_id_raw", ""),
-    "social_work_id": ("social_work_id_raw", ""),
 }
 
 STAGED_COLUMNS = """
@@ -41,8 +36,7 @@ STAGED_COLUMNS = """
     surname_raw VARCHAR, other_surnames_raw VARCHAR,
     date_of_birth_raw VARCHAR, date_of_birth DATE, sex_raw VARCHAR, sex VARCHAR,
     address_raw VARCHAR, town_raw VARCHAR, postcode_raw VARCHAR,
-    chi_raw VARCHAR, scn_raw VARCHAR, police_id_raw VARCHAR, pnc_id_raw VARCHAR,
-    social_work_id_raw VARCHAR,
+    identifiers_raw MAP(VARCHAR, VARCHAR),
     concern_type VARCHAR, concern_status VARCHAR, concern_opened DATE, concern_closed DATE
 """
 
@@ -103,6 +97,13 @@ class _SelectBuilder:
             f" AND upper(m.raw_code) = upper({raw}))"
         )
 
+    def identifiers(self, specs: dict[str, FieldSpec]) -> str:
+        """A map of registered identifier type -> raw value (types the source lacks: absent)."""
+        entries = [
+            f"({self.bind(name)}, {self.text(spec, '')})" for name, spec in sorted(specs.items())
+        ]
+        return f"map_from_entries([{', '.join(entries)}])::MAP(VARCHAR, VARCHAR)"
+
     def date(self, spec: FieldSpec | None) -> str:
         if spec is None:
             return "NULL::DATE"
@@ -140,6 +141,7 @@ def stage_source(
         "concern_status": build.coded(concern.status, "concern_status") if concern else "NULL",
         "concern_opened": build.date(concern.opened) if concern else "NULL::DATE",
         "concern_closed": build.date(concern.closed) if concern else "NULL::DATE",
+        "identifiers_raw": build.identifiers(config.identifiers),
     }
     for name, (staged_column, separator) in TEXT_INPUTS.items():
         expressions[staged_column] = build.text(getattr(fields, name), separator)

@@ -24,6 +24,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network calls from 
 import great_expectations as gx  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
+from linkage.extract import quote_identifier  # noqa: E402
+from linkage.identifiers import IdentifierRegistry, default_registry  # noqa: E402
 from linkage.schema import SCHEMAS_DIR  # noqa: E402
 
 VALIDATION_RULES_FILE = SCHEMAS_DIR / "validation.yaml"
@@ -67,8 +69,21 @@ def _rules() -> tuple[int, tuple[Check, ...]]:
     return spec["max_text_length"], tuple(Check(**check) for check in spec["checks"])
 
 
-def row_checks() -> tuple[Check, ...]:
-    return _rules()[1]
+def row_checks(registry: IdentifierRegistry | None = None) -> tuple[Check, ...]:
+    """The checks of validation.yaml, then one flag check per checked identifier type."""
+    registry = registry or default_registry()
+    identifier_checks = tuple(
+        Check(
+            name=f"{kind.name}_valid",
+            expectation="expect_column_values_to_be_null",
+            column=f"{kind.name}_issue",
+            severity="flag",
+            reason=kind.label,
+        )
+        for kind in registry.types
+        if kind.check != "none"
+    )
+    return _rules()[1] + identifier_checks
 
 
 def _expectation(check: Check, max_length: int) -> gx.expectations.Expectation:
@@ -94,11 +109,13 @@ def _expectation_classes() -> dict[str, type]:
     }
 
 
-def row_suite(source: str, min_rows: int | None) -> gx.ExpectationSuite:
+def row_suite(
+    source: str, min_rows: int | None, registry: IdentifierRegistry | None = None
+) -> gx.ExpectationSuite:
     """The suite for one source: row checks from the schema plus the row-count check."""
-    max_length, checks = _rules()
+    max_length = _rules()[0]
     suite = gx.ExpectationSuite(name=f"{source}_rows")
-    for check in checks:
+    for check in row_checks(registry):
         suite.add_expectation(_expectation(check, max_length))
     if min_rows is not None:
         suite.add_expectation(
@@ -143,11 +160,17 @@ class Validator:
         return [f"missing required column(s): {', '.join(missing)}"]
 
     def validate_rows(
-        self, con: duckdb.DuckDBPyConnection, source: str, table: str, min_rows: int | None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: str,
+        table: str,
+        min_rows: int | None,
+        registry: IdentifierRegistry | None = None,
     ) -> SourceValidation:
-        frame = _row_frame(con, source, table)
-        result = self._validate(f"{source}_rows", frame, row_suite(source, min_rows))
-        checks = {check.name: check for check in row_checks()}
+        registry = registry or default_registry()
+        frame = _row_frame(con, source, table, registry)
+        result = self._validate(f"{source}_rows", frame, row_suite(source, min_rows, registry))
+        checks = {check.name: check for check in row_checks(registry)}
         outcome = SourceValidation(source=source, file_checks_passed=True)
         for expectation_result in result.results:
             check_name = expectation_result.expectation_config.meta["check"]
@@ -167,14 +190,19 @@ class Validator:
         return outcome
 
 
-def _row_frame(con: duckdb.DuckDBPyConnection, source: str, table: str) -> pd.DataFrame:
+def _row_frame(
+    con: duckdb.DuckDBPyConnection, source: str, table: str, registry: IdentifierRegistry
+) -> pd.DataFrame:
     """Just the columns the checks read, for one source."""
-    columns = sorted({check.column for check in row_checks()} - {"linkable_evidence"})
-    select = ", ".join(columns)
+    columns = sorted({check.column for check in row_checks(registry)} - {"linkable_evidence"})
+    select = ", ".join(quote_identifier(column) for column in columns)
+    evidence = ", ".join(
+        ["surname", "CAST(date_of_birth AS VARCHAR)"]
+        + [quote_identifier(name) for name in registry.names]
+    )
     return con.execute(
         f"SELECT {INDEX_COLUMN}, {select},"
-        " coalesce(surname, CAST(date_of_birth AS VARCHAR), chi, scn, police_id, pnc_id,"
-        " social_work_id) IS NOT NULL OR NULL AS linkable_evidence"
+        f" coalesce({evidence}) IS NOT NULL OR NULL AS linkable_evidence"
         f" FROM {table} WHERE source = $source ORDER BY {INDEX_COLUMN}",
         {"source": source},
     ).df()

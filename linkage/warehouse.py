@@ -8,7 +8,9 @@ from pathlib import Path
 
 import duckdb
 
-from linkage.schema import canonical_table_ddl
+from linkage.extract import quote_identifier
+from linkage.identifiers import IdentifierRegistry
+from linkage.schema import canonical_columns, canonical_table_ddl
 
 PUBLISHED_TABLES = {
     "run": """
@@ -38,16 +40,16 @@ PUBLISHED_TABLES = {
     "person": """
         CREATE TABLE IF NOT EXISTS person (
             person_id VARCHAR PRIMARY KEY, forename VARCHAR, surname VARCHAR,
-            date_of_birth DATE, sex VARCHAR, postcode VARCHAR, chi_numbers VARCHAR[],
-            scns VARCHAR[], pnc_ids VARCHAR[], sources VARCHAR[], records INTEGER,
+            date_of_birth DATE, sex VARCHAR, postcode VARCHAR,
+            identifiers MAP(VARCHAR, VARCHAR[]), conflicting_identifiers VARCHAR[],
+            sources VARCHAR[], records INTEGER,
             min_link_confidence DOUBLE, needs_review BOOLEAN, run_id VARCHAR)""",
+    # Its gamma_<comparison> columns follow the model's comparisons (link/model.py); the
+    # publish re-creates it with them.
     "edge": """
         CREATE TABLE IF NOT EXISTS edge (
             record_key_l VARCHAR, record_key_r VARCHAR, match_weight DOUBLE,
-            match_probability DOUBLE, gamma_forename INTEGER, gamma_surname INTEGER,
-            gamma_date_of_birth INTEGER, gamma_address INTEGER, gamma_sex INTEGER,
-            gamma_chi INTEGER, gamma_scn INTEGER, gamma_pnc_id INTEGER, linked BOOLEAN,
-            run_id VARCHAR, model_version VARCHAR)""",
+            match_probability DOUBLE, linked BOOLEAN, run_id VARCHAR, model_version VARCHAR)""",
     "link_review": """
         CREATE TABLE IF NOT EXISTS link_review (
             record_key_l VARCHAR, record_key_r VARCHAR, person_id_l VARCHAR,
@@ -82,13 +84,25 @@ PUBLISHED_TABLES = {
 }
 
 
-def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse file with its published tables."""
+def open_warehouse(
+    path: Path, registry: IdentifierRegistry | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse file with its published tables.
+
+    An identifier type registered since the warehouse was made gets its column here.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))
     for ddl in PUBLISHED_TABLES.values():
         con.execute(ddl)
-    con.execute(canonical_table_ddl("canonical_record"))
+    con.execute(canonical_table_ddl("canonical_record", registry))
+    present = {row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()}
+    for column in canonical_columns(registry):
+        if column.name not in present:
+            con.execute(
+                f"ALTER TABLE canonical_record ADD COLUMN {quote_identifier(column.name)}"
+                f" {column.type}"
+            )
     return con
 
 

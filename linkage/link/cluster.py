@@ -1,13 +1,15 @@
 """Scored edges -> persons, never breaking a hard constraint.
 
 Edges are merged strongest first (union-find). A merge is refused when the joined person
-would hold two different valid values of one identifier (CHI, SCN, PNC id) or two
+would hold two different valid values of one identifier the registry calls a hard
+constraint (CHI, SCN, PNC id, ...) or two
 records of a source that guarantees one record per person, so chaining can never glue two
 people together. Three guards protect precision where Fellegi-Sunter is weakest:
 
 - possible twins: a pair agreeing on surname and date of birth but with unrelated forenames is never
   linked on the model's say-so (random-pair u never sees twins, so the shared surname,
-  address and birth date outweigh the forename); it needs a shared identifier;
+  address and birth date outweigh the forename); it needs a shared identifier, and the two
+  are kept apart so no third record can chain them;
 - ambiguous records: a record without identifiers that links as strongly to two persons
   who cannot be one (a father and son of one name, a record with no date of birth) is
   attached to neither;
@@ -24,7 +26,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from linkage.link.model import EXACT_GAMMA, IDENTIFIERS
+from linkage.identifiers import default_registry
+from linkage.link.model import GuardLevels, default_guard_levels
 
 # A record is ambiguous when its edge to another person is within this many match-weight
 # bits (a factor of 8 in likelihood) of its best edge into its own.
@@ -37,6 +40,11 @@ class ClusterSettings:
     review_threshold: float = 0.5  # edges between this and link_threshold go to review
     weak_link: float = 0.99  # persons held together by a weaker edge are flagged
     exclusive_sources: frozenset[str] = frozenset()  # one record per person
+    # identifier types where two different values prove two people (the registry's)
+    hard_identifiers: tuple[str, ...] = field(
+        default_factory=lambda: tuple(default_registry().hard_constraints())
+    )
+    guard: GuardLevels = field(default_factory=default_guard_levels)  # the model's levels
 
 
 @dataclass(frozen=True)
@@ -46,13 +54,21 @@ class Decisions:
     matches: frozenset[tuple[str, str]] = frozenset()
     non_matches: frozenset[tuple[str, str]] = frozenset()
 
-    def apart(self) -> dict[str, set[str]]:
-        """record key -> the records it must never share a person with."""
-        partners: dict[str, set[str]] = {}
-        for left, right in self.non_matches:
-            partners.setdefault(left, set()).add(right)
-            partners.setdefault(right, set()).add(left)
-        return partners
+    def apart(self) -> Apart:
+        """record key -> the records it must never share a person with, and why."""
+        return _apart(self.non_matches, "reviewed apart")
+
+
+# record key -> {record it must never share a person with: why}
+Apart = dict[str, dict[str, str]]
+
+
+def _apart(pairs: frozenset[tuple[str, str]] | set[tuple[str, str]], reason: str) -> Apart:
+    partners: Apart = {}
+    for left, right in pairs:
+        partners.setdefault(left, {})[right] = reason
+        partners.setdefault(right, {})[left] = reason
+    return partners
 
 
 REVIEWED_MATCH_WEIGHT = 1000.0  # merged before any scored edge
@@ -84,24 +100,26 @@ NOBODY = _Person({}, frozenset())  # a record with no identifier and no exclusiv
 
 
 def _conflict(a: _Person, b: _Person) -> str | None:
-    for name in IDENTIFIERS:
-        if name in a.identifiers and name in b.identifiers:
-            if a.identifiers[name] != b.identifiers[name]:
-                return f"different {name}"
+    for name in sorted(a.identifiers.keys() & b.identifiers.keys()):
+        if a.identifiers[name] != b.identifiers[name]:
+            return f"different {name}"
     shared = a.exclusive_sources & b.exclusive_sources
     if shared:
         return f"two records of one-record-per-person source {sorted(shared)[0]}"
     return None
 
 
-def possible_twins(edges: pd.DataFrame) -> pd.Series:
+def possible_twins(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
     """Same surname and date of birth, unrelated forenames, no shared identifier."""
-    same_birth = edges["gamma_date_of_birth"] == EXACT_GAMMA["date_of_birth"]
-    same_surname = edges["gamma_surname"] == EXACT_GAMMA["surname"]
-    unrelated_forename = edges["gamma_forename"] == 0
+    if not {"gamma_date_of_birth", "gamma_surname", "gamma_forename"} <= set(edges.columns):
+        return pd.Series(False, index=edges.index)
+    same_birth = edges["gamma_date_of_birth"].isin(guard.birth_same)
+    same_surname = edges["gamma_surname"].isin(guard.surname_same)
+    unrelated_forename = edges["gamma_forename"].isin(guard.forename_differs)
     shared_identifier = pd.Series(False, index=edges.index)
-    for name in IDENTIFIERS:
-        shared_identifier |= edges[f"gamma_{name}"] > 0
+    for name in guard.identifiers:
+        if f"gamma_{name}" in edges.columns:
+            shared_identifier |= edges[f"gamma_{name}"] > 0
     return same_birth & same_surname & unrelated_forename & ~shared_identifier
 
 
@@ -113,14 +131,21 @@ def cluster_records(
 ) -> Clustering:
     """Cluster records (record_key, source, identifiers) along scored edges."""
     edges = _apply_decisions(edges, decisions, set(records["record_key"].tolist()))
-    twins = possible_twins(edges) & (edges["match_probability"] >= settings.review_threshold)
+    twins = possible_twins(edges, settings.guard) & (
+        edges["match_probability"] >= settings.review_threshold
+    )
     review = [
         ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), "possible twins")
         for e in edges[twins].itertuples(index=False)
     ]
     candidates = edges[~twins & (edges["match_probability"] >= settings.review_threshold)]
-    apart = decisions.apart()
-    facts = _RecordFacts.of(records, settings.exclusive_sources)
+    # possible twins are kept apart, not just unlinked: a record that matches both (one
+    # with no forename) must not chain them into one person
+    twin_pairs = set(zip(*_columns(edges[twins], ["record_key_l", "record_key_r"]), strict=True))
+    apart = _apart(twin_pairs - decisions.matches, "possible twins")
+    for key, partners in decisions.apart().items():
+        apart.setdefault(key, {}).update(partners)
+    facts = _RecordFacts.of(records, settings.exclusive_sources, settings.hard_identifiers)
     first = _union(facts, candidates, settings, set(), apart, keys=facts.keys)
     ambiguous = _ambiguous_records(facts, candidates, first)
     final = _recluster_without(ambiguous, first, facts, candidates, settings, apart)
@@ -136,7 +161,7 @@ def _recluster_without(
     facts: _RecordFacts,
     edges: pd.DataFrame,
     settings: ClusterSettings,
-    apart: dict[str, set[str]],
+    apart: Apart,
 ) -> _UnionResult:
     """Cluster again, without the ambiguous records, the components that held them.
 
@@ -210,9 +235,13 @@ class _RecordFacts:
     exclusive_source: dict[str, str]  # records of a one-record-per-person source
 
     @classmethod
-    def of(cls, records: pd.DataFrame, exclusive_sources: frozenset[str]) -> _RecordFacts:
+    def of(
+        cls, records: pd.DataFrame, exclusive_sources: frozenset[str], hard: tuple[str, ...]
+    ) -> _RecordFacts:
         identifiers: dict[str, dict[str, str]] = {}
-        for name in IDENTIFIERS:
+        for name in hard:
+            if name not in records.columns:
+                continue
             held = records[records[name].notna()]
             for key, value in zip(*_columns(held, ["record_key", name]), strict=True):
                 identifiers.setdefault(key, {})[name] = value
@@ -238,7 +267,7 @@ def _union(
     edges: pd.DataFrame,
     settings: ClusterSettings,
     detached: set[str],
-    apart: dict[str, set[str]],
+    apart: Apart,
     keys: list[str] | None = None,
 ) -> _UnionResult:
     """Merge along edges strongest first; person_of covers `keys` (all records by default)
@@ -255,10 +284,12 @@ def _union(
     # per person, its records that a reviewed non-match keeps from some other record
     constrained: dict[str, set[str]] = {key: {key} for key in apart}
 
-    def kept_apart(left: str, right: str) -> bool:
-        return any(
-            root(other) == right for key in constrained.get(left, ()) for other in apart[key]
-        )
+    def kept_apart(left: str, right: str) -> str | None:
+        for key in constrained.get(left, ()):
+            for other, reason in apart[key].items():
+                if root(other) == right:
+                    return reason
+        return None
 
     review: list[ReviewItem] = []
     refused: list[tuple[str, str, float]] = []
@@ -277,8 +308,11 @@ def _union(
         if probability < settings.link_threshold:
             review.append(ReviewItem(key_l, key_r, float(probability), "doubtful link"))
             continue
-        if apart and (kept_apart(left, right) or kept_apart(right, left)):
-            review.append(ReviewItem(key_l, key_r, float(probability), "refused: reviewed apart"))
+        held_apart = apart and (kept_apart(left, right) or kept_apart(right, left))
+        if held_apart:
+            # a refusal like any other: a record matching both sides is ambiguous
+            refused.append((key_l, key_r, float(weight)))
+            review.append(ReviewItem(key_l, key_r, float(probability), f"refused: {held_apart}"))
             continue
         reviewed = weight >= REVIEWED_MATCH_WEIGHT
         reason = None if reviewed else _conflict(person(left), person(right))

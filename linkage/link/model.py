@@ -1,22 +1,33 @@
-"""The Fellegi-Sunter model specification: comparisons and blocking rules.
+"""The Fellegi-Sunter model specification: comparisons and blocking rules, built from the
+fields the sources fill and the identifier registry.
 
 Design choices against known pitfalls of population data:
-- identifiers (CHI, SCN, PNC) get fixed m probabilities: equal valid identifiers are
-  near-proof of one person and two different valid ones near-proof of two, whatever EM
-  learns from blocks where households share surname, address and date of birth;
+- identifiers the registry calls near-proof (`equal_values_match`) get fixed m: equal valid
+  values are near-proof of one person and two different valid ones near-proof of two,
+  whatever EM learns from blocks where households share surname, address and birth date;
 - forenames carry their own nickname and phonetic levels, so twins (same surname, date of
   birth and address, different forename) are separated by the forename, not merged by the rest;
-- names and postcodes are term-frequency adjusted: SMITH agreeing says less than GALBRAITH.
+- names and postcodes are term-frequency adjusted: SMITH agreeing says less than GALBRAITH;
+- a comparison or level whose columns no source fills is left out: a level no pair can
+  reach has nothing to train it, and a comparison of nothing only adds noise;
+- a record's earlier postcodes and surnames (carried from earlier nights) are evidence too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import pandas as pd
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
+from splink.internals.blocking_rule_creator import BlockingRuleCreator
+from splink.internals.blocking_rule_library import CustomRule
 
-# Columns of canonical_record the model reads (unique_id is record_key).
-MODEL_COLUMNS = [
+from linkage.identifiers import IdentifierRegistry, default_registry
+
+# Columns of canonical_record the model may read, before identifiers (unique_id is record_key).
+PERSON_COLUMNS = [
     "record_key",
     "source",
     "forename",
@@ -31,30 +42,70 @@ MODEL_COLUMNS = [
     "sex",
     "postcode",
     "postcode_outward",
+    "previous_postcodes",
     "house_number",
     "street",
-    "chi",
-    "scn",
-    "pnc_id",
+    "town",
 ]
+# A column counts as filled when at least this many records hold it.
+MIN_FILLED = 2
+
+# Labels the clustering guards read the levels by (see guard_levels).
+EXACT = "Exact match"
+NICKNAME = "Nickname"
+MIDDLE_OR_PREFERRED = "Forename is the other's middle or preferred name"
+SWAPPED = "Forename and surname swapped"
+OTHER_SURNAME = "Other known surname"
 
 
-def forename_comparison() -> cl.CustomComparison:
+def model_columns(registry: IdentifierRegistry | None = None) -> list[str]:
+    """Every canonical column the model may read: person fields, then matching identifiers."""
+    return PERSON_COLUMNS + (registry or default_registry()).matching()
+
+
+def filled_columns(records: pd.DataFrame, minimum: int = MIN_FILLED) -> frozenset[str]:
+    """The model columns at least `minimum` records hold a value in."""
+    counts = records.notna().sum()
+    return frozenset(str(column) for column, n in counts.items() if n >= minimum)
+
+
+def _levels(*optional: tuple[bool, cll.ComparisonLevelCreator]) -> list:
+    return [level for wanted, level in optional if wanted]
+
+
+def forename_comparison(filled: frozenset[str]) -> cl.CustomComparison:
+    swapped = (
+        "jaro_winkler_similarity(surname_l, forename_r) >= 0.92"
+        " AND jaro_winkler_similarity(forename_l, surname_r) >= 0.92"
+    )
+    other_forenames = "middle_names" in filled or "preferred_forename" in filled
     return cl.CustomComparison(
         output_column_name="forename",
         comparison_levels=[
             cll.NullLevel("forename"),
-            cll.ExactMatchLevel("forename").configure(tf_adjustment_column="forename"),
-            cll.ExactMatchLevel("forename_canonical").configure(label_for_charts="Nickname"),
+            cll.ExactMatchLevel("forename").configure(
+                tf_adjustment_column="forename", label_for_charts=EXACT
+            ),
+            cll.ExactMatchLevel("forename_canonical").configure(label_for_charts=NICKNAME),
+            *_levels(
+                (
+                    "surname" in filled,
+                    cll.CustomLevel(swapped, label_for_charts=SWAPPED),
+                ),
+                (
+                    other_forenames,
+                    cll.CustomLevel(
+                        "contains(' ' || middle_names_l || ' ', ' ' || forename_r || ' ')"
+                        " OR contains(' ' || middle_names_r || ' ', ' ' || forename_l || ' ')"
+                        " OR preferred_forename_l = forename_r"
+                        " OR preferred_forename_r = forename_l",
+                        label_for_charts=MIDDLE_OR_PREFERRED,
+                    ),
+                ),
+            ),
             cll.JaroWinklerLevel("forename", 0.92),
             cll.DamerauLevenshteinLevel("forename", 1).configure(label_for_charts="One typo"),
             cll.ExactMatchLevel("forename_metaphone").configure(label_for_charts="Sounds alike"),
-            cll.CustomLevel(
-                "contains(' ' || middle_names_l || ' ', ' ' || forename_r || ' ')"
-                " OR contains(' ' || middle_names_r || ' ', ' ' || forename_l || ' ')"
-                " OR preferred_forename_l = forename_r OR preferred_forename_r = forename_l",
-                label_for_charts="Forename is the other's middle or preferred name",
-            ),
             cll.CustomLevel(
                 "starts_with(forename_l, forename_r) OR starts_with(forename_r, forename_l)",
                 label_for_charts="One forename starts the other (initial or short form)",
@@ -64,24 +115,34 @@ def forename_comparison() -> cl.CustomComparison:
     )
 
 
-def surname_comparison() -> cl.CustomComparison:
+def surname_comparison(filled: frozenset[str]) -> cl.CustomComparison:
     return cl.CustomComparison(
         output_column_name="surname",
         comparison_levels=[
             cll.NullLevel("surname"),
-            cll.ExactMatchLevel("surname").configure(tf_adjustment_column="surname"),
-            cll.CustomLevel(
-                "list_contains(other_surnames_l, surname_r)"
-                " OR list_contains(other_surnames_r, surname_l)",
-                label_for_charts="Other known surname",
+            cll.ExactMatchLevel("surname").configure(
+                tf_adjustment_column="surname", label_for_charts=EXACT
+            ),
+            *_levels(
+                (
+                    "other_surnames" in filled,
+                    cll.CustomLevel(
+                        "list_contains(other_surnames_l, surname_r)"
+                        " OR list_contains(other_surnames_r, surname_l)",
+                        label_for_charts=OTHER_SURNAME,
+                    ),
+                ),
+                (
+                    "forename" in filled,
+                    cll.CustomLevel(
+                        "jaro_winkler_similarity(surname_l, forename_r) >= 0.92"
+                        " AND jaro_winkler_similarity(forename_l, surname_r) >= 0.92",
+                        label_for_charts=SWAPPED,
+                    ),
+                ),
             ),
             cll.JaroWinklerLevel("surname", 0.92),
             cll.ExactMatchLevel("surname_metaphone").configure(label_for_charts="Sounds alike"),
-            cll.CustomLevel(
-                "jaro_winkler_similarity(surname_l, forename_r) >= 0.92"
-                " AND jaro_winkler_similarity(forename_l, surname_r) >= 0.92",
-                label_for_charts="Forename and surname swapped",
-            ),
             cll.ElseLevel(),
         ],
     )
@@ -92,7 +153,7 @@ def date_of_birth_comparison() -> cl.CustomComparison:
         output_column_name="date_of_birth",
         comparison_levels=[
             cll.NullLevel("date_of_birth"),
-            cll.ExactMatchLevel("date_of_birth"),
+            cll.ExactMatchLevel("date_of_birth").configure(label_for_charts=EXACT),
             cll.CustomLevel(
                 "year(date_of_birth_l) = year(date_of_birth_r)"
                 " AND month(date_of_birth_l) = day(date_of_birth_r)"
@@ -114,7 +175,7 @@ def identifier_comparison(column: str, label: str, u_equal: float) -> cl.CustomC
     """Equal valid identifiers: strong evidence; two different valid ones: strong against.
 
     m is fixed (a valid identifier differs for one person only through a mis-key that
-    passes the check digit). u of equality is the chance a different person holds the same
+    passes its check). u of equality is the chance a different person holds the same
     value, 1 / distinct values: random sampling would overstate it wherever one person has
     many rows (police nominals), counting those same-person pairs as non-matches.
     """
@@ -127,6 +188,7 @@ def identifier_comparison(column: str, label: str, u_equal: float) -> cl.CustomC
                 fix_m_probability=True,
                 u_probability=u_equal,
                 fix_u_probability=True,
+                label_for_charts=EXACT,
             ),
             cll.ElseLevel().configure(m_probability=0.001, fix_m_probability=True),
         ],
@@ -134,72 +196,226 @@ def identifier_comparison(column: str, label: str, u_equal: float) -> cl.CustomC
     )
 
 
-def address_comparison() -> cl.CustomComparison:
-    return cl.CustomComparison(
-        output_column_name="address",
-        comparison_levels=[
-            cll.CustomLevel("postcode_l IS NULL OR postcode_r IS NULL").configure(
-                is_null_level=True, label_for_charts="Postcode missing"
-            ),
-            cll.CustomLevel(
-                "postcode_l = postcode_r AND house_number_l = house_number_r",
-                label_for_charts="Same postcode and house number",
-            ),
-            cll.ExactMatchLevel("postcode").configure(tf_adjustment_column="postcode"),
-            cll.ExactMatchLevel("postcode_outward").configure(label_for_charts="Same district"),
-            cll.ElseLevel(),
-        ],
-    )
+def address_comparison(filled: frozenset[str]) -> cl.CustomComparison | None:
+    """Postcode-led where postcodes are filled, else street and town; None if neither."""
+    if "postcode" in filled:
+        return cl.CustomComparison(
+            output_column_name="address",
+            comparison_levels=[
+                cll.CustomLevel("postcode_l IS NULL OR postcode_r IS NULL").configure(
+                    is_null_level=True, label_for_charts="Postcode missing"
+                ),
+                *_levels(
+                    (
+                        "house_number" in filled,
+                        cll.CustomLevel(
+                            "postcode_l = postcode_r AND house_number_l = house_number_r",
+                            label_for_charts="Same postcode and house number",
+                        ),
+                    ),
+                ),
+                cll.ExactMatchLevel("postcode").configure(tf_adjustment_column="postcode"),
+                *_levels(
+                    (
+                        "previous_postcodes" in filled,
+                        cll.CustomLevel(
+                            "list_contains(previous_postcodes_l, postcode_r)"
+                            " OR list_contains(previous_postcodes_r, postcode_l)",
+                            label_for_charts="One's earlier postcode is the other's",
+                        ),
+                    ),
+                    (
+                        "postcode_outward" in filled,
+                        cll.ExactMatchLevel("postcode_outward").configure(
+                            label_for_charts="Same district"
+                        ),
+                    ),
+                ),
+                cll.ElseLevel(),
+            ],
+        )
+    if "street" in filled:
+        return cl.CustomComparison(
+            output_column_name="address",
+            comparison_levels=[
+                cll.NullLevel("street").configure(label_for_charts="Street missing"),
+                *_levels(
+                    (
+                        "house_number" in filled,
+                        cll.CustomLevel(
+                            "street_l = street_r AND house_number_l = house_number_r",
+                            label_for_charts="Same street and house number",
+                        ),
+                    ),
+                ),
+                cll.ExactMatchLevel("street").configure(tf_adjustment_column="street"),
+                *_levels(
+                    (
+                        "town" in filled,
+                        cll.ExactMatchLevel("town").configure(label_for_charts="Same town"),
+                    ),
+                ),
+                cll.ElseLevel(),
+            ],
+        )
+    return None
 
 
-def top_gamma(comparison: cl.CustomComparison) -> int:
-    """The gamma value of a comparison's first (strongest) level: levels count down to 0."""
-    return comparison.num_non_null_levels - 1  # the else level is 0
+@dataclass(frozen=True)
+class ModelShape:
+    """What the model is built from: the filled columns and the registry."""
+
+    filled: frozenset[str]
+    registry: IdentifierRegistry
+
+    @property
+    def identifiers(self) -> list[str]:
+        """Near-proof identifier types some records hold (compared, blocked, trained on)."""
+        return [name for name in self.registry.matching() if name in self.filled]
 
 
-# Gamma of exact agreement, as the clustering guards read it from scored edges.
-EXACT_GAMMA = {
-    "forename": top_gamma(forename_comparison()),
-    "surname": top_gamma(surname_comparison()),
-    "date_of_birth": top_gamma(date_of_birth_comparison()),
-}
-
-
-def prediction_blocking_rules() -> list:
-    """Recall-oriented blocks, each bounded: none is quadratic in the population."""
-    return [
-        block_on("chi"),
-        block_on("scn"),
-        block_on("pnc_id"),
-        block_on("date_of_birth", "surname_metaphone"),
-        block_on("date_of_birth", "forename_canonical"),
-        block_on("date_of_birth", "postcode_outward"),
-        block_on("forename_canonical", "surname"),
-        block_on("postcode", "forename_metaphone"),
-    ]
-
-
-IDENTIFIERS = {"chi": "CHI number", "scn": "Scottish Candidate Number", "pnc_id": "PNC id"}
-
-
-def model_settings(identifier_u: dict[str, float] | None = None) -> SettingsCreator:
-    """The model; identifier_u gives u of identifier equality (default: 1e-6)."""
+def comparisons(shape: ModelShape, identifier_u: dict[str, float] | None = None) -> list:
+    """The comparisons the filled fields support; identifier_u: u of identifier equality."""
+    filled = shape.filled
     identifier_u = identifier_u or {}
+    chosen: list = []
+    if "forename" in filled:
+        chosen.append(forename_comparison(filled))
+    if "surname" in filled:
+        chosen.append(surname_comparison(filled))
+    if "date_of_birth" in filled:
+        chosen.append(date_of_birth_comparison())
+    address = address_comparison(filled)
+    if address is not None:
+        chosen.append(address)
+    if "sex" in filled:
+        chosen.append(cl.ExactMatch("sex"))
+    for name in shape.identifiers:
+        label = shape.registry.get(name).label
+        chosen.append(identifier_comparison(name, label, identifier_u.get(name, 1e-6)))
+    return chosen
+
+
+def comparison_columns(shape: ModelShape) -> dict[str, set[str]]:
+    """Comparison -> the columns it reads (an EM block on any of them cannot estimate it)."""
+    reads = {
+        "forename": {"forename", "forename_canonical", "forename_metaphone", "middle_names",
+                     "preferred_forename", "surname"},
+        "surname": {"surname", "other_surnames", "surname_metaphone", "forename"},
+        "date_of_birth": {"date_of_birth"},
+        "address": {"postcode", "postcode_outward", "previous_postcodes", "house_number",
+                    "street", "town"},
+        "sex": {"sex"},
+    }  # fmt: skip
+    return reads | {name: {name} for name in shape.identifiers}
+
+
+def prediction_blocking_rules(shape: ModelShape) -> list[BlockingRuleCreator]:
+    """Recall-oriented blocks over the filled columns, each bounded: none is quadratic in
+    the population. Where there is no postcode district, the postcode or town stands in."""
+    filled = shape.filled
+    place = next((c for c in ("postcode_outward", "postcode", "town") if c in filled), None)
+    rules: list[tuple[tuple[str, ...], BlockingRuleCreator]] = [
+        ((name,), block_on(name)) for name in shape.identifiers
+    ]
+    rules += [
+        (("date_of_birth", "surname_metaphone"), block_on("date_of_birth", "surname_metaphone")),
+        (("date_of_birth", "forename_canonical"), block_on("date_of_birth", "forename_canonical")),
+        (("forename_canonical", "surname"), block_on("forename_canonical", "surname")),
+        (("postcode", "forename_metaphone"), block_on("postcode", "forename_metaphone")),
+        # a forename and surname swapped (often with a typo): same birth date, names crossed
+        (
+            ("date_of_birth", "forename_metaphone", "surname_metaphone"),
+            CustomRule(
+                "l.date_of_birth = r.date_of_birth"
+                " AND l.forename_metaphone = r.surname_metaphone"
+                " AND l.surname_metaphone = r.forename_metaphone"
+            ),
+        ),
+    ]
+    if place is not None:
+        rules.append((("date_of_birth", place), block_on("date_of_birth", place)))
+    return [rule for columns, rule in rules if all(column in filled for column in columns)]
+
+
+def model_settings(
+    shape: ModelShape, identifier_u: dict[str, float] | None = None
+) -> SettingsCreator:
+    """The model over the shape's fields; identifier_u gives u of identifier equality."""
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="record_key",
-        comparisons=[
-            forename_comparison(),
-            surname_comparison(),
-            date_of_birth_comparison(),
-            address_comparison(),
-            cl.ExactMatch("sex"),
-            *[
-                identifier_comparison(column, label, identifier_u.get(column, 1e-6))
-                for column, label in IDENTIFIERS.items()
-            ],
-        ],
-        blocking_rules_to_generate_predictions=prediction_blocking_rules(),
+        comparisons=comparisons(shape, identifier_u),
+        blocking_rules_to_generate_predictions=prediction_blocking_rules(shape),
         additional_columns_to_retain=["source"],
         retain_intermediate_calculation_columns=True,
     )
+
+
+def full_shape(registry: IdentifierRegistry | None = None) -> ModelShape:
+    """Every field filled: the model as it is with all four of the sample's agencies."""
+    registry = registry or default_registry()
+    return ModelShape(frozenset(model_columns(registry)), registry)
+
+
+# --- reading levels back from a trained model ------------------------------------------
+
+
+@dataclass(frozen=True)
+class GuardLevels:
+    """Gamma values the clustering guards test, read from a model by level label."""
+
+    forename_agrees: frozenset[int]  # exact, nickname, middle/preferred, swapped
+    forename_differs: frozenset[int]  # the else level: unrelated forenames
+    surname_same: frozenset[int]  # exact or another known surname
+    birth_same: frozenset[int]
+    identifiers: tuple[str, ...]  # identifier comparisons (gamma > 0: equal values)
+
+
+def level_gammas(settings: dict) -> dict[str, dict[str, int]]:
+    """comparison -> level label -> gamma, from a model's settings (levels count down to 0)."""
+    gammas: dict[str, dict[str, int]] = {}
+    for comparison in settings["comparisons"]:
+        levels = [
+            level for level in comparison["comparison_levels"] if not level.get("is_null_level")
+        ]
+        gammas[comparison["output_column_name"]] = {
+            level.get("label_for_charts", ""): len(levels) - 1 - position
+            for position, level in enumerate(levels)
+        }
+    return gammas
+
+
+def guard_levels(settings: dict, registry: IdentifierRegistry | None = None) -> GuardLevels:
+    """The guards' gammas from a saved model's settings."""
+    registry = registry or default_registry()
+    gammas = level_gammas(settings)
+
+    def of(comparison: str, *labels: str) -> frozenset[int]:
+        found = gammas.get(comparison, {})
+        return frozenset(found[label] for label in labels if label in found)
+
+    return GuardLevels(
+        forename_agrees=of("forename", EXACT, NICKNAME, MIDDLE_OR_PREFERRED, SWAPPED),
+        forename_differs=frozenset({0}) if "forename" in gammas else frozenset(),
+        surname_same=of("surname", EXACT, OTHER_SURNAME),
+        birth_same=of("date_of_birth", EXACT),
+        identifiers=tuple(name for name in registry.matching() if name in gammas),
+    )
+
+
+def full_settings() -> dict:
+    """The settings of the full model (every field filled), untrained."""
+    return model_settings(full_shape()).create_settings_dict("duckdb")
+
+
+def default_guard_levels() -> GuardLevels:
+    """The guards' levels for the full model."""
+    return guard_levels(full_settings())
+
+
+# Gamma of exact agreement in the full model, for tests that build edges by hand.
+EXACT_GAMMA = {
+    name: level_gammas(full_settings())[name][EXACT]
+    for name in ("forename", "surname", "date_of_birth")
+}

@@ -9,21 +9,9 @@ import duckdb
 import pandas as pd
 from splink import DuckDBAPI, Linker
 
-from linkage.link.model import IDENTIFIERS
-
-# Kept per edge: the pair, its score, and the levels the guards and explanations read.
-EDGE_COLUMNS = [
-    "record_key_l",
-    "record_key_r",
-    "match_weight",
-    "match_probability",
-    "gamma_forename",
-    "gamma_surname",
-    "gamma_date_of_birth",
-    "gamma_address",
-    "gamma_sex",
-    *[f"gamma_{name}" for name in IDENTIFIERS],
-]
+# Kept per edge: the pair, its score, then one gamma_<comparison> column per comparison of
+# the model (the levels the guards and explanations read).
+EDGE_COLUMNS = ["record_key_l", "record_key_r", "match_weight", "match_probability"]
 
 
 def load_linker(records: pd.DataFrame, model_path: Path) -> Linker:
@@ -42,4 +30,11 @@ def score_pairs(records: pd.DataFrame, model_path: Path, floor: float) -> pd.Dat
         threshold_match_probability=floor
     )
     # only the edge columns leave DuckDB: the model retains every intermediate column
-    return predictions.as_duckdbpyrelation().select(*EDGE_COLUMNS).df()
+    relation = predictions.as_duckdbpyrelation()
+    gammas = [column for column in relation.columns if column.startswith("gamma_")]
+    return relation.select(*EDGE_COLUMNS, *gammas).df()
+
+
+def edge_columns(edges: pd.DataFrame) -> list[str]:
+    """The columns an edge frame keeps: the pair, its score, its gammas."""
+    return EDGE_COLUMNS + [column for column in edges.columns if column.startswith("gamma_")]

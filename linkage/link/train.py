@@ -1,46 +1,122 @@
 """Train the model on the warehouse's canonical records and save it, versioned.
 
-u comes from random sampling; m from EM over several blocks, one of them records that
-share a valid CHI (the pairs most surely the same person). Nightly runs load a saved
-model and never retrain silently.
+The comparisons follow the fields the records fill (link/model.py). u comes from random
+sampling; m from EM over blocks chosen from what is present, shared identifiers first
+(the pairs most surely the same person), each counted before use. Nightly runs load a
+saved model and never retrain silently.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 import splink
 from splink import DuckDBAPI, Linker, block_on
+from splink.blocking_analysis import count_comparisons_from_blocking_rules
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
+from splink.internals.exceptions import EMTrainingException
 
-from linkage.link.model import IDENTIFIERS, MODEL_COLUMNS, model_settings
+from linkage.extract import quote_identifier
+from linkage.identifiers import IdentifierRegistry, default_registry
+from linkage.link.model import (
+    PERSON_COLUMNS,
+    ModelShape,
+    comparison_columns,
+    filled_columns,
+    model_columns,
+    model_settings,
+)
+from linkage.schema import base_columns
 
 log = logging.getLogger(__name__)
 U_SAMPLE_PAIRS = 5e6
-# m by EM over blocks of pairs that are mostly the same person whatever the household:
-# sharing a valid identifier (CHI across health and social work, PNC across police
-# nominals), then full name + district. No block on date of birth + surname or address:
-# there twins and siblings outnumber duplicates, and EM would learn "household" as "person".
-EM_BLOCKS = [
-    block_on("chi"),
-    block_on("pnc_id"),
-    block_on("forename_canonical", "surname", "postcode_outward"),
-]
-# Rules near-certain to pair the same person, for the prior (their recall is a guess).
-PRIOR_RULES: list[str | BlockingRuleCreator] = [
-    block_on("chi"),
-    block_on("scn"),
-    block_on("forename_canonical", "surname", "date_of_birth", "postcode"),
-]
+EM_MAX_PAIRS = 5e6  # a larger EM block is sampled down to this many pairs (max_pairs)
+EM_MIN_PAIRS = 50  # a block with fewer pairs says too little to train on
+EXACT_COUNT_RECORDS = 200_000  # above this, blocks are counted on a 5% sample each side
 PRIOR_RULES_RECALL = 0.8
+DEFAULT_PRIOR = 1e-4  # when no near-certain rule finds a pair
 UNSEEN_DISAGREEMENT_M = 1e-3
 MIN_LABELLED_MATCHES = 100  # fewer reviewed matches are too few to estimate m from
+
+
+@dataclass(frozen=True)
+class EmBlock:
+    """A candidate EM block and whether it must always be used when it has pairs."""
+
+    name: str
+    columns: tuple[str, ...]
+    always: bool = False
+
+    @property
+    def rule(self) -> BlockingRuleCreator:
+        return block_on(*self.columns)
+
+
+def place_column(shape: ModelShape) -> str | None:
+    """The finest filled column that says where someone lives, short of the address."""
+    return next((c for c in ("postcode_outward", "postcode", "town") if c in shape.filled), None)
+
+
+def em_candidates(shape: ModelShape) -> list[EmBlock]:
+    """EM blocks in order of trust, over filled columns only: shared identifiers, name with
+    place, name with birth date, birth date with place.
+
+    No block on surname + birth date or on address alone: there twins and siblings
+    outnumber duplicates, and EM would learn "household" as "person".
+    """
+    place = place_column(shape)
+    blocks = [EmBlock(f"shared {name}", (name,), always=True) for name in shape.identifiers]
+    if place is not None:
+        blocks.append(EmBlock("name + place", ("forename_canonical", "surname", place), True))
+    blocks.append(EmBlock("name + birth date", ("forename_canonical", "surname", "date_of_birth")))
+    if place is not None:
+        blocks.append(EmBlock("birth date + place", ("date_of_birth", place)))
+    return [block for block in blocks if all(column in shape.filled for column in block.columns)]
+
+
+def near_certain_rules(shape: ModelShape) -> list[BlockingRuleCreator]:
+    """Rules near-certain to pair one person's records, for the prior (recall is a guess)."""
+    rules = [block_on(name) for name in shape.identifiers]
+    person = ("forename_canonical", "surname", "date_of_birth", "postcode")
+    held = tuple(column for column in person if column in shape.filled)
+    if len(held) >= 3:
+        rules.append(block_on(*held))
+    return rules
+
+
+@dataclass
+class TrainingReport:
+    """What training used, printed by `linkage train` and kept in the model's metadata."""
+
+    comparisons: list[str] = field(default_factory=list)
+    fields_left_out: list[str] = field(default_factory=list)  # no record fills them
+    em_blocks: list[dict[str, Any]] = field(default_factory=list)  # name, rule, pairs, used, why
+    prior: float | None = None
+    prior_rules: list[str] = field(default_factory=list)
+    levels_settled: list[str] = field(default_factory=list)  # levels no estimate reached
+
+    def to_text(self) -> str:
+        lines = [f"comparisons: {', '.join(self.comparisons)}"]
+        if self.fields_left_out:
+            lines.append(f"left out (no record fills them): {', '.join(self.fields_left_out)}")
+        lines.append(f"prior (two random records match): {self.prior:.3g}")
+        for block in self.em_blocks:
+            pairs = "not counted" if block["pairs"] is None else f"{block['pairs']:,} pairs"
+            verdict = "used" if block["used"] else "skipped"
+            lines.append(f"EM block {block['name']}: {pairs}, {verdict} ({block['why']})")
+        if self.levels_settled:
+            lines.append(
+                f"{len(self.levels_settled)} level(s) no training pair reached, set by rule:"
+                f" {', '.join(self.levels_settled)}"
+            )
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -52,27 +128,37 @@ class ModelMetadata:
     records: int
     records_by_source: dict[str, int]
     u_sample_pairs: float
-    em_blocking_rules: list[str]
+    em_blocking_rules: list[str]  # the blocks EM used
     labelled_matches: int = 0  # reviewed matches m was also estimated from
+    training: dict[str, Any] = field(default_factory=dict)  # the TrainingReport
 
 
-def model_input(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The model's columns of canonical_record, sorted so every run sees the same order."""
-    columns = ", ".join(MODEL_COLUMNS)
+def model_input(
+    con: duckdb.DuckDBPyConnection, registry: IdentifierRegistry | None = None
+) -> pd.DataFrame:
+    """The model's columns of canonical_record, sorted so every run sees the same order.
+
+    Without a registry: the person columns and every identifier column the table has.
+    """
+    present = [row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()]
+    if registry is None:
+        base = {column.name for column in base_columns()}
+        wanted = PERSON_COLUMNS + [name for name in present if name not in base]
+    else:
+        wanted = model_columns(registry)
+    columns = ", ".join(quote_identifier(column) for column in wanted if column in present)
     return con.execute(f"SELECT {columns} FROM canonical_record ORDER BY record_key").df()
 
 
-def load_model_input(warehouse: Path) -> pd.DataFrame:
+def load_model_input(warehouse: Path, registry: IdentifierRegistry | None = None) -> pd.DataFrame:
     """model_input from a warehouse file, opened read-only."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return model_input(con)
+        return model_input(con, registry)
 
 
-def identifier_u(records: pd.DataFrame) -> dict[str, float]:
+def identifier_u(records: pd.DataFrame, names: list[str]) -> dict[str, float]:
     """u of identifier equality: 1 / number of distinct valid values (see model.py)."""
-    return {
-        column: 1.0 / max(records[column].nunique(dropna=True), 1) for column in IDENTIFIERS
-    }
+    return {column: 1.0 / max(records[column].nunique(dropna=True), 1) for column in names}
 
 
 def reviewed_matches(warehouse: Path) -> pd.DataFrame:
@@ -87,62 +173,165 @@ def reviewed_matches(warehouse: Path) -> pd.DataFrame:
         ).df()
 
 
+def model_shape(records: pd.DataFrame, registry: IdentifierRegistry | None = None) -> ModelShape:
+    """The model's shape for these records: the fields they fill."""
+    return ModelShape(filled_columns(records), registry or default_registry())
+
+
 def train_model(
-    records: pd.DataFrame, seed: int = 42, labelled_matches: pd.DataFrame | None = None
-) -> Linker:
-    """A trained Splink linker over the records (in an in-memory DuckDB).
+    records: pd.DataFrame,
+    seed: int = 42,
+    labelled_matches: pd.DataFrame | None = None,
+    registry: IdentifierRegistry | None = None,
+) -> tuple[Linker, TrainingReport]:
+    """A trained Splink linker over the records (in an in-memory DuckDB), and what it used.
 
     With at least MIN_LABELLED_MATCHES reviewed matches, m is also estimated from them
     (Splink averages it with the EM estimates): analysts' labels are the best evidence of
     how one person's records differ in this population.
     """
+    shape = model_shape(records, registry)
     db_api = DuckDBAPI(connection=duckdb.connect())
     canonical = db_api.register(records, dataset_display_name="canonical_record")
-    linker = Linker(canonical, model_settings(identifier_u(records)), log_level=logging.WARNING)
-    linker.training.estimate_probability_two_random_records_match(
-        PRIOR_RULES, recall=PRIOR_RULES_RECALL
+    settings = model_settings(shape, identifier_u(records, shape.identifiers))
+    linker = Linker(canonical, settings, log_level=logging.WARNING)
+    report = TrainingReport(
+        comparisons=[c["output_column_name"] for c in _settings(linker)["comparisons"]],
+        fields_left_out=sorted(set(PERSON_COLUMNS) - shape.filled),
     )
+    counter = _PairCounter(canonical, len(records))
+    _estimate_prior(linker, shape, counter, report)
     linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=seed)
-    for rule in EM_BLOCKS:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
-    known = set(records["record_key"])
-    if labelled_matches is not None:
-        labelled_matches = labelled_matches[
-            labelled_matches["record_key_l"].isin(known)
-            & labelled_matches["record_key_r"].isin(known)
-        ]
-    if labelled_matches is not None and len(labelled_matches) >= MIN_LABELLED_MATCHES:
-        labels = labelled_matches.assign(
-            source_dataset_l="canonical_record", source_dataset_r="canonical_record"
+    _estimate_m_by_em(linker, shape, counter, report)
+    _estimate_m_from_labels(linker, records, labelled_matches)
+    settled = settle_unobserved_levels(_settings(linker), report)
+    return Linker(canonical, settled, log_level=logging.WARNING), report
+
+
+def _settings(linker: Linker) -> dict:
+    return linker.misc.save_model_to_json()
+
+
+def _rule_sql(rule: BlockingRuleCreator) -> str:
+    return rule.get_blocking_rule("duckdb").blocking_rule_sql
+
+
+@dataclass(frozen=True)
+class _PairCounter:
+    """Counts a rule's pairs with Splink: exactly for smaller inputs, else on a sample."""
+
+    canonical: Any
+    records: int
+
+    def __call__(self, rule: BlockingRuleCreator) -> int:
+        counted = count_comparisons_from_blocking_rules(
+            self.canonical,
+            blocking_rules=rule,
+            link_type="dedupe_only",
+            unique_id_column_name="record_key",
+            record_sample_proportion=1.0 if self.records <= EXACT_COUNT_RECORDS else 0.05,
         )
-        linker.table_management.register_table(labels, "reviewed_matches", overwrite=True)
-        linker.training.estimate_m_from_pairwise_labels("reviewed_matches")
-    settings = settle_unobserved_levels(linker.misc.save_model_to_json())
-    return Linker(canonical, settings, log_level=logging.WARNING)
+        return int(counted[0]["marginal_comparison_count"])
 
 
-def settle_unobserved_levels(settings: dict) -> dict:
-    """Give levels that EM never saw among matches an m of our choosing, not Splink's default.
+def _estimate_prior(
+    linker: Linker, shape: ModelShape, count: _PairCounter, report: TrainingReport
+) -> None:
+    rules = [rule for rule in near_certain_rules(shape) if count(rule) > 0]
+    report.prior_rules = [_rule_sql(rule) for rule in rules]
+    if rules:
+        linker.training.estimate_probability_two_random_records_match(
+            rules, recall=PRIOR_RULES_RECALL
+        )
+    else:
+        linker._settings_obj._probability_two_random_records_match = DEFAULT_PRIOR
+    report.prior = float(_settings(linker)["probability_two_random_records_match"])
+
+
+def _estimate_m_by_em(
+    linker: Linker, shape: ModelShape, count: _PairCounter, report: TrainingReport
+) -> None:
+    """EM over the candidate blocks: the `always` ones whenever they have pairs, the rest
+    only while some comparison has no block yet that estimates it."""
+    reads = comparison_columns(shape)
+    unestimated = set(report.comparisons)
+    for block in em_candidates(shape):
+        estimates = {name for name, columns in reads.items() if not columns & set(block.columns)}
+        entry: dict[str, Any] = {"name": block.name, "rule": _rule_sql(block.rule), "pairs": None}
+        report.em_blocks.append(entry)
+        if not block.always and not estimates & unestimated:
+            entry |= {"used": False, "why": "every comparison it could estimate already is"}
+            continue
+        entry["pairs"] = pairs = count(block.rule)
+        if pairs < EM_MIN_PAIRS:
+            entry |= {"used": False, "why": f"fewer than {EM_MIN_PAIRS} pairs"}
+            continue
+        sampled = pairs > EM_MAX_PAIRS
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                block.rule, max_pairs=EM_MAX_PAIRS if sampled else None
+            )
+        except EMTrainingException as error:
+            entry |= {"used": False, "why": f"EM did not converge: {error}"}
+            continue
+        entry |= {"used": True, "why": f"sampled to {EM_MAX_PAIRS:,.0f}" if sampled else "all"}
+        unestimated -= estimates
+
+
+def _estimate_m_from_labels(
+    linker: Linker, records: pd.DataFrame, labelled_matches: pd.DataFrame | None
+) -> None:
+    if labelled_matches is None:
+        return
+    known = set(records["record_key"])
+    labelled_matches = labelled_matches[
+        labelled_matches["record_key_l"].isin(known) & labelled_matches["record_key_r"].isin(known)
+    ]
+    if len(labelled_matches) < MIN_LABELLED_MATCHES:
+        return
+    labels = labelled_matches.assign(
+        source_dataset_l="canonical_record", source_dataset_r="canonical_record"
+    )
+    linker.table_management.register_table(labels, "reviewed_matches", overwrite=True)
+    linker.training.estimate_m_from_pairwise_labels("reviewed_matches")
+
+
+def settle_unobserved_levels(settings: dict, report: TrainingReport | None = None) -> dict:
+    """Give every level an m and a u of our choosing where no estimate reached it.
 
     Splink falls back to positional defaults (or to m = 1e-6, strong evidence against)
-    for such levels, which can make a near-agreement count against a pair. An unseen
-    partial-agreement level is made neutral (m = u: no evidence either way); an unseen
-    disagreement level gets m = UNSEEN_DISAGREEMENT_M, rare among matches.
+    for a level EM never saw among matches, which can make a near-agreement count against
+    a pair. An unseen partial-agreement level is made neutral (m = u: no evidence either
+    way); an unseen disagreement level gets m = UNSEEN_DISAGREEMENT_M, rare among matches.
+    A level random sampling never reached is rarer among random pairs than one in
+    U_SAMPLE_PAIRS: it gets half that as its u.
     """
     for comparison in settings["comparisons"]:
         levels = [
             level for level in comparison["comparison_levels"] if not level.get("is_null_level")
         ]
         for position, level in enumerate(levels):
+            label = f"{comparison['output_column_name']}: {level.get('label_for_charts', '?')}"
+            if not isinstance(level.get("u_probability"), float):
+                level["u_probability"] = 0.5 / U_SAMPLE_PAIRS
+                if report is not None:
+                    report.levels_settled.append(f"{label} (u)")
             if isinstance(level.get("m_probability"), float) and level["m_probability"] > 1e-6:
                 continue
             is_else = position == len(levels) - 1
             level["m_probability"] = UNSEEN_DISAGREEMENT_M if is_else else level["u_probability"]
+            if report is not None:
+                report.levels_settled.append(f"{label} (m)")
     return settings
 
 
 def save_model(
-    linker: Linker, records: pd.DataFrame, models_dir: Path, seed: int, labelled_matches: int = 0
+    linker: Linker,
+    records: pd.DataFrame,
+    models_dir: Path,
+    seed: int,
+    labelled_matches: int = 0,
+    report: TrainingReport | None = None,
 ) -> Path:
     """Write model-<version>.json (Splink settings), its metadata and its weights chart."""
     trained_at = datetime.now(UTC)
@@ -150,6 +339,7 @@ def save_model(
     models_dir.mkdir(parents=True, exist_ok=True)
     path = models_dir / f"model-{version}.json"
     linker.misc.save_model_to_json(str(path))
+    report = report or TrainingReport()
     metadata = ModelMetadata(
         version=version,
         trained_at=trained_at.isoformat(),
@@ -159,9 +349,8 @@ def save_model(
         labelled_matches=labelled_matches if labelled_matches >= MIN_LABELLED_MATCHES else 0,
         records_by_source=records["source"].value_counts().sort_index().to_dict(),
         u_sample_pairs=U_SAMPLE_PAIRS,
-        em_blocking_rules=[
-            rule.get_blocking_rule("duckdb").blocking_rule_sql for rule in EM_BLOCKS
-        ],
+        em_blocking_rules=[block["rule"] for block in report.em_blocks if block["used"]],
+        training=asdict(report),
     )
     (models_dir / f"model-{version}.meta.json").write_text(json.dumps(asdict(metadata), indent=2))
     chart = linker.visualisations.match_weights_chart()

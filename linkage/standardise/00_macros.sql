@@ -59,6 +59,18 @@ CREATE OR REPLACE TEMP MACRO chi_issue(digits, date_of_birth, sex) AS
             THEN 'sex digit does not match sex'
     END;
 
+-- NHS number (England and Wales): 10 digits with the same modulus-11 check digit as CHI,
+-- and no date or sex inside it.
+CREATE OR REPLACE TEMP MACRO valid_nhs_number(digits) AS
+    CASE WHEN chi_shape_ok(digits) AND chi_check_digit_ok(digits) THEN digits END;
+
+CREATE OR REPLACE TEMP MACRO nhs_number_issue(digits) AS
+    CASE
+        WHEN digits IS NULL THEN NULL
+        WHEN NOT chi_shape_ok(digits) THEN 'not 10 digits'
+        WHEN NOT chi_check_digit_ok(digits) THEN 'check digit fails'
+    END;
+
 -- A list without repeats, first occurrence kept, so output order is stable.
 CREATE OR REPLACE TEMP MACRO distinct_in_order(items) AS
     list_filter(items, lambda item, i: list_position(items, item) = i);

@@ -1,6 +1,7 @@
 -- One row per staged record: every canonical field except the phonetic codes, which are
--- computed next in Python, once per distinct name. Issue columns say why a field is NULL
--- (or, for CHI date/sex disagreements, doubtful); validation turns them into record_issue.
+-- computed next in Python, once per distinct name, and the identifiers, checked per
+-- registered type in the final select. Issue columns say why a field is NULL;
+-- validation turns them into record_issue.
 CREATE OR REPLACE TEMP TABLE std_record AS
 WITH
 staged AS (
@@ -75,12 +76,8 @@ renamed AS (
         nullif(trim(postcode_raw), '') AS postcode_raw,
         compact_id(postcode_raw) AS postcode_compact,
 
-        nullif(trim(chi_raw), '') AS chi_raw,
-        compact_id(chi_raw).replace('-', '') AS chi_digits,
-        compact_id(scn_raw) AS scn_compact,
-        compact_id(police_id_raw) AS police_id,
-        compact_id(pnc_id_raw) AS pnc_id,
-        compact_id(social_work_id_raw) AS social_work_id,
+        -- checked per registered type in the final select (schemas/identifiers.yaml)
+        identifiers_raw,
 
         nullif(trim(concern_type), '') AS concern_type,
         nullif(trim(concern_status), '') AS concern_status,
@@ -116,18 +113,8 @@ dob_checked AS (
 
 checked AS (
     SELECT
+        -- identifiers (a CHI's date part) are judged against the date that survived its checks
         * REPLACE (CASE WHEN dob_issue IS NULL THEN date_of_birth END AS date_of_birth),
-        -- the CHI is judged against the date of birth that survived its own checks
-        valid_chi(chi_digits) AS chi,
-        chi_issue(
-            chi_digits,
-            CASE WHEN dob_issue IS NULL THEN date_of_birth END,
-            sex
-        ) AS chi_issue,
-        CASE WHEN regexp_full_match(scn_compact, '[0-9]{9}') THEN scn_compact END AS scn,
-        CASE
-            WHEN NOT regexp_full_match(scn_compact, '[0-9]{9}') THEN 'not 9 digits'
-        END AS scn_issue,
         regexp_replace(postcode_compact, uk_postcode_pattern(), '\1 \2') AS postcode_normal,
         CASE
             WHEN NOT regexp_matches(postcode_compact, uk_postcode_pattern())
@@ -139,14 +126,15 @@ checked AS (
 
 final AS (
     SELECT
-        checked.* EXCLUDE (postcode_normal, postcode_compact, chi_digits, scn_compact),
+        checked.* EXCLUDE (postcode_normal, postcode_compact),
         -- a nickname resolves by sex where the same nickname serves both (ALEX, SAM)
         coalesce(nickname.canonical, checked.forename) AS forename_canonical,
         CASE WHEN postcode_issue IS NULL THEN postcode_normal END AS postcode,
         CASE
             WHEN postcode_issue IS NULL
                 THEN regexp_extract(postcode_compact, uk_postcode_pattern(), 1)
-        END AS postcode_outward
+        END AS postcode_outward,
+        NULL::VARCHAR[] AS previous_postcodes  -- filled from earlier nights at publish
     FROM checked
     LEFT JOIN std_ref_nickname AS nickname
         ON nickname.nickname = checked.forename

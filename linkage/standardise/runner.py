@@ -18,6 +18,7 @@ import jellyfish
 import pyarrow as pa
 
 from linkage.extract import quote_identifier
+from linkage.identifiers import IdentifierRegistry, default_registry, issue_sql, value_sql
 from linkage.schema import canonical_columns
 from linkage.standardise.reference import REFERENCE_DIR, load_reference_tables, replace_temp_table
 
@@ -45,10 +46,8 @@ CHECK_COLUMNS = {
     "date_of_birth_raw": "VARCHAR",
     "sex_raw": "VARCHAR",
     "postcode_raw": "VARCHAR",
-    "chi_raw": "VARCHAR",
+    "identifiers_raw": "MAP(VARCHAR, VARCHAR)",
     "dob_issue": "VARCHAR",
-    "chi_issue": "VARCHAR",
-    "scn_issue": "VARCHAR",
     "postcode_issue": "VARCHAR",
     "sex_issue": "VARCHAR",
 }
@@ -69,12 +68,15 @@ def standardise(
     staged_table: str = "staged_record",
     out_table: str = "standardised_record",
     reference_dir: Path = REFERENCE_DIR,
+    registry: IdentifierRegistry | None = None,
 ) -> int:
     """Standardise every staged record into out_table (replaced); returns its row count.
 
-    out_table holds the canonical columns of schemas/canonical_record.yaml, in order and
-    with their types, then CHECK_COLUMNS. Same input, same output, row for row.
+    out_table holds the canonical columns (schemas/canonical_record.yaml, then one per
+    registered identifier), in order and with their types, then the check columns
+    (CHECK_COLUMNS and an `<identifier>_issue` per type). Same input, same output.
     """
+    registry = registry or default_registry()
     started = time.perf_counter()
     load_reference_tables(con, reference_dir)
     staged = quote_identifier(staged_table)
@@ -83,7 +85,8 @@ def standardise(
         run_step(con, step)
     names = build_metaphone_lookup(con)
     run_step(con, PHONETIC_STEP)
-    con.execute(final_select(out_table))
+    sql, params = final_select(out_table, registry)
+    con.execute(sql, params)
     _drop_row_level_steps(con)
     rows = count_rows(con, out_table)
     log.info(
@@ -112,28 +115,44 @@ def build_metaphone_lookup(con: duckdb.DuckDBPyConnection) -> int:
     return len(names)
 
 
-def output_columns() -> dict[str, str]:
+def output_columns(registry: IdentifierRegistry | None = None) -> dict[str, str]:
     """Name -> SQL type of every output column: the canonical record, then the checks."""
-    columns = {column.name: column.type for column in canonical_columns()}
+    registry = registry or default_registry()
+    columns = {column.name: column.type for column in canonical_columns(registry)}
     for name, sql_type in columns.items():
         if not _SQL_TYPE.fullmatch(sql_type):
             # types are pasted into the SELECT, so only plain type names are allowed
             raise ValueError(f"canonical_record.yaml: column {name}: unexpected type {sql_type!r}")
-    return columns | CHECK_COLUMNS
+    issues = {f"{name}_issue": "VARCHAR" for name in registry.names}
+    return columns | CHECK_COLUMNS | issues
 
 
-def final_select(out_table: str) -> str:
-    """CREATE the output table from the coded records, columns and casts from the schema."""
+def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dict[str, str]]:
+    """CREATE the output table from the coded records, columns and casts from the schema;
+    identifiers are checked here, each as its registry entry says. Returns (sql, params)."""
+    params: dict[str, str] = {}
+    expressions: dict[str, str] = {}
+    for position, kind in enumerate(registry.types):
+        params[f"id{position}"] = kind.name
+        params[f"pattern{position}"] = kind.pattern or ""
+        raw = f"identifiers_raw[$id{position}]"
+        pattern = f"$pattern{position}"
+        expressions[kind.name] = value_sql(kind, raw, pattern)
+        expressions[f"{kind.name}_issue"] = issue_sql(
+            kind, raw, "date_of_birth", "sex", pattern
+        )
     select_list = ",\n    ".join(
-        f"CAST({quote_identifier(name)} AS {sql_type}) AS {quote_identifier(name)}"
-        for name, sql_type in output_columns().items()
+        f"CAST({expressions.get(name, quote_identifier(name))} AS {sql_type})"
+        f" AS {quote_identifier(name)}"
+        for name, sql_type in output_columns(registry).items()
     )
-    return (
+    sql = (
         f"CREATE OR REPLACE TABLE {quote_identifier(out_table)} AS\n"
         f"SELECT\n    {select_list}\nFROM {CODED_VIEW}\n"
         # a stable row order keeps downstream goldens and re-runs identical
         "ORDER BY source, source_row_number, source_record_id, record_key"
     )
+    return sql, {name: value for name, value in params.items() if f"${name}" in sql}
 
 
 def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
