@@ -171,11 +171,11 @@ def side_train(config: Path, out: Path) -> None:
     project = load_project(config)
     meter = StepMeter()
     with meter.measure("load records"):
-        records = load_model_input(project.warehouse)
+        records = load_model_input(project.warehouse, project.identifier_registry())
     with meter.measure("train"):
-        linker = train_model(records, seed=42)
+        linker, report = train_model(records, seed=42, registry=project.identifier_registry())
     with meter.measure("save"):
-        path = save_model(linker, records, project.model_dir, seed=42)
+        path = save_model(linker, records, project.model_dir, seed=42, report=report)
     figures = meter.close()
     figures["model"] = str(path)
     out.write_text(json.dumps(figures, indent=2))

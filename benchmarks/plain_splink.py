@@ -136,8 +136,10 @@ def ours(config: Path, truth_dir: Path, night: date, seed: int) -> Row:
 
     project = load_project(config)
     started = time.perf_counter()
-    records = load_model_input(project.warehouse)
-    save_model(train_model(records, seed=seed), records, project.model_dir, seed)
+    registry = project.identifier_registry()
+    records = load_model_input(project.warehouse, registry)
+    linker, report = train_model(records, seed=seed, registry=registry)
+    save_model(linker, records, project.model_dir, seed, report=report)
     trained = time.perf_counter()
     con = open_warehouse(project.warehouse)
     try:
