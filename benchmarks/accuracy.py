@@ -54,6 +54,7 @@ def run_nights(config: Path, truth: Path, nights: list[date], seed: int) -> list
     from flows.train import train
     from linkage.config import load_project
     from linkage.evaluate import evaluate_run
+    from linkage.link.train import training_report
 
     project = load_project(config)
     rows = []
@@ -62,8 +63,7 @@ def run_nights(config: Path, truth: Path, nights: list[date], seed: int) -> list
             started = time.perf_counter()
             nightly(config, night)
             if position == 0:
-                _, report = train(config, seed)
-                print(report.to_text())
+                print(training_report(train(config, seed)).to_text())
                 relink(config)
             seconds = round(time.perf_counter() - started, 1)
             evaluation = evaluate_run(project, truth, night).evaluation.as_dict()

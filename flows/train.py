@@ -12,24 +12,23 @@ from linkage.link import train as training
 
 
 @task(cache_policy=NO_CACHE)
-def train_and_save(project: ProjectConfig, seed: int) -> tuple[Path, training.TrainingReport]:
+def train_and_save(project: ProjectConfig, seed: int) -> Path:
     registry = project.identifier_registry()
     records = training.load_model_input(project.warehouse, registry)
     labels = training.reviewed_matches(project.warehouse)
     linker, report = training.train_model(
         records, seed=seed, labelled_matches=labels, registry=registry
     )
-    path = training.save_model(linker, records, project.model_dir, seed, len(labels), report)
-    return path, report
+    return training.save_model(linker, records, project.model_dir, seed, len(labels), report)
 
 
 @flow(name="train")
-def train(config_path: Path, seed: int = 42) -> tuple[Path, training.TrainingReport]:
+def train(config_path: Path, seed: int = 42) -> Path:
     """Train on the current canonical records; nightly runs use the saved model.
 
-    Returns the saved model's path and what training used (comparisons, EM blocks, prior).
+    What training used (comparisons, EM blocks, prior) is in the model's metadata.
     """
     project = load_project(config_path)
-    model_path, report = train_and_save(project, seed)
+    model_path = train_and_save(project, seed)
     get_run_logger().info("saved model %s", model_path.name)
-    return model_path, report
+    return model_path

@@ -72,9 +72,10 @@ def train(
 ) -> None:
     """Train the linkage model on the warehouse's canonical records; save a new version."""
     from flows.train import train as train_flow
+    from linkage.link.train import training_report
 
-    model_path, report = _run(lambda: train_flow(config, seed))
-    console.print(report.to_text())
+    model_path = _run(lambda: train_flow(config, seed))
+    console.print(training_report(model_path).to_text())
     console.print(f"model saved: {model_path}")
 
 

@@ -360,6 +360,13 @@ def save_model(
     return path
 
 
+def training_report(model_path: Path) -> TrainingReport:
+    """What training used, as saved in the model's metadata."""
+    meta = model_path.with_name(model_path.name.replace(".json", ".meta.json"))
+    saved = json.loads(meta.read_text(encoding="utf-8")).get("training", {})
+    return TrainingReport(**saved)
+
+
 def latest_model(models_dir: Path) -> Path | None:
     models = sorted(models_dir.glob("model-*Z.json"))
     return models[-1] if models else None
