@@ -30,9 +30,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check linkage flows tests benchmarks
 	$(BIN)/mypy linkage flows
 
-## Regenerate the committed sample population (deterministic for the seed).
+## Regenerate the committed sample population (deterministic for the seed); it keeps its own
+## project.yaml (pointing at schemas/), so no config/ folder is written into it.
 sample: $(STAMP)
-	$(BIN)/linkage generate --people 3000 --seed 20261101 --nights 3 --out sample_data
+	$(BIN)/linkage generate --people 3000 --seed 20261101 --nights 3 --out sample_data --no-write-config
 
 clean:
 	rm -rf $(VENV) warehouse output .pytest_cache

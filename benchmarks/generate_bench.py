@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--chunk-size", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, help="write here and keep the files")
+    parser.add_argument("--variant", default="scottish", help="generator variant (see README)")
     args = parser.parse_args()
 
     out = args.keep or Path(tempfile.mkdtemp(prefix="generate_bench_"))
@@ -50,8 +51,10 @@ def main() -> None:
         nights=args.nights,
         start_date=date(2026, 11, 1),
         chunk_size=args.chunk_size,
+        variant=args.variant,
     )
     figures = {
+        "variant": args.variant,
         "people": summary.people,
         "households": summary.households,
         "people_added_after_night_1": summary.people_added,

@@ -111,9 +111,22 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 1,
     nights: Annotated[int, typer.Option(help="Nights of extracts (1 full + deltas).")] = 3,
     start_date: Annotated[str, typer.Option(help="First night, YYYY-MM-DD.")] = "2026-11-01",
+    variant: Annotated[
+        str,
+        typer.Option(help="scottish (default), no_national_ids, address_line or housing."),
+    ] = "scottish",
+    write_config: Annotated[
+        bool, typer.Option(help="Also write OUT/config/ (project.yaml, sources/*.yaml).")
+    ] = True,
 ) -> None:
-    """Generate a synthetic four-agency population with ground truth."""
+    """Generate a synthetic multi-agency population with ground truth (and its config)."""
     from linkage.generate import generate_population
+    from linkage.generate.variants import variant_named
+
+    try:
+        variant_named(variant)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--variant") from None
 
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -125,6 +138,8 @@ def generate(
             nights=nights,
             start_date=_parse_date(start_date) or date(2026, 11, 1),
             progress=lambda done: progress.update(bar, completed=done),
+            variant=variant,
+            write_config=write_config,
         )
     console.print(summary)
 

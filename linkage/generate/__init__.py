@@ -1,4 +1,4 @@
-"""Synthetic four-agency population with ground truth (see sample_data/README.md)."""
+"""Synthetic multi-agency population with ground truth, in variants (see the README)."""
 
 from linkage.generate.population import GenerationSummary, generate_population
 

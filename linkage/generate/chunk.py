@@ -16,10 +16,12 @@ import numpy as np
 from linkage.generate import rates
 from linkage.generate.concerns import ConcernMaker, is_school_age
 from linkage.generate.households import Household, HouseholdBuilder, Person, plant_same_name_dob
+from linkage.generate.housing import housing_applicants
 from linkage.generate.identifiers import Issuer
 from linkage.generate.names import NamePicker
 from linkage.generate.places import AddressBook, PostcodeIssuer
-from linkage.generate.records import Record, RecordMaker
+from linkage.generate.records import SOURCES, Record, RecordMaker
+from linkage.generate.variants import VARIANTS, Variant
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Shared:
     issuer: Issuer
     postcodes: PostcodeIssuer
     names: NamePicker
+    variant: Variant = VARIANTS["scottish"]
 
 
 @dataclass
@@ -40,10 +43,11 @@ class Chunk:
     builder: HouseholdBuilder
     concerns: ConcernMaker
     maker: RecordMaker
+    variant: Variant
     households: list[Household] = field(default_factory=list)
     people: list[Person] = field(default_factory=list)
     records: dict[str, list[Record]] = field(
-        default_factory=lambda: {source: [] for source in rates.AGENCIES}
+        default_factory=lambda: {source: [] for source in SOURCES}
     )
 
     def add(self, records: list[Record]) -> list[Record]:
@@ -66,7 +70,8 @@ def build_chunk(shared: Shared, index: int, size: int) -> Chunk:
     builder = HouseholdBuilder(rng, shared.issuer, shared.names, addresses, today)
     people: list[Person] = []
     concerns = ConcernMaker(rng, shared.issuer, people)
-    chunk = Chunk(index, rng, builder, concerns, RecordMaker(rng, shared.issuer), people=people)
+    maker = RecordMaker(rng, shared.issuer, shared.variant)
+    chunk = Chunk(index, rng, builder, concerns, maker, shared.variant, people=people)
     while len(people) < size:
         household = builder.household(size - len(people))
         chunk.households.append(household)
@@ -77,6 +82,9 @@ def build_chunk(shared: Shared, index: int, size: int) -> Chunk:
     for household in chunk.households:
         for participation in chunk.concerns.police_history(household, today):
             chunk.add([chunk.maker.police(participation, today)])
+    if chunk.variant.housing:  # before social work, which records some housing references
+        for household in chunk.households:
+            register_with_housing(chunk, household, today)
     for person in people:
         register_with_agencies(chunk, person, today, health_coverage=rates.HEALTH_COVERAGE)
     return chunk
@@ -103,3 +111,9 @@ def register_with_agencies(
     if person.case is not None:
         records += maker.with_duplicates("socialwork", person, today)
     return chunk.add(records)
+
+
+def register_with_housing(chunk: Chunk, household: Household, today: date) -> list[Record]:
+    """The household's rows on the housing register, if it is on it (housing variant)."""
+    applicants = housing_applicants(chunk.rng, chunk.maker.issuer, household, today)
+    return chunk.add([chunk.maker.housing(applicant, today) for applicant in applicants])

@@ -1,18 +1,23 @@
-"""The four extract files: names, encodings, delimiters, columns, and how a row is laid out.
+"""The extract files: names, encodings, delimiters, columns, and how a row is laid out.
 
 The pipeline's source configs (schemas/sources/*.yaml) depend on these exact names,
-formats and columns; sample_data/README.md documents them column by column.
+formats and columns; sample_data/README.md documents them column by column. `EXTRACTS`
+are the default (scottish) variant's four files; `extract_specs` derives each other
+variant's files from them, so a variant states only what it changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from linkage.generate.concerns import ENROLLED
 from linkage.generate.places import Address, gp_practice
 from linkage.generate.records import Record
+from linkage.generate.variants import Variant
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass(frozen=True)
@@ -265,8 +270,137 @@ EXTRACTS: dict[str, ExtractSpec] = {
 }
 
 
-def formatted_row(record: Record, today: date) -> list[str]:
+def police_address_line(record: Record) -> str:
+    """One free-text line, comma-separated, ending in the postcode as recorded.
+
+    `36 Marchmont Rd, Inverness, IV47 8AH`; a quarter of lines leave out the town, and a
+    missing postcode (a corruption) leaves the line ending in the town.
+    """
+    address = _address(record)
+    style = record.style
+    street = address.street_line(abbreviate=style != 1)
+    flat = f"{address.flat}, " if address.flat and style in (1, 2) else ""
+    parts = [f"{flat}{street}"]
+    if style != 0:
+        parts.append(address.town)
+    if record.postcode:
+        parts.append(record.postcode)
+    return cased(", ".join(parts), record)
+
+
+def _dd_mon_yyyy(day: date | None) -> str:
+    """05-Mar-1984, in English whatever the locale (strftime's %b is not)."""
+    return "" if day is None else f"{day.day:02d}-{MONTHS[day.month - 1]}-{day.year:04d}"
+
+
+def housing_row(record: Record, today: date) -> list[str]:
+    address = _address(record)
+    applicant = record.applicant
+    assert applicant is not None, "housing rows come from applications"
+    application = applicant.application
+    return [
+        record.record_id,
+        application.tenancy_ref,
+        record.recorded_housing_ref,
+        cased(record.forename, record),
+        cased(record.surname, record),
+        _dd_mon_yyyy(record.dob),
+        {"M": "M", "F": "F", "U": ""}[record.sex],
+        cased(address.street_line(abbreviate=record.style == 0), record),
+        cased(address.flat, record),
+        cased(address.town, record),
+        record.postcode,
+        application.kind,
+        _dd_mon_yyyy(application.applied_on),
+        applicant.relationship,
+    ]
+
+
+HOUSING = ExtractSpec(
+    "housing",
+    "housing_register.tsv",
+    "utf-8",
+    "\t",
+    (
+        "ApplicantRef",
+        "TenancyRef",
+        "HousingPersonRef",
+        "GivenName",
+        "FamilyName",
+        "BirthDate",
+        "Sex",
+        "AddressLine1",
+        "AddressLine2",
+        "Town",
+        "PostCode",
+        "ApplicationType",
+        "ApplicationDate",
+        "Relationship",
+    ),  # fmt: skip
+    housing_row,
+)
+NATIONAL_ID_COLUMNS = frozenset({"CHI_Number", "SCN", "PNC_ID", "CHI"})
+
+
+def without_columns(spec: ExtractSpec, dropped: frozenset[str]) -> ExtractSpec:
+    """The same file with some columns left out (absent from the header, not blank)."""
+    kept = [index for index, column in enumerate(spec.columns) if column not in dropped]
+    full_row = spec.row
+
+    def row(record: Record, today: date) -> list[str]:
+        values = full_row(record, today)
+        return [values[index] for index in kept]
+
+    return replace(spec, columns=tuple(spec.columns[index] for index in kept), row=row)
+
+
+def with_column(
+    spec: ExtractSpec, after: str, column: str, value: Callable[[Record], str]
+) -> ExtractSpec:
+    """The same file with one more column, placed after `after`."""
+    position = spec.columns.index(after) + 1
+    full_row = spec.row
+
+    def row(record: Record, today: date) -> list[str]:
+        values = full_row(record, today)
+        values.insert(position, value(record))
+        return values
+
+    columns = (*spec.columns[:position], column, *spec.columns[position:])
+    return replace(spec, columns=columns, row=row)
+
+
+def with_value(spec: ExtractSpec, column: str, value: Callable[[Record], str]) -> ExtractSpec:
+    """The same file with one column's value made differently."""
+    position = spec.columns.index(column)
+    full_row = spec.row
+
+    def row(record: Record, today: date) -> list[str]:
+        values = full_row(record, today)
+        values[position] = value(record)
+        return values
+
+    return replace(spec, row=row)
+
+
+def extract_specs(variant: Variant) -> dict[str, ExtractSpec]:
+    """The variant's extract files by source, in the order they are written."""
+    specs = dict(EXTRACTS)
+    if not variant.national_ids:
+        specs = {name: without_columns(spec, NATIONAL_ID_COLUMNS) for name, spec in specs.items()}
+    if variant.police_address_line:
+        line = with_value(specs["police"], "AddressText", police_address_line)
+        specs["police"] = without_columns(line, frozenset({"Postcode"}))
+    if variant.housing:
+        specs["socialwork"] = with_column(
+            specs["socialwork"], "CHI", "HousingRef", lambda record: record.recorded_housing_ref
+        )
+        specs["housing"] = HOUSING
+    return specs
+
+
+def formatted_row(record: Record, today: date, spec: ExtractSpec) -> list[str]:
     """The record's extract row (cached until the record or its person changes)."""
     if record.row is None:
-        record.row = EXTRACTS[record.source].row(record, today)
+        record.row = spec.row(record, today)
     return record.row

@@ -71,6 +71,7 @@ class Person:
     scn: str = ""
     nominal: str = ""
     pnc: str = ""
+    housing_ref: str = ""  # HousingPersonRef, once on the housing register (housing variant)
     incident_count: int = 0
     case: Case | None = None
     cp_flag_on: date | None = None

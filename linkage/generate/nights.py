@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from linkage.generate import rates
-from linkage.generate.chunk import Chunk, register_with_agencies
+from linkage.generate.chunk import Chunk, register_with_agencies, register_with_housing
 from linkage.generate.concerns import ENROLLED, MISSING, TRANSFERRED, Participation, moment_on
 from linkage.generate.corruptions import CORRECTABLE
 from linkage.generate.households import Household, Person
@@ -34,7 +34,8 @@ CHANGES = (
     "cp_flag_removed",
     "left_school",
 )
-LIVE_SOURCES = ("health", "education", "socialwork")  # police rows are history: never updated
+# police rows are history: never updated
+LIVE_SOURCES = ("health", "education", "socialwork", "housing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,14 @@ class NightlyChanges:
             self.chunk.concerns.mark_troubled(household, self.today)
             for person in household.members:
                 person.previous_address, person.moved_on = None, self.today
+            # on the housing register first, so social work can record the reference
+            housing: list[Record] = []
+            if self.chunk.variant.housing:
+                housing = register_with_housing(self.chunk, household, self.today)
+            for person in household.members:
                 self._welcome(person, health_coverage=rates.HEALTH_COVERAGE)
+            for record in housing:
+                self._log(record.person, "new_record", record)
 
     def _welcome(self, person: Person, health_coverage: float) -> None:
         person.first_night = self.night

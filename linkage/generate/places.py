@@ -137,6 +137,24 @@ class PostcodeIssuer:
         return f"{district} {digit + 1}{INWARD_LETTERS[first]}{INWARD_LETTERS[second]}"
 
 
+class NumericPostcodeIssuer(PostcodeIssuer):
+    """4-digit area codes (as in Australia, Denmark or Norway): one per district, shared by
+    every street in it, so a postcode narrows a search far less than a UK unit postcode.
+
+    The district stays the UK one inside the generator (it picks schools and GP practices);
+    only the code the agencies see changes.
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self._offset = stable_hash(f"{seed}:numeric-postcodes") % 9000
+        self._index = {district: index for index, (_, district) in enumerate(DISTRICTS)}
+
+    def postcode(self, district: str) -> str:
+        # 7919 is prime and does not divide 9000, so distinct districts get distinct codes
+        return f"{1000 + (self._index[district] * 7919 + self._offset) % 9000}"
+
+
 class AddressBook:
     """The dwellings of one chunk: postcode units made on demand, dwellings handed out once."""
 

@@ -1,4 +1,4 @@
-"""generate_population: seeded chunks of households -> every night's four extracts + truth.
+"""generate_population: seeded chunks of households -> every night's extracts + truth.
 
 Memory stays bounded at any size: a chunk of households is built, evolved through every
 night and appended to every night's files before the next chunk is made.
@@ -15,12 +15,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from linkage.generate import configs
 from linkage.generate.chunk import Chunk, Shared, build_chunk
-from linkage.generate.extracts import EXTRACTS, formatted_row
+from linkage.generate.extracts import ExtractSpec, extract_specs, formatted_row
 from linkage.generate.identifiers import Issuer
 from linkage.generate.names import NamePicker
 from linkage.generate.nights import NightlyChanges
-from linkage.generate.places import PostcodeIssuer
+from linkage.generate.places import NumericPostcodeIssuer, PostcodeIssuer
 from linkage.generate.truth import (
     TRUTH_COLUMNS,
     change_row,
@@ -28,6 +29,7 @@ from linkage.generate.truth import (
     person_row,
     record_row,
 )
+from linkage.generate.variants import DEFAULT_VARIANT, Variant, variant_named
 
 
 @dataclass
@@ -37,6 +39,7 @@ class GenerationSummary:
     people: int
     households: int
     out_dir: Path
+    variant: str = DEFAULT_VARIANT
     records: dict[str, dict[str, int]] = field(default_factory=dict)  # night -> source -> n
     people_added: int = 0  # births and arrivals after the first night
     seconds: float = 0.0
@@ -50,21 +53,31 @@ def generate_population(
     start_date: date = date(2026, 11, 1),
     chunk_size: int = 20_000,
     progress: Callable[[int], None] | None = None,
+    variant: str = DEFAULT_VARIANT,
+    write_config: bool = True,
 ) -> GenerationSummary:
-    """Write `nights` nightly full extracts of four agencies, and the truth, into out_dir.
+    """Write `nights` nightly full extracts of every agency, and the truth, into out_dir.
 
-    Same seed, people, nights, start date and chunk size give byte-identical files.
-    `progress` is called with the number of first-night residents done after each chunk.
+    Same seed, people, nights, start date, chunk size and variant give byte-identical
+    files. `progress` is called with the number of first-night residents done after each
+    chunk. `write_config` also writes out_dir/config/, a project config that reads these
+    files (the committed sample passes False: it has its own project.yaml).
     """
     if people < 1 or nights < 1 or chunk_size < 1:
         raise ValueError("people, nights and chunk_size must all be at least 1")
+    chosen = variant_named(variant)
     started = time.perf_counter()
     out_dir = Path(out_dir)
     night_dates = [start_date + timedelta(days=offset) for offset in range(nights)]
-    shared = Shared(seed, night_dates, Issuer(seed), PostcodeIssuer(seed), NamePicker())
-    summary = GenerationSummary(people=0, households=0, out_dir=out_dir)
-    summary.records = {night.isoformat(): dict.fromkeys(EXTRACTS, 0) for night in night_dates}
-    with OutputFiles(out_dir, night_dates) as output:
+    shared = Shared(
+        seed, night_dates, Issuer(seed), _postcode_issuer(chosen, seed), NamePicker(), chosen
+    )
+    specs = extract_specs(chosen)
+    summary = GenerationSummary(people=0, households=0, out_dir=out_dir, variant=chosen.name)
+    summary.records = {night.isoformat(): dict.fromkeys(specs, 0) for night in night_dates}
+    if write_config:
+        configs.write_config(out_dir / "config", chosen, specs)
+    with OutputFiles(out_dir, night_dates, specs, chosen.national_ids) as output:
         chunk_index = 0
         while summary.people < people:
             size = min(chunk_size, people - summary.people)
@@ -87,11 +100,22 @@ def generate_population(
     return summary
 
 
+def _postcode_issuer(variant: Variant, seed: int) -> PostcodeIssuer:
+    return NumericPostcodeIssuer(seed) if variant.numeric_postcodes else PostcodeIssuer(seed)
+
+
 class OutputFiles:
     """Every output file, open for appending chunk after chunk; headers written once."""
 
-    def __init__(self, out_dir: Path, nights: list[date]) -> None:
-        self.out_dir, self.nights = out_dir, nights
+    def __init__(
+        self,
+        out_dir: Path,
+        nights: list[date],
+        specs: dict[str, ExtractSpec],
+        national_ids: bool,
+    ) -> None:
+        self.out_dir, self.nights, self.specs = out_dir, nights, specs
+        self.national_ids = national_ids
         self._stack = ExitStack()
         self.extracts: dict[tuple[int, str], Any] = {}
         self.truth: dict[str, Any] = {}
@@ -100,7 +124,7 @@ class OutputFiles:
         for index, night in enumerate(self.nights):
             folder = self.out_dir / "landing" / night.isoformat()
             folder.mkdir(parents=True, exist_ok=True)
-            for source, spec in EXTRACTS.items():
+            for source, spec in self.specs.items():
                 self.extracts[index, source] = self._writer(
                     folder / spec.file_name, spec.encoding, spec.delimiter, spec.columns
                 )
@@ -125,9 +149,10 @@ class OutputFiles:
         today = self.nights[night]
         label = today.isoformat()
         records_truth, concerns_truth = self.truth["records.csv"], self.truth["concerns.csv"]
-        for source, records in chunk.records.items():
+        for source, spec in self.specs.items():
+            records = chunk.records[source]
             present = sorted((r for r in records if r.present), key=lambda r: r.record_id)
-            self.extracts[night, source].writerows(formatted_row(r, today) for r in present)
+            self.extracts[night, source].writerows(formatted_row(r, today, spec) for r in present)
             records_truth.writerows(record_row(label, r) for r in present)
             for record in present:
                 concerns_truth.writerows(concern_rows(label, record))
@@ -138,4 +163,6 @@ class OutputFiles:
         self.truth["changes.csv"].writerows(change_row(label, change) for change in changes)
 
     def write_people(self, chunk: Chunk) -> None:
-        self.truth["people.csv"].writerows(person_row(p, self.nights) for p in chunk.people)
+        self.truth["people.csv"].writerows(
+            person_row(p, self.nights, self.national_ids) for p in chunk.people
+        )

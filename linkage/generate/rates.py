@@ -145,3 +145,48 @@ LEAVERS_MISSING = {
     "default": 0.15,
     "troubled": 0.60,
 }  # share of leavers whose destination is unknown
+
+# -- the housing variant: a fifth agency, the council housing register -----------------------
+# Kept apart from RATES so the default four-agency tables (and the sample README that
+# documents them) stay exactly as they are. A council clerk keys from a form: messier than
+# health, cleaner than police.
+HOUSING_RATES: dict[str, float] = {
+    "typo_forename": 0.015,
+    "typo_surname": 0.015,
+    "nickname": 0.100,
+    "mac_variant": 0.150,
+    "accent_dropped": 0.500,
+    "name_swap": 0.005,
+    "middle_in_forename": 0.030,
+    "birth_surname": 0.100,
+    "moved_old_address": 0.200,
+    "dob_day_month_swap": 0.010,
+    "dob_digit_typo": 0.005,
+    "dob_missing": 0.020,
+    "dob_placeholder": 0.005,
+    "chi_miskeyed": 0.000,
+    "scn_miskeyed": 0.000,
+    "upper_case": 0.100,
+    "lower_case": 0.010,
+    "extra_whitespace": 0.020,
+    "sex_unknown": 0.020,
+    "postcode_missing": 0.020,
+    "postcode_no_space": 0.050,
+    "duplicate": 0.000,
+    "duplicate_no_chi": 0.000,
+    "fresh_nominal": 0.000,
+    "jnr_suffix": 0.000,
+    "baby_forename": 0.000,
+    "housing_ref_miskeyed": 0.010,  # of housing rows (the person's HousingPersonRef)
+}
+HOUSING_REGISTER: dict[str, float] = {
+    "household": 0.09,  # of households: on the register (tenants or applicants)
+    "troubled_household": 0.45,  # of troubled households
+    "other_adult": 0.80,  # of the lead applicant's fellow adults: on an application
+    "children": 0.55,  # of applications: the household's children are on it
+}
+HOUSING_APPLICATIONS = {1: 0.60, 2: 0.30, 3: 0.10}  # per household on the register
+SOCIALWORK_HOUSING_REF = {
+    "recorded": 0.33,  # of social-work records of people on the housing register
+    "miskeyed": 0.020,  # of those that record it
+}

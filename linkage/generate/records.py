@@ -28,21 +28,25 @@ from linkage.generate.corruptions import (
     with_extra_whitespace,
 )
 from linkage.generate.households import Person, Snapshot
+from linkage.generate.housing import Applicant
 from linkage.generate.identifiers import Issuer, is_valid_chi, is_valid_scn, miskey, stable_hash
 from linkage.generate.names import NICKNAMES
 from linkage.generate.places import Address
+from linkage.generate.variants import Variant
 
 SOURCE_RATES = {
     source: {tag: by_agency[source] for tag, by_agency in rates.RATES.items()}
     for source in rates.AGENCIES
-}
+} | {"housing": rates.HOUSING_RATES}
 RECORD_PREFIXES = {  # source -> (record id prefix, digits)
     "health": ("HP", 8),
     "education": ("PUP", 7),
     "police": ("IP", 8),
     "socialwork": ("SWC", 7),
+    "housing": ("HAP", 7),
 }
-TAG_SALT = {tag: stable_hash(tag) for tag in rates.RATES}
+SOURCES = tuple(RECORD_PREFIXES)  # every agency of every variant, in extract order
+TAG_SALT = {tag: stable_hash(tag) for tag in (*rates.RATES, *rates.HOUSING_RATES)}
 JUNIOR = "Jnr"
 
 
@@ -57,10 +61,12 @@ class Record:
     seed: int
     snapshot: Snapshot | None = None  # police rows keep the person as at the incident
     participation: Participation | None = None
+    applicant: Applicant | None = None  # housing rows: the application and the role on it
     nominal: str = ""
     duplicate: bool = False
     chi_recorded: bool = False
     scn: str = ""
+    housing_ref: str = ""  # the HousingPersonRef the agency holds, if any
     preferred_name: str = ""
     previous_surname_recorded: bool = False
     style: int = 0  # how the agency lays out the address (abbreviations, order)
@@ -74,6 +80,7 @@ class Record:
     postcode: str = ""
     chi: str = ""
     recorded_scn: str = ""
+    recorded_housing_ref: str = ""
     row: list[str] | None = None  # the formatted extract row, cached until a change
 
     @property
@@ -174,6 +181,9 @@ def render(record: Record, today: date) -> None:
             chi = miskey(_tag_rng(record, "chi_miskeyed"), chi, is_valid_chi)
         if scn and "scn_miskeyed" in tags:
             scn = miskey(_tag_rng(record, "scn_miskeyed"), scn, is_valid_scn)
+    housing_ref = record.housing_ref
+    if housing_ref and tags and "housing_ref_miskeyed" in tags:
+        housing_ref = miskeyed_housing_ref(_tag_rng(record, "housing_ref_miskeyed"), housing_ref)
     postcode = address.postcode
     if tags and "postcode_missing" in tags:
         postcode = ""
@@ -181,7 +191,14 @@ def render(record: Record, today: date) -> None:
         postcode = postcode_without_space(postcode)
     record.forename, record.surname, record.dob, record.sex = forename, surname, dob, sex
     record.address, record.postcode, record.chi, record.recorded_scn = address, postcode, chi, scn
+    record.recorded_housing_ref = housing_ref
     record.row = None
+
+
+def miskeyed_housing_ref(rng: random.Random, reference: str) -> str:
+    """HPR1234567 with a digit changed or two swapped: it still looks valid (no check digit)."""
+    prefix, digits = reference[:3], reference[3:]
+    return prefix + miskey(rng, digits, lambda candidate: candidate == digits)
 
 
 def _rendered_names(record: Record, subject: Person | Snapshot, tags: list[str]) -> tuple[str, str]:
@@ -239,8 +256,8 @@ def _tag_rng(record: Record, tag: str) -> random.Random:
 class RecordMaker:
     """Creates each agency's records for people of one chunk."""
 
-    def __init__(self, rng: random.Random, issuer: Issuer) -> None:
-        self.rng, self.issuer = rng, issuer
+    def __init__(self, rng: random.Random, issuer: Issuer, variant: Variant) -> None:
+        self.rng, self.issuer, self.variant = rng, issuer, variant
 
     def _record(
         self,
@@ -264,15 +281,20 @@ class RecordMaker:
             style=self.rng.randrange(4),
             **fields,  # type: ignore[arg-type]
         )
+        if self.variant.numeric_postcodes and "postcode_no_space" in record.corruptions:
+            record.corruptions.remove("postcode_no_space")  # a 4-digit code has no space
         person.records.append(record)
         return record
 
     def health(self, person: Person, today: date, duplicate: bool = False) -> Record:
         rate = SOURCE_RATES["health"]
-        record = self._record("health", person, today, duplicate=duplicate, chi_recorded=True)
+        national_ids = self.variant.national_ids
+        record = self._record(
+            "health", person, today, duplicate=duplicate, chi_recorded=national_ids
+        )
         if duplicate:
             record.corruptions.append("duplicate")
-            if self.rng.random() < rate["duplicate_no_chi"]:
+            if national_ids and self.rng.random() < rate["duplicate_no_chi"]:
                 record.chi_recorded = False
                 record.corruptions.append("duplicate_no_chi")
         if record.chi_recorded and self.rng.random() < rate["chi_miskeyed"]:
@@ -281,11 +303,12 @@ class RecordMaker:
         return record
 
     def education(self, person: Person, today: date) -> Record:
-        if not person.scn:
+        national_ids = self.variant.national_ids
+        if national_ids and not person.scn:
             person.scn = self.issuer.scn()
         record = self._record("education", person, today, scn=person.scn)
         record.preferred_name = self._preferred_name(person)
-        if self.rng.random() < SOURCE_RATES["education"]["scn_miskeyed"]:
+        if national_ids and self.rng.random() < SOURCE_RATES["education"]["scn_miskeyed"]:
             record.corruptions.append("scn_miskeyed")
         render(record, today)
         return record
@@ -310,7 +333,9 @@ class RecordMaker:
 
     def socialwork(self, person: Person, today: date, duplicate: bool = False) -> Record:
         rate = SOURCE_RATES["socialwork"]
-        chi_recorded = self.rng.random() < rates.SOCIALWORK_CHI_RECORDED
+        chi_recorded = (
+            self.variant.national_ids and self.rng.random() < rates.SOCIALWORK_CHI_RECORDED
+        )
         record = self._record(
             "socialwork", person, today, duplicate=duplicate, chi_recorded=chi_recorded
         )
@@ -319,6 +344,25 @@ class RecordMaker:
             record.corruptions.append("duplicate")
         if chi_recorded and self.rng.random() < rate["chi_miskeyed"]:
             record.corruptions.append("chi_miskeyed")
+        # only people on the housing register (the housing variant) have a reference to record
+        housing = rates.SOCIALWORK_HOUSING_REF
+        if person.housing_ref and self.rng.random() < housing["recorded"]:
+            record.housing_ref = person.housing_ref
+            if self.rng.random() < housing["miskeyed"]:
+                record.corruptions.append("housing_ref_miskeyed")
+        render(record, today)
+        return record
+
+    def housing(self, applicant: Applicant, today: date) -> Record:
+        """A row for one person named on one tenancy or application."""
+        person = applicant.person
+        if not person.housing_ref:
+            person.housing_ref = self.issuer.ref("HPR", 7)
+        record = self._record(
+            "housing", person, today, applicant=applicant, housing_ref=person.housing_ref
+        )
+        if self.rng.random() < SOURCE_RATES["housing"]["housing_ref_miskeyed"]:
+            record.corruptions.append("housing_ref_miskeyed")
         render(record, today)
         return record
 

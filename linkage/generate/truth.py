@@ -47,7 +47,8 @@ def record_row(night: str, record: Record) -> list[str]:
     return [night, record.source, record.record_id, record.person.person_id, tags]
 
 
-def person_row(person: Person, nights: list[date]) -> list[str]:
+def person_row(person: Person, nights: list[date], national_ids: bool = True) -> list[str]:
+    """The person's truth; CHI and SCN blank where the variant has no national ids."""
     last = "" if person.last_night is None else nights[person.last_night].isoformat()
     return [
         person.person_id,
@@ -58,7 +59,7 @@ def person_row(person: Person, nights: list[date]) -> list[str]:
         person.middle_names,
         person.surname,
         person.birth_surname,
-        person.chi,
+        person.chi if national_ids else "",
         person.scn,
         ";".join(person.hard_cases),
         nights[person.first_night].isoformat(),
