@@ -49,6 +49,8 @@ PERSON_COLUMNS = [
 ]
 # A column counts as filled when at least this many records hold it.
 MIN_FILLED = 2
+# Filled by the pipeline from earlier nights, not by agencies: never "left out".
+HISTORY_COLUMNS = frozenset({"previous_postcodes", "other_surnames"})
 
 # Labels the clustering guards read the levels by (see guard_levels).
 EXACT = "Exact match"
@@ -123,15 +125,13 @@ def surname_comparison(filled: frozenset[str]) -> cl.CustomComparison:
             cll.ExactMatchLevel("surname").configure(
                 tf_adjustment_column="surname", label_for_charts=EXACT
             ),
+            # always: earlier nights' surnames fill other_surnames even where no agency does
+            cll.CustomLevel(
+                "list_contains(other_surnames_l, surname_r)"
+                " OR list_contains(other_surnames_r, surname_l)",
+                label_for_charts=OTHER_SURNAME,
+            ),
             *_levels(
-                (
-                    "other_surnames" in filled,
-                    cll.CustomLevel(
-                        "list_contains(other_surnames_l, surname_r)"
-                        " OR list_contains(other_surnames_r, surname_l)",
-                        label_for_charts=OTHER_SURNAME,
-                    ),
-                ),
                 (
                     "forename" in filled,
                     cll.CustomLevel(
@@ -214,16 +214,15 @@ def address_comparison(filled: frozenset[str]) -> cl.CustomComparison | None:
                         ),
                     ),
                 ),
-                cll.ExactMatchLevel("postcode").configure(tf_adjustment_column="postcode"),
+                # a postcode the record held on an earlier night counts as its own: a
+                # person who moved still matches the agencies that have not caught up
+                cll.CustomLevel(
+                    "postcode_l = postcode_r"
+                    " OR list_contains(previous_postcodes_l, postcode_r)"
+                    " OR list_contains(previous_postcodes_r, postcode_l)",
+                    label_for_charts="Same postcode (now or earlier)",
+                ).configure(tf_adjustment_column="postcode"),
                 *_levels(
-                    (
-                        "previous_postcodes" in filled,
-                        cll.CustomLevel(
-                            "list_contains(previous_postcodes_l, postcode_r)"
-                            " OR list_contains(previous_postcodes_r, postcode_l)",
-                            label_for_charts="One's earlier postcode is the other's",
-                        ),
-                    ),
                     (
                         "postcode_outward" in filled,
                         cll.ExactMatchLevel("postcode_outward").configure(

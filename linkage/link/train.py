@@ -26,6 +26,7 @@ from splink.internals.exceptions import EMTrainingException
 from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry, default_registry
 from linkage.link.model import (
+    HISTORY_COLUMNS,
     PERSON_COLUMNS,
     ModelShape,
     comparison_columns,
@@ -197,7 +198,7 @@ def train_model(
     linker = Linker(canonical, settings, log_level=logging.WARNING)
     report = TrainingReport(
         comparisons=[c["output_column_name"] for c in _settings(linker)["comparisons"]],
-        fields_left_out=sorted(set(PERSON_COLUMNS) - shape.filled),
+        fields_left_out=sorted(set(PERSON_COLUMNS) - shape.filled - HISTORY_COLUMNS),
     )
     counter = _PairCounter(canonical, len(records))
     _estimate_prior(linker, shape, counter, report)
