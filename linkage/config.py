@@ -240,6 +240,11 @@ def load_sharing_rules(path: Path) -> SharingRules:
         raise ConfigError(f"{path}: invalid sharing rules: {_describe(error)}") from None
 
 
+# How postcodes are kept: "uk" nulls what is not a UK postcode (with a postcode_issue);
+# "as_written" keeps any postcode, upper case, for projects with addresses abroad.
+PostcodeFormat = Literal["uk", "as_written"]
+
+
 class ProjectConfig(StrictModel):
     """Where everything lives; relative paths are relative to the config file."""
 
@@ -253,6 +258,7 @@ class ProjectConfig(StrictModel):
     linkage: LinkageSettings = LinkageSettings()
     alert_rules: Path | None = None  # schemas/alerts.yaml; no alerts when unset
     sharing_rules: Path | None = None  # schemas/sharing.yaml; no exports when unset
+    postcode_format: PostcodeFormat = "uk"
 
     @property
     def model_dir(self) -> Path:

@@ -118,7 +118,12 @@ def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
 
 
 def standardise_night(night: Night) -> int:
-    return standardise(night.con, "staged_record", STANDARDISED_TABLE)
+    return standardise(
+        night.con,
+        "staged_record",
+        STANDARDISED_TABLE,
+        postcode_format=night.project.postcode_format,
+    )
 
 
 def validate_source(night: Night, intake: SourceIntake) -> SourceIntake:

@@ -19,6 +19,9 @@ joined AS (
         other.surnames AS other_surname_list,
         address.address_line AS address_joined,
         address.house_number AS address_house_number,
+        address.town AS address_town,
+        -- a postcode column wins over a postcode found in the address text
+        coalesce(nullif(trim(staged.postcode_raw), ''), address.postcode) AS postcode_given,
         street.street AS address_street
     FROM staged
     LEFT JOIN std_name AS forename
@@ -68,12 +71,19 @@ renamed AS (
         address_joined AS address_line,
         address_house_number AS house_number,
         address_street AS street,
-        nullif(
-            ascii_upper(town_raw).regexp_replace('[^A-Z0-9]+', ' ', 'g').trim(),
-            ''
+        -- a town column wins over a town found in the address text
+        coalesce(
+            nullif(ascii_upper(town_raw).regexp_replace('[^A-Z0-9]+', ' ', 'g').trim(), ''),
+            address_town
         ) AS town,
         nullif(trim(postcode_raw), '') AS postcode_raw,
-        compact_id(postcode_raw) AS postcode_compact,
+        compact_id(postcode_given) AS postcode_compact,
+        CASE
+            WHEN regexp_matches(compact_id(postcode_given), uk_postcode_pattern())
+                THEN regexp_replace(compact_id(postcode_given), uk_postcode_pattern(), '\1 \2')
+            WHEN postcode_as_written()
+                THEN upper(regexp_replace(trim(postcode_given), '\s+', ' ', 'g'))
+        END AS postcode_normal,
 
         nullif(trim(chi_raw), '') AS chi_raw,
         compact_id(chi_raw).replace('-', '') AS chi_digits,
@@ -128,9 +138,9 @@ checked AS (
         CASE
             WHEN NOT regexp_full_match(scn_compact, '[0-9]{9}') THEN 'not 9 digits'
         END AS scn_issue,
-        regexp_replace(postcode_compact, uk_postcode_pattern(), '\1 \2') AS postcode_normal,
         CASE
             WHEN NOT regexp_matches(postcode_compact, uk_postcode_pattern())
+             AND NOT postcode_as_written()
                 THEN 'not a UK postcode'
         END AS postcode_issue,
         CASE WHEN sex_raw IS NOT NULL AND sex IS NULL THEN 'unknown code' END AS sex_issue
@@ -145,7 +155,7 @@ final AS (
         CASE WHEN postcode_issue IS NULL THEN postcode_normal END AS postcode,
         CASE
             WHEN postcode_issue IS NULL
-                THEN regexp_extract(postcode_compact, uk_postcode_pattern(), 1)
+                THEN nullif(regexp_extract(postcode_compact, uk_postcode_pattern(), 1), '')
         END AS postcode_outward
     FROM checked
     LEFT JOIN std_ref_nickname AS nickname
