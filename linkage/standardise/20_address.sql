@@ -45,12 +45,8 @@ street_type_word AS (
     WHERE abbreviation.position <> 'other'
 ),
 
-glued_town AS (
-    -- '12 HIGH ST PERTH' before a postcode written without commas: the words after the
-    -- line's last street type are the town. Reference words are single A-Z words (checked
-    -- on load), so they are safe inside the pattern.
-    SELECT '^(.*\b(?:' || string_agg(word, '|' ORDER BY word) || ')) ([A-Z][A-Z ]*)$' AS pattern
-    FROM street_type_word
+street_type_list AS (
+    SELECT list(word) AS words FROM street_type_word
 ),
 
 uk_found AS (
@@ -66,19 +62,51 @@ uk_found AS (
     FROM marked
 ),
 
+uk_line AS (
+    -- the words written before the postcode on its own line: none when the postcode
+    -- starts a line ('..., G12 8QQ'), some when it is glued on ('12 HIGH ST PERTH PH1 5AB')
+    SELECT
+        raw,
+        marked,
+        found.outward || ' ' || found.inward AS postcode,
+        found.after,
+        string_split(trim(found.before), ',') AS lines_before
+    FROM uk_found
+),
+
+uk_glued AS (
+    SELECT
+        uk_line.*,
+        string_split(lines_before[-1], ' ') AS line_words,
+        -- the last street type with words after it: those words are the town
+        list_max(list_filter(
+            range(1, len(line_words)),
+            lambda i: list_contains(street_type_list.words, line_words[i])
+        )) AS street_end
+    FROM uk_line, street_type_list
+),
+
 uk_cut AS (
     SELECT
-        uk_found.raw,
-        uk_found.marked,
-        found.outward || ' ' || found.inward AS postcode,
-        CASE
-            -- PARK ROAD NORTH is a street, not PARK ROAD in NORTH
-            WHEN regexp_extract(trim(found.before), glued_town.pattern, 2)
-                    NOT IN ('', 'NORTH', 'SOUTH', 'EAST', 'WEST')
-                THEN regexp_replace(trim(found.before), glued_town.pattern, '\1,\2')
-            ELSE found.before
-        END || ',' || found.after AS remainder
-    FROM uk_found, glued_town
+        raw,
+        marked,
+        postcode,
+        array_to_string(
+            list_slice(lines_before, 1, len(lines_before) - 1)
+            || [
+                CASE
+                    -- PARK ROAD NORTH is a street, not PARK ROAD in NORTH
+                    WHEN array_to_string(line_words[street_end + 1:], ' ')
+                            NOT IN ('NORTH', 'SOUTH', 'EAST', 'WEST')
+                        THEN array_to_string(line_words[:street_end], ' ')
+                            || ','
+                            || array_to_string(line_words[street_end + 1:], ' ')
+                    ELSE lines_before[-1]
+                END
+            ],
+            ','
+        ) || ',' || after AS remainder
+    FROM uk_glued
 ),
 
 other_line AS (
