@@ -1,7 +1,7 @@
 """Time `standardise` on synthetic staged rows generated in DuckDB SQL.
 
     .venv/bin/python benchmarks/standardise_bench.py --rows 1000000 [--threads 2]
-        [--unique-addresses] [--json PATH]
+        [--unique-addresses] [--one-line-addresses] [--postcode-format as_written] [--json PATH]
 
 Prints seconds and rows per second, and writes the figures as JSON (--json PATH).
 Values are drawn deterministically from small lists (hash of the row number), so names
@@ -105,11 +105,17 @@ STREETS = [
 TOWNS = ["Glasgow", "Edinburgh", "Dundee", "Aberdeen", "Inverness", "Stirling", "Perth"]
 
 
-def make_staged(con: duckdb.DuckDBPyConnection, rows: int, unique_addresses: bool = False) -> None:
+def make_staged(
+    con: duckdb.DuckDBPyConnection,
+    rows: int,
+    unique_addresses: bool = False,
+    one_line_addresses: bool = False,
+) -> None:
     """Create staged_record with `rows` synthetic rows (lists bound as parameters).
 
     unique_addresses gives every row its own address text: the worst case for the
-    per-distinct-value address step.
+    per-distinct-value address step. one_line_addresses writes town and postcode into the
+    address text, with no town or postcode column, as a police free-text line.
     """
     con.execute(f"CREATE OR REPLACE TABLE staged_record ({STAGED_COLUMNS})")
     con.execute(
@@ -119,7 +125,7 @@ def make_staged(con: duckdb.DuckDBPyConnection, rows: int, unique_addresses: boo
         numbered AS (
             SELECT i, CAST(hash(i) >> 1 AS BIGINT) AS h FROM range($rows) AS r(i)
         ),
-        final AS (
+        generated AS (
             SELECT
                 DATE '2026-11-01' AS run_date,
                 ['health', 'education', 'police', 'socialwork'][1 + i % 4] AS source,
@@ -159,6 +165,18 @@ def make_staged(con: duckdb.DuckDBPyConnection, rows: int, unique_addresses: boo
                 NULL::DATE AS concern_opened,
                 NULL::DATE AS concern_closed
             FROM numbered
+        ),
+        final AS (
+            SELECT
+                * REPLACE (
+                    CASE
+                        WHEN $one_line THEN concat_ws(', ', address_raw, town_raw, postcode_raw)
+                        ELSE address_raw
+                    END AS address_raw,
+                    CASE WHEN NOT $one_line THEN town_raw END AS town_raw,
+                    CASE WHEN NOT $one_line THEN postcode_raw END AS postcode_raw
+                )
+            FROM generated
         )
         SELECT * FROM final
         """,
@@ -169,6 +187,7 @@ def make_staged(con: duckdb.DuckDBPyConnection, rows: int, unique_addresses: boo
             "streets": STREETS,
             "towns": TOWNS,
             "unique_addresses": unique_addresses,
+            "one_line": one_line_addresses,
         },
     )
 
@@ -178,20 +197,26 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--unique-addresses", action="store_true")
+    parser.add_argument("--one-line-addresses", action="store_true")
+    parser.add_argument("--postcode-format", choices=["uk", "as_written"], default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     con = duckdb.connect()
     con.execute(f"SET threads = {int(args.threads)}")
-    make_staged(con, args.rows, args.unique_addresses)
+    make_staged(con, args.rows, args.unique_addresses, args.one_line_addresses)
+    # only passed when asked for, so the script also times code from before the setting
+    setting = {"postcode_format": args.postcode_format} if args.postcode_format else {}
     started = time.perf_counter()
-    rows = standardise(con)
+    rows = standardise(con, **setting)
     seconds = time.perf_counter() - started
     figures = {
         "benchmark": "standardise",
         "rows": rows,
         "threads": args.threads,
         "unique_addresses": args.unique_addresses,
+        "one_line_addresses": args.one_line_addresses,
+        "postcode_format": args.postcode_format or "uk",
         "seconds": round(seconds, 2),
         "rows_per_second": round(rows / seconds),
     }

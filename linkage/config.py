@@ -249,6 +249,11 @@ def load_sharing_rules(path: Path, registry: IdentifierRegistry | None = None) -
     return rules
 
 
+# How postcodes are kept: "uk" nulls what is not a UK postcode (with a postcode_issue);
+# "as_written" keeps any postcode, upper case, for projects with addresses abroad.
+PostcodeFormat = Literal["uk", "as_written"]
+
+
 class ProjectConfig(StrictModel):
     """Where everything lives; relative paths are relative to the config file."""
 
@@ -263,6 +268,7 @@ class ProjectConfig(StrictModel):
     alert_rules: Path | None = None  # schemas/alerts.yaml; no alerts when unset
     sharing_rules: Path | None = None  # schemas/sharing.yaml; no exports when unset
     identifiers: Path = DEFAULT_REGISTRY_FILE  # the identifier registry
+    postcode_format: PostcodeFormat = "uk"
 
     @property
     def model_dir(self) -> Path:

@@ -124,6 +124,7 @@ def standardise_night(night: Night) -> int:
         "staged_record",
         STANDARDISED_TABLE,
         registry=night.project.identifier_registry(),
+        postcode_format=night.project.postcode_format,
     )
 
 

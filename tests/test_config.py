@@ -52,6 +52,28 @@ def test_bad_source_config_names_file_and_key(tmp_path: Path, yaml_text: str, me
     assert str(path) in str(error.value) and message in str(error.value)
 
 
+PROJECT_YAML = (
+    "landing_dir: l\nsources: s/*.yaml\nwarehouse: w.duckdb\noutput_dir: o\narchive_dir: a\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [("", "uk"), ("postcode_format: uk\n", "uk"), ("postcode_format: as_written\n", "as_written")],
+)
+def test_postcode_format_is_a_project_setting(tmp_path: Path, extra: str, expected: str) -> None:
+    path = tmp_path / "project.yaml"
+    path.write_text(PROJECT_YAML + extra)
+    assert load_project(path).postcode_format == expected
+
+
+def test_unknown_postcode_format_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "project.yaml"
+    path.write_text(PROJECT_YAML + "postcode_format: danish\n")
+    with pytest.raises(ConfigError, match="postcode_format"):
+        load_project(path)
+
+
 def test_missing_project_config_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_project(tmp_path / "nope.yaml")

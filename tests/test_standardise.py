@@ -295,6 +295,11 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"postcode_raw": ""},
         {"postcode": None, "postcode_issue": None, "postcode_raw": None},
     ),
+    (
+        "pc_four_digits",
+        {"postcode_raw": "8000"},
+        {"postcode": None, "postcode_outward": None, "postcode_issue": "not a UK postcode"},
+    ),
     # --- addresses ---
     (
         "addr_flat_after",
@@ -356,6 +361,107 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ),
     ("town", {"town_raw": " glasgow "}, {"town": "GLASGOW"}),
     ("town_empty", {"town_raw": ""}, {"town": None}),
+    # --- addresses as agencies send them: one free-text line, no postcode or town column ---
+    (
+        "line_police",
+        {"address_raw": "36 Marchmont Road, Inverness, IV47 8AH"},
+        {
+            "address_line": "36 MARCHMONT ROAD INVERNESS",
+            "house_number": "36",
+            "street": "MARCHMONT ROAD",
+            "town": "INVERNESS",
+            "postcode": "IV47 8AH",
+            "postcode_outward": "IV47",
+            "postcode_issue": None,
+            "postcode_raw": None,
+        },
+    ),
+    (
+        "line_glued",
+        {"address_raw": "12 High St Perth PH1 5AB"},
+        {
+            "address_line": "12 HIGH ST PERTH",
+            "house_number": "12",
+            "street": "HIGH STREET",
+            "town": "PERTH",
+            "postcode": "PH1 5AB",
+        },
+    ),
+    (
+        "line_lower_unspaced",
+        {"address_raw": "12 high st, perth ph15ab"},
+        {"house_number": "12", "street": "HIGH STREET", "town": "PERTH", "postcode": "PH1 5AB"},
+    ),
+    (
+        "line_no_town",
+        {"address_raw": "14 Queen Margaret Dr, G20 8NX"},
+        {"street": "QUEEN MARGARET DRIVE", "town": None, "postcode": "G20 8NX"},
+    ),
+    (
+        "line_no_postcode",
+        {"address_raw": "12 Kelvin St, Glasgow"},
+        {
+            "house_number": "12",
+            "street": "KELVIN STREET",
+            "town": "GLASGOW",
+            "postcode": None,
+            "postcode_issue": None,
+        },
+    ),
+    (
+        "line_postcode_own_line",
+        {"address_raw": "12 Kelvin St, G12 8QQ"},  # how two mapped columns are staged
+        {"address_line": "12 KELVIN ST", "street": "KELVIN STREET", "postcode": "G12 8QQ"},
+    ),
+    (
+        "line_break",
+        {"address_raw": "12 Kelvin St\nHillhead\nG12 8QQ"},
+        {"street": "KELVIN STREET", "town": "HILLHEAD", "postcode": "G12 8QQ"},
+    ),
+    (
+        "line_last_postcode_wins",
+        {"address_raw": "Unit 4, G1 1AA Centre, 5 Bath St, Glasgow G2 1HZ"},
+        {"house_number": "5", "street": "BATH STREET", "postcode": "G2 1HZ"},
+    ),
+    (
+        "line_street_ends_in_compass",
+        {"address_raw": "5 Park Road North G12 8QQ"},
+        {"street": "PARK ROAD NORTH", "town": None, "postcode": "G12 8QQ"},
+    ),
+    (
+        "line_columns_win",
+        {
+            "address_raw": "12 Kelvin St, Glasgow, G12 8QQ",
+            "town_raw": "Paisley",
+            "postcode_raw": "PA1 1AA",
+        },
+        {"address_line": "12 KELVIN ST GLASGOW", "town": "PAISLEY", "postcode": "PA1 1AA"},
+    ),
+    (
+        "line_empty_postcode_column",
+        {"address_raw": "12 Kelvin St, G12 8QQ", "postcode_raw": " "},
+        {"postcode": "G12 8QQ", "postcode_raw": None, "postcode_issue": None},
+    ),
+    (
+        "line_bad_postcode_column_kept_as_issue",
+        {"address_raw": "12 Kelvin St, G12 8QQ", "postcode_raw": "G12"},
+        {"postcode": None, "postcode_issue": "not a UK postcode"},
+    ),
+    (
+        "line_building_name_is_not_a_town",
+        {"address_raw": "Rose Cottage, Main St"},
+        {"street": "MAIN STREET", "town": None},
+    ),
+    (
+        "line_unnumbered_town",
+        {"address_raw": "Mains of Auchindoir, Alford"},
+        {"street": None, "town": "ALFORD"},
+    ),
+    (
+        "line_foreign_postcode_in_uk_mode",
+        {"address_raw": "Vestergade 12, 8000 Aarhus"},
+        {"house_number": "12", "postcode": None, "postcode_issue": None},
+    ),
     # --- CHI ---
     (
         "chi_known_good",
@@ -458,6 +564,71 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
+# postcode_format: as_written keeps postcodes from abroad; the same address rules otherwise.
+AS_WRITTEN_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (
+        "aw_four_digits",
+        {"postcode_raw": "8000"},
+        {"postcode": "8000", "postcode_outward": None, "postcode_issue": None},
+    ),
+    (
+        "aw_spaced_lower",
+        {"postcode_raw": " no-0150 "},
+        {"postcode": "NO-0150", "postcode_outward": None, "postcode_issue": None},
+    ),
+    ("aw_whitespace_collapsed", {"postcode_raw": "1015  cj"}, {"postcode": "1015 CJ"}),
+    (
+        "aw_uk_still_normal",
+        {"postcode_raw": "g128qq"},
+        {"postcode": "G12 8QQ", "postcode_outward": "G12", "postcode_issue": None},
+    ),
+    ("aw_empty", {"postcode_raw": ""}, {"postcode": None, "postcode_issue": None}),
+    (
+        "aw_line_town_after_postcode",
+        {"address_raw": "Vestergade 12, 8000 Aarhus"},
+        {
+            "address_line": "VESTERGADE 12 AARHUS",
+            "house_number": "12",
+            "street": "VESTERGADE",
+            "town": "AARHUS",
+            "postcode": "8000",
+            "postcode_outward": None,
+            "postcode_issue": None,
+        },
+    ),
+    (
+        "aw_line_postcode_own_line",
+        {"address_raw": "Storgata 5, NO-0150, Oslo"},
+        {"house_number": "5", "street": "STORGATA", "town": "OSLO", "postcode": "NO-0150"},
+    ),
+    (
+        "aw_line_uk_postcode_first",
+        {"address_raw": "36 Marchmont Road, Inverness, IV47 8AH"},
+        {"street": "MARCHMONT ROAD", "town": "INVERNESS", "postcode": "IV47 8AH"},
+    ),
+    (
+        "aw_house_number_own_line_is_not_a_postcode",
+        {"address_raw": "123, Kelvin Street, Glasgow"},
+        {"house_number": "123", "street": "KELVIN STREET", "town": "GLASGOW", "postcode": None},
+    ),
+    (
+        "aw_house_number_after_building_is_not_a_postcode",
+        {"address_raw": "Rose Cottage, 123 Main Street"},
+        {"house_number": "123", "street": "MAIN STREET", "postcode": None},
+    ),
+    (
+        "aw_house_number_after_flat_is_not_a_postcode",
+        {"address_raw": "Flat 2, 123 Main Street"},
+        {"house_number": "123", "postcode": None},
+    ),
+    (
+        "aw_one_line_without_commas_is_not_guessed",
+        {"address_raw": "Vestergade 12 8000 Aarhus"},
+        {"postcode": None},
+    ),
+]
+
+
 def staged_column_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [row[0] for row in con.execute("DESCRIBE staged_record").fetchall()]
 
@@ -505,6 +676,16 @@ def by_case(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return {row["source_record_id"]: row for row in fetch_rows(con, "standardised_record")}
 
 
+@pytest.fixture(scope="module")
+def as_written_by_case() -> dict[str, dict[str, Any]]:
+    connection = duckdb.connect()
+    build_staged(connection, AS_WRITTEN_CASES)
+    standardise(connection, postcode_format="as_written")
+    rows = {row["source_record_id"]: row for row in fetch_rows(connection, "standardised_record")}
+    connection.close()
+    return rows
+
+
 @pytest.mark.parametrize(("case_id", "expected"), [pytest.param(c, e, id=c) for c, _, e in CASES])
 def test_standardises(
     by_case: dict[str, dict[str, Any]], case_id: str, expected: dict[str, Any]
@@ -513,9 +694,27 @@ def test_standardises(
     assert {column: row[column] for column in expected} == expected
 
 
+@pytest.mark.parametrize(
+    ("case_id", "expected"), [pytest.param(c, e, id=c) for c, _, e in AS_WRITTEN_CASES]
+)
+def test_standardises_with_postcodes_as_written(
+    as_written_by_case: dict[str, dict[str, Any]], case_id: str, expected: dict[str, Any]
+) -> None:
+    row = as_written_by_case[case_id]
+    assert {column: row[column] for column in expected} == expected
+
+
 def test_case_ids_are_unique() -> None:
-    ids = [case_id for case_id, _, _ in CASES]
+    ids = [case_id for case_id, _, _ in CASES + AS_WRITTEN_CASES]
     assert len(ids) == len(set(ids))
+
+
+def test_unknown_postcode_format_is_refused() -> None:
+    connection = duckdb.connect()
+    build_staged(connection, CASES[:1])
+    with pytest.raises(ValueError, match="postcode_format"):
+        standardise(connection, postcode_format="us")  # type: ignore[arg-type]
+    connection.close()
 
 
 def test_every_staged_row_comes_out_once(con: duckdb.DuckDBPyConnection) -> None:

@@ -27,6 +27,22 @@ CREATE OR REPLACE TEMP MACRO compact_id(raw) AS
 CREATE OR REPLACE TEMP MACRO uk_postcode_pattern() AS
     '^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$';
 
+-- The last UK postcode written inside upper-case text, space optional: groups are the text
+-- before it, outward code, inward code, text after it (the greedy first group makes it the last).
+CREATE OR REPLACE TEMP MACRO last_uk_postcode_pattern() AS
+    '^(.*)\b([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})\b(.*)$';
+
+-- The project's postcode_format setting (std_setting is written by runner.py, bound).
+CREATE OR REPLACE TEMP MACRO postcode_as_written() AS
+    (SELECT postcode_format = 'as_written' FROM std_setting);
+
+-- Address text without flat positions (FLAT 3, 2/1, 3F2): they say where inside the
+-- building, so they are never the house number (or a postcode).
+CREATE OR REPLACE TEMP MACRO without_flat_position(text) AS
+    text
+        .regexp_replace('\b(FLAT|FLT|APARTMENT|APT|UNIT|ROOM)\b *[A-Z0-9/-]*', '', 'g')
+        .regexp_replace('\b[0-9]+(/[0-9]+|F[0-9]+)\b', '', 'g');
+
 -- Digit n (1-based) of a string of digits.
 CREATE OR REPLACE TEMP MACRO digit_at(digits, n) AS
     CAST(substr(digits, n, 1) AS INTEGER);

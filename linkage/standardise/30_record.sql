@@ -20,6 +20,9 @@ joined AS (
         other.surnames AS other_surname_list,
         address.address_line AS address_joined,
         address.house_number AS address_house_number,
+        address.town AS address_town,
+        -- a postcode column wins over a postcode found in the address text
+        coalesce(nullif(trim(staged.postcode_raw), ''), address.postcode) AS postcode_given,
         street.street AS address_street
     FROM staged
     LEFT JOIN std_name AS forename
@@ -69,12 +72,19 @@ renamed AS (
         address_joined AS address_line,
         address_house_number AS house_number,
         address_street AS street,
-        nullif(
-            ascii_upper(town_raw).regexp_replace('[^A-Z0-9]+', ' ', 'g').trim(),
-            ''
+        -- a town column wins over a town found in the address text
+        coalesce(
+            nullif(ascii_upper(town_raw).regexp_replace('[^A-Z0-9]+', ' ', 'g').trim(), ''),
+            address_town
         ) AS town,
         nullif(trim(postcode_raw), '') AS postcode_raw,
-        compact_id(postcode_raw) AS postcode_compact,
+        compact_id(postcode_given) AS postcode_compact,
+        CASE
+            WHEN regexp_matches(compact_id(postcode_given), uk_postcode_pattern())
+                THEN regexp_replace(compact_id(postcode_given), uk_postcode_pattern(), '\1 \2')
+            WHEN postcode_as_written()
+                THEN upper(regexp_replace(trim(postcode_given), '\s+', ' ', 'g'))
+        END AS postcode_normal,
 
         -- checked per registered type in the final select (schemas/identifiers.yaml)
         identifiers_raw,
@@ -115,9 +125,9 @@ checked AS (
     SELECT
         -- identifiers (a CHI's date part) are judged against the date that survived its checks
         * REPLACE (CASE WHEN dob_issue IS NULL THEN date_of_birth END AS date_of_birth),
-        regexp_replace(postcode_compact, uk_postcode_pattern(), '\1 \2') AS postcode_normal,
         CASE
             WHEN NOT regexp_matches(postcode_compact, uk_postcode_pattern())
+             AND NOT postcode_as_written()
                 THEN 'not a UK postcode'
         END AS postcode_issue,
         CASE WHEN sex_raw IS NOT NULL AND sex IS NULL THEN 'unknown code' END AS sex_issue
@@ -132,7 +142,7 @@ final AS (
         CASE WHEN postcode_issue IS NULL THEN postcode_normal END AS postcode,
         CASE
             WHEN postcode_issue IS NULL
-                THEN regexp_extract(postcode_compact, uk_postcode_pattern(), 1)
+                THEN nullif(regexp_extract(postcode_compact, uk_postcode_pattern(), 1), '')
         END AS postcode_outward,
         NULL::VARCHAR[] AS previous_postcodes  -- filled from earlier nights at publish
     FROM checked

@@ -12,11 +12,13 @@ import logging
 import re
 import time
 from pathlib import Path
+from typing import get_args
 
 import duckdb
 import jellyfish
 import pyarrow as pa
 
+from linkage.config import PostcodeFormat
 from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry, default_registry, issue_sql, value_sql
 from linkage.schema import canonical_columns
@@ -28,6 +30,7 @@ SQL_DIR = Path(__file__).resolve().parent
 STAGED_VIEW = "std_staged"
 METAPHONE_TABLE = "std_name_metaphone"
 CODED_VIEW = "std_record_coded"
+SETTING_TABLE = "std_setting"
 
 # Steps before the phonetic codes (their input is the standardised names) and after.
 RECORD_STEPS = (
@@ -69,16 +72,20 @@ def standardise(
     out_table: str = "standardised_record",
     reference_dir: Path = REFERENCE_DIR,
     registry: IdentifierRegistry | None = None,
+    postcode_format: PostcodeFormat = "uk",
 ) -> int:
     """Standardise every staged record into out_table (replaced); returns its row count.
 
     out_table holds the canonical columns (schemas/canonical_record.yaml, then one per
     registered identifier), in order and with their types, then the check columns
     (CHECK_COLUMNS and an `<identifier>_issue` per type). Same input, same output.
+    postcode_format is ProjectConfig.postcode_format: "uk" nulls a postcode that is not a
+    UK postcode, "as_written" keeps it (upper case).
     """
     registry = registry or default_registry()
     started = time.perf_counter()
     load_reference_tables(con, reference_dir)
+    write_settings(con, postcode_format)
     staged = quote_identifier(staged_table)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGED_VIEW} AS SELECT * FROM {staged}")
     for step in RECORD_STEPS:
@@ -96,6 +103,17 @@ def standardise(
         time.perf_counter() - started,
     )
     return rows
+
+
+def write_settings(con: duckdb.DuckDBPyConnection, postcode_format: PostcodeFormat) -> None:
+    """The one-row settings table the SQL steps read (through macros in 00_macros.sql)."""
+    if postcode_format not in get_args(PostcodeFormat):
+        raise ValueError(f"postcode_format must be one of {get_args(PostcodeFormat)}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {SETTING_TABLE} AS "
+        "SELECT $postcode_format AS postcode_format",
+        {"postcode_format": postcode_format},
+    )
 
 
 def run_step(con: duckdb.DuckDBPyConnection, step: str) -> None:
