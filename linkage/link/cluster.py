@@ -116,11 +116,32 @@ def possible_twins(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
     same_birth = edges["gamma_date_of_birth"].isin(guard.birth_same)
     same_surname = edges["gamma_surname"].isin(guard.surname_same)
     unrelated_forename = edges["gamma_forename"].isin(guard.forename_differs)
-    shared_identifier = pd.Series(False, index=edges.index)
+    return same_birth & same_surname & unrelated_forename & ~_shared_identifier(edges, guard)
+
+
+def possible_relatives(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
+    """Birth dates far apart (both known), no shared identifier: a father and son of one
+    name at one address, say, whom names and address alone would join."""
+    if "gamma_date_of_birth" not in edges.columns:
+        return pd.Series(False, index=edges.index)
+    far_apart = edges["gamma_date_of_birth"].isin(guard.birth_differs)
+    return far_apart & ~_shared_identifier(edges, guard)
+
+
+def _shared_identifier(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
+    shared = pd.Series(False, index=edges.index)
     for name in guard.identifiers:
         if f"gamma_{name}" in edges.columns:
-            shared_identifier |= edges[f"gamma_{name}"] > 0
-    return same_birth & same_surname & unrelated_forename & ~shared_identifier
+            shared |= edges[f"gamma_{name}"] > 0
+    return shared
+
+
+# Pairs the model's score never links by itself, and why: each is kept apart (no third
+# record can chain them) and, if the model would have linked it, reviewed.
+GUARDS = {
+    "possible twins": possible_twins,
+    "possible relatives: birth dates far apart": possible_relatives,
+}
 
 
 def cluster_records(
@@ -131,18 +152,23 @@ def cluster_records(
 ) -> Clustering:
     """Cluster records (record_key, source, identifiers) along scored edges."""
     edges = _apply_decisions(edges, decisions, set(records["record_key"].tolist()))
-    twins = possible_twins(edges, settings.guard) & (
-        edges["match_probability"] >= settings.review_threshold
-    )
-    review = [
-        ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), "possible twins")
-        for e in edges[twins].itertuples(index=False)
-    ]
-    candidates = edges[~twins & (edges["match_probability"] >= settings.review_threshold)]
-    # possible twins are kept apart, not just unlinked: a record that matches both (one
-    # with no forename) must not chain them into one person
-    twin_pairs = set(zip(*_columns(edges[twins], ["record_key_l", "record_key_r"]), strict=True))
-    apart = _apart(twin_pairs - decisions.matches, "possible twins")
+    reviewable = edges["match_probability"] >= settings.review_threshold
+    guarded = pd.Series(False, index=edges.index)
+    apart: Apart = {}
+    review: list[ReviewItem] = []
+    for reason, guard in GUARDS.items():
+        hit = guard(edges, settings.guard) & ~guarded
+        guarded |= hit
+        review += [
+            ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), reason)
+            for e in edges[hit & reviewable].itertuples(index=False)
+        ]
+        # kept apart, not just unlinked: a record that matches both (one with no forename
+        # or no birth date) must not chain them into one person
+        pairs = set(zip(*_columns(edges[hit], ["record_key_l", "record_key_r"]), strict=True))
+        for key, partners in _apart(pairs - decisions.matches, reason).items():
+            apart.setdefault(key, {}).update(partners)
+    candidates = edges[~guarded & reviewable]
     for key, partners in decisions.apart().items():
         apart.setdefault(key, {}).update(partners)
     facts = _RecordFacts.of(records, settings.exclusive_sources, settings.hard_identifiers)

@@ -58,6 +58,8 @@ NICKNAME = "Nickname"
 MIDDLE_OR_PREFERRED = "Forename is the other's middle or preferred name"
 SWAPPED = "Forename and surname swapped"
 OTHER_SURNAME = "Other known surname"
+SAME_POSTCODE = "Same postcode"
+EARLIER_POSTCODE = "One's earlier postcode is the other's"
 
 
 def model_columns(registry: IdentifierRegistry | None = None) -> list[str]:
@@ -214,14 +216,17 @@ def address_comparison(filled: frozenset[str]) -> cl.CustomComparison | None:
                         ),
                     ),
                 ),
-                # a postcode the record held on an earlier night counts as its own: a
-                # person who moved still matches the agencies that have not caught up
+                cll.ExactMatchLevel("postcode").configure(
+                    tf_adjustment_column="postcode", label_for_charts=SAME_POSTCODE
+                ),
+                # a postcode the record held on an earlier night: a person who moved still
+                # matches the agencies that have not caught up (trained as, or tied to,
+                # the same-postcode level: see train.LEVEL_TIES)
                 cll.CustomLevel(
-                    "postcode_l = postcode_r"
-                    " OR list_contains(previous_postcodes_l, postcode_r)"
+                    "list_contains(previous_postcodes_l, postcode_r)"
                     " OR list_contains(previous_postcodes_r, postcode_l)",
-                    label_for_charts="Same postcode (now or earlier)",
-                ).configure(tf_adjustment_column="postcode"),
+                    label_for_charts=EARLIER_POSTCODE,
+                ),
                 *_levels(
                     (
                         "postcode_outward" in filled,
@@ -368,6 +373,7 @@ class GuardLevels:
     forename_differs: frozenset[int]  # the else level: unrelated forenames
     surname_same: frozenset[int]  # exact or another known surname
     birth_same: frozenset[int]
+    birth_differs: frozenset[int]  # the else level: far apart (not a typo, swap or a year)
     identifiers: tuple[str, ...]  # identifier comparisons (gamma > 0: equal values)
 
 
@@ -399,6 +405,7 @@ def guard_levels(settings: dict, registry: IdentifierRegistry | None = None) -> 
         forename_differs=frozenset({0}) if "forename" in gammas else frozenset(),
         surname_same=of("surname", EXACT, OTHER_SURNAME),
         birth_same=of("date_of_birth", EXACT),
+        birth_differs=frozenset({0}) if "date_of_birth" in gammas else frozenset(),
         identifiers=tuple(name for name in registry.matching() if name in gammas),
     )
 

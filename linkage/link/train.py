@@ -26,8 +26,12 @@ from splink.internals.exceptions import EMTrainingException
 from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry, default_registry
 from linkage.link.model import (
+    EARLIER_POSTCODE,
+    EXACT,
     HISTORY_COLUMNS,
+    OTHER_SURNAME,
     PERSON_COLUMNS,
+    SAME_POSTCODE,
     ModelShape,
     comparison_columns,
     filled_columns,
@@ -45,6 +49,13 @@ PRIOR_RULES_RECALL = 0.8
 DEFAULT_PRIOR = 1e-4  # when no near-certain rule finds a pair
 UNSEEN_DISAGREEMENT_M = 1e-3
 MIN_LABELLED_MATCHES = 100  # fewer reviewed matches are too few to estimate m from
+# Levels filled by the pipeline's own history (earlier nights' values): when no training
+# pair reached one (a model trained on the first night), it takes the m and u of the level
+# it stands in for, as a value the record held is as good as the one it holds.
+LEVEL_TIES = {
+    ("address", EARLIER_POSTCODE): ("address", SAME_POSTCODE),
+    ("surname", OTHER_SURNAME): ("surname", EXACT),
+}
 
 
 @dataclass(frozen=True)
@@ -305,14 +316,30 @@ def settle_unobserved_levels(settings: dict, report: TrainingReport | None = Non
     a pair. An unseen partial-agreement level is made neutral (m = u: no evidence either
     way); an unseen disagreement level gets m = UNSEEN_DISAGREEMENT_M, rare among matches.
     A level random sampling never reached is rarer among random pairs than one in
-    U_SAMPLE_PAIRS: it gets half that as its u.
+    U_SAMPLE_PAIRS: it gets half that as its u. A level of LEVEL_TIES takes its partner's.
     """
+    by_label = {
+        (comparison["output_column_name"], level.get("label_for_charts")): level
+        for comparison in settings["comparisons"]
+        for level in comparison["comparison_levels"]
+    }
     for comparison in settings["comparisons"]:
         levels = [
             level for level in comparison["comparison_levels"] if not level.get("is_null_level")
         ]
         for position, level in enumerate(levels):
-            label = f"{comparison['output_column_name']}: {level.get('label_for_charts', '?')}"
+            key = (comparison["output_column_name"], level.get("label_for_charts"))
+            label = f"{key[0]}: {key[1]}"
+            unseen = not isinstance(level.get("u_probability"), float) or not (
+                isinstance(level.get("m_probability"), float) and level["m_probability"] > 1e-6
+            )
+            tied = by_label.get(LEVEL_TIES.get(key, ("", "")))
+            if unseen and tied is not None:
+                level["m_probability"] = tied["m_probability"]
+                level["u_probability"] = tied["u_probability"]
+                if report is not None:
+                    report.levels_settled.append(f"{label} (as {tied['label_for_charts']})")
+                continue
             if not isinstance(level.get("u_probability"), float):
                 level["u_probability"] = 0.5 / U_SAMPLE_PAIRS
                 if report is not None:
