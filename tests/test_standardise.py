@@ -17,6 +17,7 @@ import jellyfish
 import pytest
 
 from linkage.errors import ConfigError
+from linkage.identifiers import default_registry
 from linkage.schema import canonical_columns
 from linkage.stage import STAGED_COLUMNS
 from linkage.standardise import standardise
@@ -532,7 +533,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         },
         {"chi": "0101011237", "chi_issue": None, "dob_issue": "placeholder"},
     ),
-    ("chi_empty", {"chi_raw": ""}, {"chi": None, "chi_issue": None, "chi_raw": None}),
+    ("chi_empty", {"chi_raw": ""}, {"chi": None, "chi_issue": None}),
     # --- other identifiers ---
     ("scn_valid", {"scn_raw": "123456789"}, {"scn": "123456789", "scn_issue": None}),
     ("scn_spaces", {"scn_raw": "123 456 789"}, {"scn": "123456789", "scn_issue": None}),
@@ -650,6 +651,13 @@ def build_staged(
             "source_row_number": row_number,
             "source_line_number": row_number + 1,
         } | staged
+        # identifiers arrive as a map of registered type -> raw value ("chi_raw" -> chi)
+        held = {
+            name: values.pop(f"{name}_raw")
+            for name in default_registry().names
+            if f"{name}_raw" in values
+        }
+        values["identifiers_raw"] = {"key": list(held), "value": list(held.values())}
         rows.append([values.get(column) for column in columns])
     if rows:
         placeholders = ", ".join("?" for _ in columns)
@@ -729,6 +737,7 @@ def test_output_columns_are_the_canonical_schema_then_checks(
         for name, sql_type, *_ in con.execute("DESCRIBE standardised_record").fetchall()
     ]
     expected = [(c.name, c.type) for c in canonical_columns()] + list(CHECK_COLUMNS.items())
+    expected += [(f"{name}_issue", "VARCHAR") for name in default_registry().names]
     assert described == expected
 
 
@@ -801,7 +810,7 @@ def test_empty_staged_table_gives_an_empty_canonical_table() -> None:
     assert standardise(empty) == 0
     assert len(empty.execute("DESCRIBE standardised_record").fetchall()) == len(
         canonical_columns()
-    ) + len(CHECK_COLUMNS)
+    ) + len(CHECK_COLUMNS) + len(default_registry().names)
     empty.close()
 
 

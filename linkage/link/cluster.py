@@ -128,6 +128,23 @@ def possible_relatives(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
     return far_apart & ~_shared_identifier(edges, guard)
 
 
+def possible_namesakes(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
+    """Two records of one agency at unrelated addresses, no shared identifier.
+
+    An agency rarely holds two live records of one person at two addresses at once (a
+    re-registration repeats the address), while two people of one name and birth date do
+    turn up in a large population. Across agencies a different address is common (one
+    agency has not caught up with a move), so this guard stays within one source.
+    """
+    if "gamma_address" not in edges.columns:
+        return pd.Series(False, index=edges.index)
+    unrelated_address = edges["gamma_address"].isin(guard.address_differs)
+    one_source = edges["record_key_l"].str.partition(":")[0] == (
+        edges["record_key_r"].str.partition(":")[0]
+    )
+    return unrelated_address & one_source & ~_shared_identifier(edges, guard)
+
+
 def _shared_identifier(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
     shared = pd.Series(False, index=edges.index)
     for name in guard.identifiers:
@@ -141,6 +158,7 @@ def _shared_identifier(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
 GUARDS = {
     "possible twins": possible_twins,
     "possible relatives: birth dates far apart": possible_relatives,
+    "possible namesakes: one agency, unrelated addresses": possible_namesakes,
 }
 
 

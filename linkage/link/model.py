@@ -374,6 +374,7 @@ class GuardLevels:
     surname_same: frozenset[int]  # exact or another known surname
     birth_same: frozenset[int]
     birth_differs: frozenset[int]  # the else level: far apart (not a typo, swap or a year)
+    address_differs: frozenset[int]  # the else level: not even the same district
     identifiers: tuple[str, ...]  # identifier comparisons (gamma > 0: equal values)
 
 
@@ -406,6 +407,7 @@ def guard_levels(settings: dict, registry: IdentifierRegistry | None = None) -> 
         surname_same=of("surname", EXACT, OTHER_SURNAME),
         birth_same=of("date_of_birth", EXACT),
         birth_differs=frozenset({0}) if "date_of_birth" in gammas else frozenset(),
+        address_differs=frozenset({0}) if "address" in gammas else frozenset(),
         identifiers=tuple(name for name in registry.matching() if name in gammas),
     )
 
