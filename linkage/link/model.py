@@ -73,15 +73,23 @@ def filled_columns(records: pd.DataFrame, minimum: int = MIN_FILLED) -> frozense
     return frozenset(str(column) for column, n in counts.items() if n >= minimum)
 
 
+# Forename and surname swapped, often with a typo; a swapped forename may carry the middle
+# name glued on (JOAN CLAIRE -> surname JOANCLAIRE), so it may also start the other's.
+SWAPPED_SQL = """(
+    (jaro_winkler_similarity(surname_l, forename_r) >= 0.92 OR starts_with(surname_l, forename_r))
+    AND jaro_winkler_similarity(forename_l, surname_r) >= 0.92
+) OR (
+    (jaro_winkler_similarity(surname_r, forename_l) >= 0.92 OR starts_with(surname_r, forename_l))
+    AND jaro_winkler_similarity(forename_r, surname_l) >= 0.92
+)"""
+
+
 def _levels(*optional: tuple[bool, cll.ComparisonLevelCreator]) -> list:
     return [level for wanted, level in optional if wanted]
 
 
 def forename_comparison(filled: frozenset[str]) -> cl.CustomComparison:
-    swapped = (
-        "jaro_winkler_similarity(surname_l, forename_r) >= 0.92"
-        " AND jaro_winkler_similarity(forename_l, surname_r) >= 0.92"
-    )
+    swapped = SWAPPED_SQL
     other_forenames = "middle_names" in filled or "preferred_forename" in filled
     return cl.CustomComparison(
         output_column_name="forename",
@@ -136,11 +144,7 @@ def surname_comparison(filled: frozenset[str]) -> cl.CustomComparison:
             *_levels(
                 (
                     "forename" in filled,
-                    cll.CustomLevel(
-                        "jaro_winkler_similarity(surname_l, forename_r) >= 0.92"
-                        " AND jaro_winkler_similarity(forename_l, surname_r) >= 0.92",
-                        label_for_charts=SWAPPED,
-                    ),
+                    cll.CustomLevel(SWAPPED_SQL, label_for_charts=SWAPPED),
                 ),
             ),
             cll.JaroWinklerLevel("surname", 0.92),
