@@ -46,6 +46,7 @@ fields:
   date_of_birth: {column: dob, formats: ["%d/%m/%Y"]}
   sex: {column: sex, codes: {M: M, F: F}}
   postcode: postcode
+identifiers:
   chi: chi
 """
 

@@ -51,13 +51,14 @@ def largest_person(con: duckdb.DuckDBPyConnection) -> str:
     ("comparison", "gamma", "label"),
     [
         ("forename", -1, "forename is NULL"),
-        ("forename", EXACT_GAMMA["forename"], "Exact match on forename"),
-        ("forename", 6, "Nickname"),
+        ("forename", EXACT_GAMMA["forename"], "Exact match"),
+        ("forename", EXACT_GAMMA["forename"] - 1, "Nickname"),
         ("forename", 0, "All other comparisons"),
-        ("surname", 1, "Forename and surname swapped"),
+        ("surname", 3, "Forename and surname swapped"),
         ("date_of_birth", 3, "Day and month transposed"),
-        ("address", 3, "Same postcode and house number"),
-        ("chi", 1, "Exact match on chi"),
+        ("address", 4, "Same postcode and house number"),
+        ("address", 2, "One's earlier postcode is the other's"),
+        ("chi", 1, "Exact match"),
         ("chi", 0, "All other comparisons"),
     ],
 )
@@ -97,7 +98,7 @@ def test_a_multi_record_person_is_explained_by_its_records_and_edges(sample_con)
     markdown = explanation.to_markdown()
     assert markdown.startswith(f"# Person {person_id}")
     assert all(key in markdown for key in keys)
-    assert "Exact match on surname" in markdown
+    assert "| Exact match |" in markdown
 
 
 def linked_sample_model(con: duckdb.DuckDBPyConnection) -> Path:
@@ -197,9 +198,17 @@ def add_person(
     chis: tuple[str, ...] = (),
 ) -> None:
     con.execute(
-        "INSERT INTO person (person_id, chi_numbers, scns, pnc_ids, records,"
-        " min_link_confidence, needs_review) VALUES ($p, $chis, [], [], $n, $c, $f)",
-        {"p": person_id, "chis": list(chis), "n": records, "c": confidence, "f": flagged},
+        "INSERT INTO person (person_id, identifiers, conflicting_identifiers, records,"
+        " min_link_confidence, needs_review)"
+        " VALUES ($p, MAP {'chi': $chis}, $conflicting, $n, $c, $f)",
+        {
+            "p": person_id,
+            "chis": list(chis),
+            "conflicting": ["chi"] if len(chis) > 1 else [],
+            "n": records,
+            "c": confidence,
+            "f": flagged,
+        },
     )
 
 

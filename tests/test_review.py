@@ -82,6 +82,6 @@ def test_training_also_learns_m_from_enough_reviewed_matches(linked_sample) -> N
     pairs = read_table(linked_sample.warehouse, "edge").query("linked")
     labels = pairs[["record_key_l", "record_key_r"]].head(MIN_LABELLED_MATCHES)
     assert len(labels) == MIN_LABELLED_MATCHES
-    plain = train_model(records, seed=7).misc.save_model_to_json()
-    labelled = train_model(records, seed=7, labelled_matches=labels).misc.save_model_to_json()
+    plain = train_model(records, seed=7)[0].misc.save_model_to_json()
+    labelled = train_model(records, seed=7, labelled_matches=labels)[0].misc.save_model_to_json()
     assert plain["comparisons"] != labelled["comparisons"]
