@@ -65,7 +65,11 @@ def model_columns(registry: IdentifierRegistry | None = None) -> list[str]:
 
 def filled_columns(records: pd.DataFrame, minimum: int = MIN_FILLED) -> frozenset[str]:
     """The model columns at least `minimum` records hold a value in."""
-    counts = records.notna().sum()
+    return filled_from_counts(records.notna().sum().to_dict(), minimum)
+
+
+def filled_from_counts(counts: dict, minimum: int = MIN_FILLED) -> frozenset[str]:
+    """filled_columns from column -> non-null count, for callers that count in SQL."""
     return frozenset(str(column) for column, n in counts.items() if n >= minimum)
 
 
