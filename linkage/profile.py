@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 STANDARDISED = "standardised_record"
 PROFILE_VALUES = "profile_value"
 # Model columns standardisation never fills from tonight's file: they are carried forward.
+# A column mapped wrongly (names as sex codes) fails for as many reasons as it has values.
+MAX_REASONS_SHOWN = 10
 CARRIED_FORWARD = {"previous_postcodes": "carried from earlier nights once published"}
 
 
@@ -512,10 +514,14 @@ def _field_lines(profile: FieldProfile) -> list[str]:
         f"    filled {profile.raw_fill_rate:.1%}, usable {profile.usable_rate:.1%},"
         f" {profile.distinct_values:,} distinct"
     )
-    for issue in profile.issues:
+    for issue in profile.issues[:MAX_REASONS_SHOWN]:
         more = ", ..." if issue.rows > len(issue.row_numbers) else ""
         rows = ", ".join(str(n) for n in issue.row_numbers) + more
         lines.append(f"    ! {issue.reason}: {issue.rows:,} row(s) ({rows})")
+    hidden = profile.issues[MAX_REASONS_SHOWN:]
+    if hidden:
+        rows = sum(issue.rows for issue in hidden)
+        lines.append(f"    ! {len(hidden):,} more reason(s): {rows:,} row(s) (see --json)")
     if profile.examples:
         lines.append(f"    e.g. {' | '.join(profile.examples)}")
     return lines

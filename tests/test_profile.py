@@ -83,7 +83,8 @@ DAMAGED_ROWS = 20
 def _damaged_health(root: Path, drop_column: str | None = None) -> Path:
     """A project whose health file is the sample's first rows, damaged at known rows:
     rows 3 and 5 have ISO dates of birth, row 7 a CHI with a bad check digit, row 10 is
-    truncated; `drop_column` removes a column from the header and every row."""
+    truncated, row 12 a postcode that is not a UK one, row 14 an unmapped sex code;
+    `drop_column` removes a column from the header and every row."""
     with HEALTH_FILE.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader)
@@ -94,6 +95,8 @@ def _damaged_health(root: Path, drop_column: str | None = None) -> Path:
         rows[row_number - 1][dob] = f"{year}-{month}-{day}"
     bad = rows[6][chi]
     rows[6][chi] = bad[:9] + str((int(bad[9]) + 1) % 10)
+    rows[11][header.index("Postcode")] = "G12 QQ8"
+    rows[13][header.index("Gender")] = "X"
     if drop_column is not None:
         position = header.index(drop_column)
         header = header[:position] + header[position + 1 :]
@@ -122,6 +125,8 @@ def damaged_profile(tmp_path_factory: pytest.TempPathFactory) -> SourceProfile:
     [
         ("date_of_birth", "not a date in the configured formats (%d/%m/%Y)", [3, 5]),
         ("chi", "check digit fails", [7]),
+        ("postcode", "not a UK postcode", [12]),
+        ("sex", "unknown code 'X'", [14]),
     ],
 )
 def test_damaged_values_are_named_with_reason_and_rows(
@@ -191,3 +196,15 @@ def test_cli_missing_column_exits_1_without_a_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
     assert "REQUIRED COLUMNS MISSING" in result.output and "Town" in result.output
+
+
+def test_a_wrongly_mapped_column_does_not_flood_the_text() -> None:
+    """Names mapped as sex codes fail for as many reasons as there are names: show ten."""
+    from linkage.profile import FieldIssue, FieldProfile
+
+    issues = [FieldIssue(f"unknown code 'NAME{n}'", 1, [n]) for n in range(1, 13)]
+    sex = FieldProfile("sex", "field", ["Forename"], rows=12, raw_filled=12, issues=issues)
+    profile = SourceProfile("clinic", date(2026, 11, 1), ["clinic.csv"], 12, 12, fields=[sex])
+    text = profile.to_text()
+    assert "unknown code 'NAME10'" in text and "unknown code 'NAME11'" not in text
+    assert "! 2 more reason(s): 2 row(s) (see --json)" in text
