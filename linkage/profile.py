@@ -201,22 +201,19 @@ def profile_source(
     run_date = night or newest_night(config, project.landing_dir)
     paths = find_night_files(config, project.landing_dir, run_date)
     profile = SourceProfile(config.source, run_date, [str(path) for path in paths])
-    for path in paths:
-        missing = [c for c in config.required_columns() if c not in file_columns(config, path)]
-        if missing:
-            profile.missing_columns[str(path)] = missing
+    profile.missing_columns = missing_columns(config, paths)
     lacking = {column for columns in profile.missing_columns.values() for column in columns}
     if config.record_id in lacking:
         profile.error = f"record id column {config.record_id} is missing: no row can be keyed"
         return profile
+    readable = without_columns(config, lacking)
     registry = project.identifier_registry()
+    # the night's own stages, on a scratch database and a scratch archive
     with duckdb.connect() as con, tempfile.TemporaryDirectory(prefix="profile-") as archive:
-        files = extract_source(
-            con, without_columns(config, lacking), project.landing_dir, Path(archive), run_date
-        )
+        files = extract_source(con, readable, project.landing_dir, Path(archive), run_date)
         _record_files(profile, files)
         create_staged_table(con)
-        stage_source(con, without_columns(config, lacking), files, run_date)
+        stage_source(con, readable, files, run_date)
         standardise(con, STAGED_TABLE, STANDARDISED, registry=registry)
         profile.fields = field_profiles(con, config, lacking, examples, row_numbers)
         shape = ModelShape(filled_from_counts(_model_column_counts(con, registry)), registry)
@@ -257,6 +254,15 @@ def newest_night(config: SourceConfig, landing_dir: Path) -> date:
         str(landing_dir),
         f"no night folder holds a file matching {config.file.pattern}",
     )
+
+
+def missing_columns(config: SourceConfig, paths: list[Path]) -> dict[str, list[str]]:
+    """File -> the required columns its header lacks (files lacking none are left out)."""
+    missing = {
+        str(path): [c for c in config.required_columns() if c not in file_columns(config, path)]
+        for path in paths
+    }
+    return {path: columns for path, columns in missing.items() if columns}
 
 
 def without_columns(config: SourceConfig, lacking: set[str]) -> SourceConfig:
@@ -516,12 +522,12 @@ def _field_lines(profile: FieldProfile) -> list[str]:
     )
     for issue in profile.issues[:MAX_REASONS_SHOWN]:
         more = ", ..." if issue.rows > len(issue.row_numbers) else ""
-        rows = ", ".join(str(n) for n in issue.row_numbers) + more
-        lines.append(f"    ! {issue.reason}: {issue.rows:,} row(s) ({rows})")
+        numbers = ", ".join(str(n) for n in issue.row_numbers) + more
+        lines.append(f"    ! {issue.reason}: {issue.rows:,} row(s) ({numbers})")
     hidden = profile.issues[MAX_REASONS_SHOWN:]
     if hidden:
-        rows = sum(issue.rows for issue in hidden)
-        lines.append(f"    ! {len(hidden):,} more reason(s): {rows:,} row(s) (see --json)")
+        hidden_rows = sum(issue.rows for issue in hidden)
+        lines.append(f"    ! {len(hidden):,} more reason(s): {hidden_rows:,} row(s) (see --json)")
     if profile.examples:
         lines.append(f"    e.g. {' | '.join(profile.examples)}")
     return lines
