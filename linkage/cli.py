@@ -232,6 +232,40 @@ def decide(
     console.print(f"recorded: {'match' if match else 'non-match'}; run `linkage link` to apply")
 
 
+@app.command()
+def profile(
+    config: ConfigOption,
+    source: Annotated[str, typer.Option(help="Source name, as in its config (e.g. health).")],
+    night: Annotated[
+        str | None,
+        typer.Option(help="Night folder, YYYY-MM-DD (default: the newest with the source's file)."),
+    ] = None,
+    examples: Annotated[
+        int, typer.Option(min=0, help="Standardised examples per field (personal data; 0: none).")
+    ] = 3,
+    row_numbers: Annotated[
+        int, typer.Option(min=0, help="Row numbers shown per failing reason.")
+    ] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+) -> None:
+    """Profile a source's landing file before its first night; writes nothing.
+
+    Exits 1 when a night would skip the source (a required column is missing).
+    """
+    from linkage.config import load_project
+    from linkage.profile import profile_source
+
+    result = _run(
+        lambda: profile_source(
+            load_project(config), source, _parse_date(night), examples, row_numbers
+        )
+    )
+    # stdout, not the log: examples are personal data and must not reach a log file
+    typer.echo(result.to_json() if as_json else result.to_text())
+    if not result.usable_tonight:
+        raise typer.Exit(1)
+
+
 def _run(job):  # noqa: ANN001, ANN202
     """Run a job, turning the pipeline's own errors into a clear message and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -123,6 +123,18 @@ def extract_source(
     return extracted
 
 
+def file_columns(config: SourceConfig, path: Path) -> list[str]:
+    """The columns a landing file declares, read without loading its rows.
+
+    For a check before extract (linkage profile): which required columns a file lacks.
+    A JSON-lines file has no header, so its columns are the ones the config asks for.
+    """
+    result = ExtractedFile(config.source, path, path, "", path.stat().st_size, [])
+    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[config.file.format]
+    reader(path, config, result)  # reads the header only: the rows come lazily
+    return result.columns
+
+
 def _load_file(
     con: duckdb.DuckDBPyConnection,
     table: str,

@@ -16,6 +16,7 @@ Design choices against known pitfalls of population data:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import splink.comparison_level_library as cll
@@ -23,6 +24,7 @@ import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 from splink.internals.blocking_rule_library import CustomRule
+from splink.internals.comparison_level_creator import ComparisonLevelCreator
 
 from linkage.identifiers import IdentifierRegistry, default_registry
 
@@ -69,7 +71,11 @@ def model_columns(registry: IdentifierRegistry | None = None) -> list[str]:
 
 def filled_columns(records: pd.DataFrame, minimum: int = MIN_FILLED) -> frozenset[str]:
     """The model columns at least `minimum` records hold a value in."""
-    counts = records.notna().sum()
+    return filled_from_counts(records.notna().sum().to_dict(), minimum)
+
+
+def filled_from_counts(counts: dict, minimum: int = MIN_FILLED) -> frozenset[str]:
+    """filled_columns from column -> non-null count, for callers that count in SQL."""
     return frozenset(str(column) for column, n in counts.items() if n >= minimum)
 
 
@@ -84,7 +90,7 @@ SWAPPED_SQL = """(
 )"""
 
 
-def _levels(*optional: tuple[bool, cll.ComparisonLevelCreator]) -> list:
+def _levels(*optional: tuple[bool, ComparisonLevelCreator]) -> list:
     return [level for wanted, level in optional if wanted]
 
 
@@ -318,7 +324,7 @@ def comparison_columns(shape: ModelShape) -> dict[str, set[str]]:
     return reads | {name: {name} for name in shape.identifiers}
 
 
-def prediction_blocking_rules(shape: ModelShape) -> list[BlockingRuleCreator]:
+def prediction_blocking_rules(shape: ModelShape) -> list[BlockingRuleCreator | dict[str, Any]]:
     """Recall-oriented blocks over the filled columns, each bounded: none is quadratic in
     the population. Where there is no postcode district, the postcode or town stands in."""
     filled = shape.filled
@@ -354,7 +360,7 @@ def model_settings(
         link_type="dedupe_only",
         unique_id_column_name="record_key",
         comparisons=comparisons(shape, identifier_u),
-        blocking_rules_to_generate_predictions=prediction_blocking_rules(shape),
+        blocking_rules_to_generate_predictions=list(prediction_blocking_rules(shape)),
         additional_columns_to_retain=["source"],
         retain_intermediate_calculation_columns=True,
     )

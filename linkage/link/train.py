@@ -93,9 +93,9 @@ def em_candidates(shape: ModelShape) -> list[EmBlock]:
     return [block for block in blocks if all(column in shape.filled for column in block.columns)]
 
 
-def near_certain_rules(shape: ModelShape) -> list[BlockingRuleCreator]:
+def near_certain_rules(shape: ModelShape) -> list[str | BlockingRuleCreator]:
     """Rules near-certain to pair one person's records, for the prior (recall is a guess)."""
-    rules = [block_on(name) for name in shape.identifiers]
+    rules: list[str | BlockingRuleCreator] = [block_on(name) for name in shape.identifiers]
     person = ("forename_canonical", "surname", "date_of_birth", "postcode")
     held = tuple(column for column in person if column in shape.filled)
     if len(held) >= 3:
@@ -224,8 +224,8 @@ def _settings(linker: Linker) -> dict:
     return linker.misc.save_model_to_json()
 
 
-def _rule_sql(rule: BlockingRuleCreator) -> str:
-    return rule.get_blocking_rule("duckdb").blocking_rule_sql
+def _rule_sql(rule: str | BlockingRuleCreator) -> str:
+    return rule if isinstance(rule, str) else rule.get_blocking_rule("duckdb").blocking_rule_sql
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ class _PairCounter:
     canonical: Any
     records: int
 
-    def __call__(self, rule: BlockingRuleCreator) -> int:
+    def __call__(self, rule: str | BlockingRuleCreator) -> int:
         counted = count_comparisons_from_blocking_rules(
             self.canonical,
             blocking_rules=rule,
