@@ -30,7 +30,7 @@ CREATE OR REPLACE TEMP MACRO uk_postcode_pattern() AS
 -- The last UK postcode written inside upper-case text, space optional: groups are the text
 -- before it, outward code, inward code, text after it (the greedy first group makes it the last).
 CREATE OR REPLACE TEMP MACRO last_uk_postcode_pattern() AS
-    '^(.*)\b([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})\b(.*)$';
+    '^(.*)\b([A-Z]{1,2}[0-9][A-Z0-9]?) *([0-9][A-Z]{2})\b(.*)$';
 
 -- The project's postcode_format setting (std_setting is written by runner.py, bound).
 CREATE OR REPLACE TEMP MACRO postcode_as_written() AS

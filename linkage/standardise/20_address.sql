@@ -23,14 +23,9 @@ source AS (
 ),
 
 marked AS (
-    SELECT
-        raw,
-        ascii_upper(raw)
-            .regexp_replace('[''.]', '', 'g')                          -- ST. -> ST, JOHN'S -> JOHNS
-            .regexp_replace('[\r\n]+', ',', 'g')
-            .regexp_replace('\s+', ' ', 'g')
-            .regexp_replace(' *, *', ',', 'g')
-            .trim() AS marked
+    -- upper case, a line break ends a line; the rest of the cleaning waits for `cleaned`,
+    -- and the rare paths below tidy only the rows they handle
+    SELECT raw, ascii_upper(raw).replace(chr(13), '').replace(chr(10), ',') AS marked
     FROM source
 ),
 
@@ -70,7 +65,14 @@ uk_line AS (
         marked,
         found.outward || ' ' || found.inward AS postcode,
         found.after,
-        string_split(trim(found.before), ',') AS lines_before
+        string_split(
+            found.before
+                .regexp_replace('[''.]', '', 'g')
+                .regexp_replace('\s+', ' ', 'g')
+                .regexp_replace(' *, *', ',', 'g')
+                .trim(),
+            ','
+        ) AS lines_before
     FROM uk_found
 ),
 
@@ -109,12 +111,19 @@ uk_cut AS (
     FROM uk_glued
 ),
 
+other_source AS MATERIALIZED (
+    -- as_written only, and only where no UK postcode was found; filtered before the unnest
+    SELECT
+        raw,
+        marked.regexp_replace('[''.]', '', 'g').regexp_replace('\s+', ' ', 'g') AS marked
+    FROM uk_cut
+    WHERE postcode_as_written() AND postcode IS NULL
+),
+
 other_line AS (
-    -- as_written only, and only where no UK postcode was found
-    SELECT uk_cut.raw, trim(line.line) AS line, line.line_no
-    FROM uk_cut,
-        unnest(string_split(uk_cut.marked, ',')) WITH ORDINALITY AS line(line, line_no)
-    WHERE postcode_as_written() AND uk_cut.postcode IS NULL
+    SELECT other_source.raw, trim(line.line) AS line, line.line_no
+    FROM other_source,
+        unnest(string_split(other_source.marked, ',')) WITH ORDINALITY AS line(line, line_no)
 ),
 
 other_token AS (
@@ -191,6 +200,7 @@ cleaned AS (
         raw,
         postcode,
         remainder
+            .regexp_replace('[''.]', '', 'g')                          -- ST. -> ST, JOHN'S -> JOHNS
             .regexp_replace('([0-9]) *([/-]) *([0-9])', '\1\2\3', 'g') -- 2 / 1 -> 2/1, 7 - 9 -> 7-9
             .regexp_replace('(^|[^0-9])[/-]+|[/-]+($|[^0-9])', '\1 \2', 'g') -- / - only in numbers
             .regexp_replace('[^A-Z0-9,/-]+', ' ', 'g')                 -- other marks split words
