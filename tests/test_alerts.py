@@ -302,8 +302,15 @@ def test_a_later_night_repeats_nothing_ongoing_raises_new_and_resolves_cleared(
     x_alerts = x_alerts[x_alerts.recipient == "police"]
     assert len(x_alerts) > 0 and set(x_alerts.status) == {"new"}
     assert not x_alerts.alert_id.isin(night_a.alert_id).any()
-    # everyone else's alerts carry on, unrepeated
-    untouched = night_a[~night_a.person_id.isin(y_alerts.person_id)]
+    # everyone else's alerts carry on, unrepeated (X's and Y's may rest on other records now)
+    touched = {
+        f"{row.source}:{row.source_record_id}"
+        for row in index[index.person_id.isin([person_x, person_y])].itertuples()
+    }
+    untouched = night_a[
+        ~night_a.person_id.isin(y_alerts.person_id)
+        & ~night_a.record_keys.map(lambda relied_on: bool(touched & set(relied_on)))
+    ]
     carried = night_b[night_b.alert_id.isin(untouched.alert_id)]
     assert len(carried) == len(untouched) > 0 and set(carried.status) == {"ongoing"}
 
