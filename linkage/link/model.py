@@ -124,6 +124,11 @@ def forename_comparison(filled: frozenset[str]) -> cl.CustomComparison:
             cll.JaroWinklerLevel("forename", 0.92),
             cll.DamerauLevenshteinLevel("forename", 1).configure(label_for_charts="One typo"),
             cll.ExactMatchLevel("forename_metaphone").configure(label_for_charts="Sounds alike"),
+            # a nickname with a typo (KENNY / EKNNETH): close once both are in canonical form
+            cll.CustomLevel(
+                "jaro_winkler_similarity(forename_canonical_l, forename_canonical_r) >= 0.92",
+                label_for_charts="Nickname with a typo",
+            ),
             cll.CustomLevel(
                 "starts_with(forename_l, forename_r) OR starts_with(forename_r, forename_l)",
                 label_for_charts="One forename starts the other (initial or short form)",
