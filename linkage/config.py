@@ -10,7 +10,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from linkage.errors import ConfigError
@@ -21,6 +20,7 @@ from linkage.identifiers import (
     load_registry,
 )
 from linkage.schema import canonical_column_names
+from linkage.yaml_file import read_yaml
 
 
 class StrictModel(BaseModel):
@@ -226,7 +226,7 @@ class SharingRules(StrictModel):
 def load_alert_rules(path: Path) -> AlertRules:
     """Load the alert rules, with errors naming the file and key."""
     try:
-        return AlertRules(**_read_yaml(path))
+        return AlertRules(**read_yaml(path))
     except ValidationError as error:
         raise ConfigError(f"{path}: invalid alert rules: {_describe(error)}") from None
 
@@ -234,7 +234,7 @@ def load_alert_rules(path: Path) -> AlertRules:
 def load_sharing_rules(path: Path, registry: IdentifierRegistry | None = None) -> SharingRules:
     """Load the data-sharing rules; a grant of a never-shared or unknown column is an error."""
     try:
-        rules = SharingRules(**_read_yaml(path))
+        rules = SharingRules(**read_yaml(path))
     except ValidationError as error:
         raise ConfigError(f"{path}: invalid sharing rules: {_describe(error)}") from None
     known = set(canonical_column_names(registry))
@@ -289,18 +289,6 @@ class ProjectConfig(StrictModel):
         }
 
 
-def _read_yaml(path: Path) -> dict:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return loaded
-
-
 def _describe(error: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
@@ -309,7 +297,7 @@ def _describe(error: ValidationError) -> str:
 
 def load_source(path: Path) -> SourceConfig:
     """Load one agency's source config, with errors naming the file and key."""
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     try:
         return SourceConfig(**raw, config_path=path)
     except ValidationError as error:
@@ -345,7 +333,7 @@ def load_sources(
 def load_project(path: Path) -> ProjectConfig:
     """Load the project config; relative paths resolve against its directory."""
     path = Path(path).resolve()
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     base = path.parent
     for key in (
         "landing_dir",

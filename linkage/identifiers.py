@@ -11,10 +11,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from linkage.errors import ConfigError
+from linkage.yaml_file import read_yaml
 
 DEFAULT_REGISTRY_FILE = Path(__file__).resolve().parent.parent / "schemas" / "identifiers.yaml"
 
@@ -73,13 +73,7 @@ def default_registry() -> IdentifierRegistry:
 
 @cache
 def _load_registry(path: Path) -> IdentifierRegistry:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: identifier registry not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    entries = loaded.get("identifiers") if isinstance(loaded, dict) else None
+    entries = read_yaml(path).get("identifiers")
     if not isinstance(entries, dict):
         raise ConfigError(f"{path}: expected `identifiers:` mapping type names to entries")
     types = []
@@ -100,37 +94,35 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-# --- SQL: one value expression and one issue expression per type ----------------------
-# `raw` is SQL for the staged value; `dob` and `sex` for the record's checked date of birth
-# and sex. Patterns are bound as parameters by the caller (see standardise.runner).
+# --- SQL: one value expression and one issue expression per check ---------------------
+# {v} is the staged value, upper-cased with spaces removed; {dob} and {sex} the record's
+# checked date of birth and sex; {pattern} the bound parameter holding a regex check's pattern.
+CHECK_SQL: dict[str, tuple[str, str]] = {
+    "chi": (
+        "valid_chi(replace({v}, '-', ''))",
+        "chi_issue(replace({v}, '-', ''), {dob}, {sex})",
+    ),
+    "nhs_number": (
+        "valid_nhs_number(replace({v}, '-', ''))",
+        "nhs_number_issue(replace({v}, '-', ''))",
+    ),
+    "scn": (
+        "CASE WHEN regexp_full_match({v}, '[0-9]{{9}}') THEN {v} END",
+        "CASE WHEN NOT regexp_full_match({v}, '[0-9]{{9}}') THEN 'not 9 digits' END",
+    ),
+    "regex": (
+        "CASE WHEN regexp_full_match({v}, {pattern}) THEN {v} END",
+        "CASE WHEN NOT regexp_full_match({v}, {pattern})"
+        " THEN 'does not have the registered format' END",
+    ),
+    "none": ("{v}", "NULL::VARCHAR"),
+}
 
 
-def value_sql(kind: IdentifierType, raw: str, pattern_param: str) -> str:
-    """The valid value (upper case, no spaces), or NULL."""
-    compact = f"compact_id({raw})"
-    if kind.check == "chi":
-        return f"valid_chi(replace({compact}, '-', ''))"
-    if kind.check == "nhs_number":
-        return f"valid_nhs_number(replace({compact}, '-', ''))"
-    if kind.check == "scn":
-        return f"CASE WHEN regexp_full_match({compact}, '[0-9]{{9}}') THEN {compact} END"
-    if kind.check == "regex":
-        return f"CASE WHEN regexp_full_match({compact}, {pattern_param}) THEN {compact} END"
-    return compact
-
-
-def issue_sql(kind: IdentifierType, raw: str, dob: str, sex: str, pattern_param: str) -> str:
-    """Why a value was nulled (or, for CHI, is doubtful); NULL when fine or absent."""
-    compact = f"compact_id({raw})"
-    if kind.check == "chi":
-        return f"chi_issue(replace({compact}, '-', ''), {dob}, {sex})"
-    if kind.check == "nhs_number":
-        return f"nhs_number_issue(replace({compact}, '-', ''))"
-    if kind.check == "scn":
-        return f"CASE WHEN NOT regexp_full_match({compact}, '[0-9]{{9}}') THEN 'not 9 digits' END"
-    if kind.check == "regex":
-        return (
-            f"CASE WHEN NOT regexp_full_match({compact}, {pattern_param})"
-            " THEN 'does not have the registered format' END"
-        )
-    return "NULL::VARCHAR"
+def check_sql(
+    kind: IdentifierType, raw: str, dob: str, sex: str, pattern_param: str
+) -> tuple[str, str]:
+    """(the valid value or NULL, why a value was nulled or is doubtful or NULL) as SQL."""
+    value, issue = CHECK_SQL[kind.check]
+    parts = {"v": f"compact_id({raw})", "dob": dob, "sex": sex, "pattern": pattern_param}
+    return value.format(**parts), issue.format(**parts)

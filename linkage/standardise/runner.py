@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from linkage.config import PostcodeFormat
 from linkage.extract import quote_identifier
-from linkage.identifiers import IdentifierRegistry, default_registry, issue_sql, value_sql
+from linkage.identifiers import IdentifierRegistry, check_sql, default_registry
 from linkage.schema import canonical_columns
 from linkage.standardise.reference import REFERENCE_DIR, load_reference_tables, replace_temp_table
 
@@ -155,8 +155,7 @@ def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dic
         params[f"pattern{position}"] = kind.pattern or ""
         raw = f"identifiers_raw[$id{position}]"
         pattern = f"$pattern{position}"
-        expressions[kind.name] = value_sql(kind, raw, pattern)
-        expressions[f"{kind.name}_issue"] = issue_sql(
+        expressions[kind.name], expressions[f"{kind.name}_issue"] = check_sql(
             kind, raw, "date_of_birth", "sex", pattern
         )
     select_list = ",\n    ".join(
