@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 
 from linkage.link.cluster import ClusterSettings, cluster_records
 from linkage.link.model import EXACT_GAMMA
@@ -175,3 +176,57 @@ def test_without_an_ambiguous_record_a_merge_it_blocked_goes_ahead() -> None:
     assert ("h:T", "p:r", "doubtful link") in {
         (item.record_key_l, item.record_key_r, item.reason) for item in result.review
     }
+
+
+# Levels in the full model: a sex comparison's else level is 0, an address's else level 0.
+ONE_TYPO = EXACT_GAMMA["forename"] - 5  # "One typo": short of agreement
+
+
+@pytest.mark.parametrize(
+    ("case", "left", "right", "levels", "reason"),
+    [
+        ("boy and girl", "h:1", "p:1", {"sex": 0}, "possible twins"),
+        ("unnamed newborns", "h:1", "h:2", {"forename": -1}, "possible twins"),
+        ("CARA and ZARA at one agency", "h:1", "h:2", {"forename": ONE_TYPO}, "possible twins"),
+        (
+            "father and son of one name",
+            "h:1",
+            "p:1",
+            {"date_of_birth": 0},
+            "possible relatives: birth dates far apart",
+        ),
+        (
+            "namesakes at one agency",
+            "h:1",
+            "h:2",
+            {"address": 0},
+            "possible namesakes: one agency, unrelated addresses",
+        ),
+    ],
+)
+def test_pairs_only_an_identifier_can_link_are_kept_apart(
+    case: str, left: str, right: str, levels: dict[str, int], reason: str
+) -> None:
+    del case
+    people = records(
+        (left, left.split(":")[0], None, None), (right, right.split(":")[0], None, None)
+    )
+    result = cluster_records(people, edges(edge(left, right, 0.999, **levels)), SETTINGS)
+    assert persons(result) == [[left], [right]] and reasons(result) == [reason]
+
+
+def test_a_record_matching_both_twins_cannot_chain_them() -> None:
+    """A nameless record links to twin A and twin B: kept apart, they stay two people."""
+    people = records(("h:a", "health", None, None), ("h:b", "health", None, None))
+    people = pd.concat([people, records(("p:x", "police", None, None))], ignore_index=True)
+    result = cluster_records(
+        people,
+        edges(
+            edge("h:a", "h:b", 0.999, forename=0),
+            edge("h:a", "p:x", 0.999, forename=-1),
+            edge("h:b", "p:x", 0.998, forename=-1),
+        ),
+        SETTINGS,
+    )
+    assert persons(result) == [["h:a"], ["h:b"], ["p:x"]]  # p:x is ambiguous: joins neither
+    assert "possible twins" in reasons(result)

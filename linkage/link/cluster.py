@@ -110,13 +110,30 @@ def _conflict(a: _Person, b: _Person) -> str | None:
 
 
 def possible_twins(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
-    """Same surname and date of birth, unrelated forenames, no shared identifier."""
+    """Same surname and date of birth, no shared identifier, and something only twins
+    explain: unrelated forenames, or different sexes, or (two records of one agency) any
+    forename short of agreement, a missing one included: newborn twins not yet named,
+    CARA and ZARA."""
     if not {"gamma_date_of_birth", "gamma_surname", "gamma_forename"} <= set(edges.columns):
         return pd.Series(False, index=edges.index)
     same_birth = edges["gamma_date_of_birth"].isin(guard.birth_same)
     same_surname = edges["gamma_surname"].isin(guard.surname_same)
     unrelated_forename = edges["gamma_forename"].isin(guard.forename_differs)
-    return same_birth & same_surname & unrelated_forename & ~_shared_identifier(edges, guard)
+    sex_differs = (
+        edges["gamma_sex"].isin(guard.sex_differs)
+        if "gamma_sex" in edges.columns
+        else pd.Series(False, index=edges.index)
+    )
+    within_one_agency = _one_source(edges) & ~edges["gamma_forename"].isin(guard.forename_agrees)
+    only_twins_explain = unrelated_forename | sex_differs | within_one_agency
+    return same_birth & same_surname & only_twins_explain & ~_shared_identifier(edges, guard)
+
+
+def _one_source(edges: pd.DataFrame) -> pd.Series:
+    """Both records of the pair come from one source (record_key is '<source>:<id>')."""
+    return (
+        edges["record_key_l"].str.partition(":")[0] == edges["record_key_r"].str.partition(":")[0]
+    )
 
 
 def possible_relatives(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
@@ -139,10 +156,7 @@ def possible_namesakes(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
     if "gamma_address" not in edges.columns:
         return pd.Series(False, index=edges.index)
     unrelated_address = edges["gamma_address"].isin(guard.address_differs)
-    one_source = edges["record_key_l"].str.partition(":")[0] == (
-        edges["record_key_r"].str.partition(":")[0]
-    )
-    return unrelated_address & one_source & ~_shared_identifier(edges, guard)
+    return unrelated_address & _one_source(edges) & ~_shared_identifier(edges, guard)
 
 
 def _shared_identifier(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:

@@ -390,6 +390,7 @@ class GuardLevels:
     birth_same: frozenset[int]
     birth_differs: frozenset[int]  # the else level: far apart (not a typo, swap or a year)
     address_differs: frozenset[int]  # the else level: not even the same district
+    sex_differs: frozenset[int]
     identifiers: tuple[str, ...]  # identifier comparisons (gamma > 0: equal values)
 
 
@@ -423,6 +424,7 @@ def guard_levels(settings: dict, registry: IdentifierRegistry | None = None) -> 
         birth_same=of("date_of_birth", EXACT),
         birth_differs=frozenset({0}) if "date_of_birth" in gammas else frozenset(),
         address_differs=frozenset({0}) if "address" in gammas else frozenset(),
+        sex_differs=frozenset({0}) if "sex" in gammas else frozenset(),
         identifiers=tuple(name for name in registry.matching() if name in gammas),
     )
 
