@@ -111,9 +111,8 @@ def _conflict(a: _Person, b: _Person) -> str | None:
 
 def possible_twins(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
     """Same surname and date of birth, no shared identifier, and something only twins
-    explain: unrelated forenames, or different sexes, or (two records of one agency) any
-    forename short of agreement, a missing one included: newborn twins not yet named,
-    CARA and ZARA."""
+    explain: unrelated forenames, different sexes, or two records of one agency where a
+    forename is missing (newborn twins not yet named)."""
     if not {"gamma_date_of_birth", "gamma_surname", "gamma_forename"} <= set(edges.columns):
         return pd.Series(False, index=edges.index)
     same_birth = edges["gamma_date_of_birth"].isin(guard.birth_same)
@@ -124,8 +123,10 @@ def possible_twins(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
         if "gamma_sex" in edges.columns
         else pd.Series(False, index=edges.index)
     )
-    within_one_agency = _one_source(edges) & ~edges["gamma_forename"].isin(guard.forename_agrees)
-    only_twins_explain = unrelated_forename | sex_differs | within_one_agency
+    # an agency may hold many rows of one person with forename typos (police incidents), so
+    # within one agency only a missing forename says twins: newborns not yet named
+    unnamed_at_one_agency = _one_source(edges) & (edges["gamma_forename"] == -1)
+    only_twins_explain = unrelated_forename | sex_differs | unnamed_at_one_agency
     return same_birth & same_surname & only_twins_explain & ~_shared_identifier(edges, guard)
 
 
