@@ -19,7 +19,6 @@ import duckdb
 import pandas as pd
 import splink
 from splink import DuckDBAPI, Linker, block_on
-from splink.blocking_analysis import count_comparisons_from_blocking_rules
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 from splink.internals.exceptions import EMTrainingException
 
@@ -44,7 +43,6 @@ log = logging.getLogger(__name__)
 U_SAMPLE_PAIRS = 5e6
 EM_MAX_PAIRS = 5e6  # a larger EM block is sampled down to this many pairs (max_pairs)
 EM_MIN_PAIRS = 50  # a block with fewer pairs says too little to train on
-EXACT_COUNT_RECORDS = 200_000  # above this, blocks are counted on a 5% sample each side
 PRIOR_RULES_RECALL = 0.8
 DEFAULT_PRIOR = 1e-4  # when no near-certain rule finds a pair
 UNSEEN_DISAGREEMENT_M = 1e-3
@@ -93,13 +91,14 @@ def em_candidates(shape: ModelShape) -> list[EmBlock]:
     return [block for block in blocks if all(column in shape.filled for column in block.columns)]
 
 
-def near_certain_rules(shape: ModelShape) -> list[str | BlockingRuleCreator]:
-    """Rules near-certain to pair one person's records, for the prior (recall is a guess)."""
-    rules: list[str | BlockingRuleCreator] = [block_on(name) for name in shape.identifiers]
+def near_certain_rules(shape: ModelShape) -> list[tuple[str, ...]]:
+    """Columns whose equality is near-certain to pair one person's records, for the prior
+    (their recall is a guess)."""
+    rules: list[tuple[str, ...]] = [(name,) for name in shape.identifiers]
     person = ("forename_canonical", "surname", "date_of_birth", "postcode")
     held = tuple(column for column in person if column in shape.filled)
     if len(held) >= 3:
-        rules.append(block_on(*held))
+        rules.append(held)
     return rules
 
 
@@ -211,7 +210,7 @@ def train_model(
         comparisons=[c["output_column_name"] for c in _settings(linker)["comparisons"]],
         fields_left_out=sorted(set(PERSON_COLUMNS) - shape.filled - HISTORY_COLUMNS),
     )
-    counter = _PairCounter(canonical, len(records))
+    counter = _PairCounter(records)
     _estimate_prior(linker, shape, counter, report)
     linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=seed)
     _estimate_m_by_em(linker, shape, counter, report)
@@ -230,26 +229,32 @@ def _rule_sql(rule: str | BlockingRuleCreator) -> str:
 
 @dataclass(frozen=True)
 class _PairCounter:
-    """Counts a rule's pairs with Splink: exactly for smaller inputs, else on a sample."""
+    """Exact pairs a block on equal columns makes: sum of n(n-1)/2 over its groups.
 
-    canonical: Any
-    records: int
+    One GROUP BY, linear in records, where enumerating the pairs (or Splink's sampled
+    estimate, which reads a sparse identifier's few pairs as none) is not.
+    """
 
-    def __call__(self, rule: str | BlockingRuleCreator) -> int:
-        counted = count_comparisons_from_blocking_rules(
-            self.canonical,
-            blocking_rules=rule,
-            link_type="dedupe_only",
-            unique_id_column_name="record_key",
-            record_sample_proportion=1.0 if self.records <= EXACT_COUNT_RECORDS else 0.05,
+    records: pd.DataFrame
+
+    def __call__(self, columns: tuple[str, ...]) -> int:
+        quoted = [quote_identifier(column) for column in columns]
+        held = " AND ".join(f"{column} IS NOT NULL" for column in quoted)
+        sql = (
+            "SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM"
+            f" (SELECT count(*) AS n FROM records WHERE {held} GROUP BY {', '.join(quoted)})"
         )
-        return int(counted[0]["marginal_comparison_count"])
+        with duckdb.connect() as con:
+            con.register("records", self.records[list(columns)])
+            return int(con.execute(sql).fetchall()[0][0])
 
 
 def _estimate_prior(
     linker: Linker, shape: ModelShape, count: _PairCounter, report: TrainingReport
 ) -> None:
-    rules = [rule for rule in near_certain_rules(shape) if count(rule) > 0]
+    rules: list[str | BlockingRuleCreator] = [
+        block_on(*columns) for columns in near_certain_rules(shape) if count(columns) > 0
+    ]
     report.prior_rules = [_rule_sql(rule) for rule in rules]
     if rules:
         linker.training.estimate_probability_two_random_records_match(
@@ -274,7 +279,7 @@ def _estimate_m_by_em(
         if not block.always and not estimates & unestimated:
             entry |= {"used": False, "why": "every comparison it could estimate already is"}
             continue
-        entry["pairs"] = pairs = count(block.rule)
+        entry["pairs"] = pairs = count(block.columns)
         if pairs < EM_MIN_PAIRS:
             entry |= {"used": False, "why": f"fewer than {EM_MIN_PAIRS} pairs"}
             continue
