@@ -16,6 +16,8 @@ import yaml
 
 from linkage.generate.extracts import ExtractSpec
 from linkage.generate.variants import Variant
+from linkage.identifiers import DEFAULT_REGISTRY_FILE
+from linkage.yaml_file import read_yaml
 
 Config = dict[str, Any]
 
@@ -164,21 +166,14 @@ SOURCES: dict[str, Config] = {
     },
 }
 NATIONAL_IDENTIFIERS = frozenset({"chi", "scn", "pnc_id"})
-# The default identifier registry, plus the housing register's person reference.
-IDENTIFIER_REGISTRY: dict[str, Config] = {
-    "chi": {"label": "CHI number", "check": "chi"},
-    "scn": {"label": "Scottish Candidate Number", "check": "scn"},
-    "police_id": {"label": "Police nominal reference", "check": "none"},
-    "pnc_id": {"label": "PNC id", "check": "regex", "pattern": "[0-9]{4}/[0-9]{7}[A-Z]"},
-    "social_work_id": {"label": "Social-work client reference", "check": "none"},
-    "housing_ref": {
-        "label": "Housing person reference",
-        "check": "regex",
-        "pattern": "HPR[0-9]{7}",
-    },
+# The housing register's person reference, registered beside the default registry's types.
+HOUSING_REF: Config = {
+    "label": "Housing person reference",
+    "check": "regex",
+    "pattern": "HPR[0-9]{7}",
+    "distinct_values_differ": True,
+    "equal_values_match": True,
 }
-# an agency's own reference for a person can be re-issued, so it never forces a decision
-HARD_IDENTIFIERS = frozenset({"chi", "scn", "pnc_id", "housing_ref"})
 
 
 def source_config(source: str, spec: ExtractSpec, variant: Variant) -> Config:
@@ -219,11 +214,8 @@ def project_config(variant: Variant) -> Config:
 
 def identifier_registry() -> Config:
     """identifiers.yaml for the housing variant: the default registry plus housing_ref."""
-    registry = {}
-    for name, entry in IDENTIFIER_REGISTRY.items():
-        hard = name in HARD_IDENTIFIERS
-        registry[name] = entry | {"distinct_values_differ": hard, "equal_values_match": hard}
-    return {"identifiers": registry}
+    default = read_yaml(DEFAULT_REGISTRY_FILE)["identifiers"]
+    return {"identifiers": default | {"housing_ref": HOUSING_REF}}
 
 
 def write_config(config_dir: Path, variant: Variant, specs: dict[str, ExtractSpec]) -> None:
