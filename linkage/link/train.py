@@ -42,7 +42,7 @@ from linkage.schema import base_columns
 log = logging.getLogger(__name__)
 U_SAMPLE_PAIRS = 5e6
 EM_MAX_PAIRS = 5e6  # a larger EM block is sampled down to this many pairs (max_pairs)
-EM_MIN_PAIRS = 50  # a block with fewer pairs says too little to train on
+EM_MIN_PAIRS = 20  # a block with fewer pairs says too little to train on
 PRIOR_RULES_RECALL = 0.8
 DEFAULT_PRIOR = 1e-4  # when no near-certain rule finds a pair
 UNSEEN_DISAGREEMENT_M = 1e-3
