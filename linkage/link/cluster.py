@@ -2,14 +2,14 @@
 
 Edges are merged strongest first (union-find). A merge is refused when the joined person
 would hold two different valid values of one identifier the registry calls a hard
-constraint (CHI, SCN, PNC id, ...) or two
-records of a source that guarantees one record per person, so chaining can never glue two
-people together. Three guards protect precision where Fellegi-Sunter is weakest:
+constraint (CHI, SCN, PNC id, ...) or two records of a source that guarantees one record
+per person, so chaining can never glue two people together. Guards protect precision
+where Fellegi-Sunter is weakest:
 
-- possible twins: a pair agreeing on surname and date of birth but with unrelated forenames is never
-  linked on the model's say-so (random-pair u never sees twins, so the shared surname,
-  address and birth date outweigh the forename); it needs a shared identifier, and the two
-  are kept apart so no third record can chain them;
+- pairs only a shared identifier (or an analyst) may link, kept apart so no third record
+  can chain them (GUARDS): possible twins (random-pair u never sees twins, so the shared
+  surname, address and birth date outweigh the forename), possible relatives (birth dates
+  far apart) and possible namesakes (one agency, unrelated addresses);
 - ambiguous records: a record without identifiers that links as strongly to two persons
   who cannot be one (a father and son of one name, a record with no date of birth) is
   attached to neither;
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from linkage.identifiers import default_registry
-from linkage.link.model import GuardLevels, default_guard_levels
+from linkage.link.model import ELSE_GAMMA, GuardLevels, default_guard_levels
 
 # A record is ambiguous when its edge to another person is within this many match-weight
 # bits (a factor of 8 in likelihood) of its best edge into its own.
@@ -117,16 +117,11 @@ def possible_twins(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
         return pd.Series(False, index=edges.index)
     same_birth = edges["gamma_date_of_birth"].isin(guard.birth_same)
     same_surname = edges["gamma_surname"].isin(guard.surname_same)
-    unrelated_forename = edges["gamma_forename"].isin(guard.forename_differs)
-    sex_differs = (
-        edges["gamma_sex"].isin(guard.sex_differs)
-        if "gamma_sex" in edges.columns
-        else pd.Series(False, index=edges.index)
-    )
     # an agency may hold many rows of one person with forename typos (police incidents), so
     # within one agency only a missing forename says twins: newborns not yet named
     unnamed_at_one_agency = _one_source(edges) & (edges["gamma_forename"] == -1)
-    only_twins_explain = unrelated_forename | sex_differs | unnamed_at_one_agency
+    only_twins_explain = _differs(edges, "forename") | _differs(edges, "sex")
+    only_twins_explain |= unnamed_at_one_agency
     return same_birth & same_surname & only_twins_explain & ~_shared_identifier(edges, guard)
 
 
@@ -140,10 +135,7 @@ def _one_source(edges: pd.DataFrame) -> pd.Series:
 def possible_relatives(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
     """Birth dates far apart (both known), no shared identifier: a father and son of one
     name at one address, say, whom names and address alone would join."""
-    if "gamma_date_of_birth" not in edges.columns:
-        return pd.Series(False, index=edges.index)
-    far_apart = edges["gamma_date_of_birth"].isin(guard.birth_differs)
-    return far_apart & ~_shared_identifier(edges, guard)
+    return _differs(edges, "date_of_birth") & ~_shared_identifier(edges, guard)
 
 
 def possible_namesakes(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
@@ -154,10 +146,16 @@ def possible_namesakes(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
     turn up in a large population. Across agencies a different address is common (one
     agency has not caught up with a move), so this guard stays within one source.
     """
-    if "gamma_address" not in edges.columns:
-        return pd.Series(False, index=edges.index)
-    unrelated_address = edges["gamma_address"].isin(guard.address_differs)
+    unrelated_address = _differs(edges, "address")
     return unrelated_address & _one_source(edges) & ~_shared_identifier(edges, guard)
+
+
+def _differs(edges: pd.DataFrame, comparison: str) -> pd.Series:
+    """The pair reached the comparison's else level (False where the model lacks it)."""
+    column = f"gamma_{comparison}"
+    if column not in edges.columns:
+        return pd.Series(False, index=edges.index)
+    return edges[column] == ELSE_GAMMA
 
 
 def _shared_identifier(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:

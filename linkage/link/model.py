@@ -54,7 +54,8 @@ MIN_FILLED = 2
 # Filled by the pipeline from earlier nights, not by agencies: never "left out".
 HISTORY_COLUMNS = frozenset({"previous_postcodes", "other_surnames"})
 
-# Labels the clustering guards read the levels by (see guard_levels).
+# Level labels: the clustering guards (guard_levels), training's level ties and
+# explanations read levels by them.
 EXACT = "Exact match"
 NICKNAME = "Nickname"
 MIDDLE_OR_PREFERRED = "Forename is the other's middle or preferred name"
@@ -95,7 +96,6 @@ def _levels(*optional: tuple[bool, ComparisonLevelCreator]) -> list:
 
 
 def forename_comparison(filled: frozenset[str]) -> cl.CustomComparison:
-    swapped = SWAPPED_SQL
     other_forenames = "middle_names" in filled or "preferred_forename" in filled
     return cl.CustomComparison(
         output_column_name="forename",
@@ -108,7 +108,7 @@ def forename_comparison(filled: frozenset[str]) -> cl.CustomComparison:
             *_levels(
                 (
                     "surname" in filled,
-                    cll.CustomLevel(swapped, label_for_charts=SWAPPED),
+                    cll.CustomLevel(SWAPPED_SQL, label_for_charts=SWAPPED),
                 ),
                 (
                     other_forenames,
@@ -380,17 +380,18 @@ def full_shape(registry: IdentifierRegistry | None = None) -> ModelShape:
 # --- reading levels back from a trained model ------------------------------------------
 
 
+# Splink's levels count down to 0, the else level: a comparison's plain disagreement
+# (unrelated forenames, birth dates far apart, not even the same district) in every model.
+ELSE_GAMMA = 0
+
+
 @dataclass(frozen=True)
 class GuardLevels:
-    """Gamma values the clustering guards test, read from a model by level label."""
+    """Gamma values the clustering guards test, read from a model by level label (the
+    else level needs no reading: it is ELSE_GAMMA)."""
 
-    forename_agrees: frozenset[int]  # exact, nickname, middle/preferred, swapped
-    forename_differs: frozenset[int]  # the else level: unrelated forenames
     surname_same: frozenset[int]  # exact or another known surname
     birth_same: frozenset[int]
-    birth_differs: frozenset[int]  # the else level: far apart (not a typo, swap or a year)
-    address_differs: frozenset[int]  # the else level: not even the same district
-    sex_differs: frozenset[int]
     identifiers: tuple[str, ...]  # identifier comparisons (gamma > 0: equal values)
 
 
@@ -418,13 +419,8 @@ def guard_levels(settings: dict, registry: IdentifierRegistry | None = None) -> 
         return frozenset(found[label] for label in labels if label in found)
 
     return GuardLevels(
-        forename_agrees=of("forename", EXACT, NICKNAME, MIDDLE_OR_PREFERRED, SWAPPED),
-        forename_differs=frozenset({0}) if "forename" in gammas else frozenset(),
         surname_same=of("surname", EXACT, OTHER_SURNAME),
         birth_same=of("date_of_birth", EXACT),
-        birth_differs=frozenset({0}) if "date_of_birth" in gammas else frozenset(),
-        address_differs=frozenset({0}) if "address" in gammas else frozenset(),
-        sex_differs=frozenset({0}) if "sex" in gammas else frozenset(),
         identifiers=tuple(name for name in registry.matching() if name in gammas),
     )
 
