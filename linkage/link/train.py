@@ -44,7 +44,6 @@ U_SAMPLE_PAIRS = 5e6
 EM_MAX_PAIRS = 5e6  # a larger EM block is sampled down to this many pairs (max_pairs)
 EM_MIN_PAIRS = 20  # a block with fewer pairs says too little to train on
 PRIOR_RULES_RECALL = 0.8
-DEFAULT_PRIOR = 1e-4  # when no near-certain rule finds a pair
 UNSEEN_DISAGREEMENT_M = 1e-3
 MIN_LABELLED_MATCHES = 100  # fewer reviewed matches are too few to estimate m from
 # Levels filled by the pipeline's own history (earlier nights' values): when no training
@@ -256,12 +255,10 @@ def _estimate_prior(
         block_on(*columns) for columns in near_certain_rules(shape) if count(columns) > 0
     ]
     report.prior_rules = [_rule_sql(rule) for rule in rules]
-    if rules:
+    if rules:  # with none, the settings' prior (Splink's 1e-4) stands
         linker.training.estimate_probability_two_random_records_match(
             rules, recall=PRIOR_RULES_RECALL
         )
-    else:
-        linker._settings_obj._probability_two_random_records_match = DEFAULT_PRIOR
     report.prior = float(_settings(linker)["probability_two_random_records_match"])
 
 
