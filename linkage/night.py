@@ -391,6 +391,12 @@ def fail_night(night: Night) -> None:
     night.con.close()
 
 
+REASON_COUNTS_SQL = """
+    SELECT check_name, count(DISTINCT source_row_number) FROM {table}
+    WHERE run_id = $run_id AND source = $source GROUP BY ALL ORDER BY 2 DESC, 1
+"""
+
+
 def build_report(
     night: Night,
     intakes: list[SourceIntake],
@@ -408,11 +414,11 @@ def build_report(
             " WHERE run_id = $run_id AND source = $source",
             {"run_id": night.run_id, "source": intake.source},
         )
-        reasons = night.con.execute(
-            "SELECT check_name, count(*) FROM quarantine WHERE run_id = $run_id"
-            " AND source = $source GROUP BY ALL ORDER BY 2 DESC, 1",
-            {"run_id": night.run_id, "source": intake.source},
-        ).fetchall()
+        params = {"run_id": night.run_id, "source": intake.source}
+        reasons = night.con.execute(REASON_COUNTS_SQL.format(table="quarantine"), params)
+        quarantine_reasons = dict(reasons.fetchall())
+        flags = night.con.execute(REASON_COUNTS_SQL.format(table="record_issue"), params)
+        flag_reasons = dict(flags.fetchall())
         read, accepted, quarantined, flagged = row if row else (intake.rows_read, 0, 0, 0)
         sources.append(
             SourceReport(
@@ -433,7 +439,8 @@ def build_report(
                 rows_accepted=accepted,
                 rows_quarantined=quarantined,
                 rows_flagged=flagged,
-                quarantine_reasons={check: n for check, n in reasons},
+                quarantine_reasons=quarantine_reasons,
+                flag_reasons=flag_reasons,
             )
         )
     seconds = (datetime.now(UTC).replace(tzinfo=None) - night.started_at).total_seconds()

@@ -22,7 +22,8 @@ class SourceReport:
     rows_accepted: int
     rows_quarantined: int
     rows_flagged: int
-    quarantine_reasons: dict[str, int]
+    quarantine_reasons: dict[str, int]  # check -> distinct rows quarantined by it
+    flag_reasons: dict[str, int] = field(default_factory=dict)  # check -> rows flagged by it
 
 
 @dataclass
@@ -54,6 +55,9 @@ class RunReport:
             if source.quarantine_reasons:
                 lines += ["", f"Quarantine reasons for {source.source}:"]
                 lines += [f"- {reason}: {n}" for reason, n in source.quarantine_reasons.items()]
+            if source.flag_reasons:
+                lines += ["", f"Flags for {source.source} (rows kept):"]
+                lines += [f"- {reason}: {n}" for reason, n in source.flag_reasons.items()]
         for stage, counts in self.stages.items():
             lines += ["", f"## {stage}", "", "```", json.dumps(counts, indent=2), "```"]
         return "\n".join(lines) + "\n"
