@@ -98,6 +98,23 @@ class FileSpec(StrictModel):
     header: bool = True
 
 
+class DriftSettings(StrictModel):
+    """When a source's night differs from its last good nights enough to hold it.
+
+    Each bound holds the source only when at least `min_rows` rows are affected, so a
+    small extract's noise never holds it. Rates are shares of the night's rows.
+    """
+
+    enabled: bool = True
+    baseline_nights: int = Field(default=5, ge=1)  # the source's last used nights compared
+    failure_jump: float = Field(default=0.05, gt=0, le=1)  # a field's failing share rises by
+    fill_drop: float = Field(default=0.2, gt=0, le=1)  # a field's filled share falls by...
+    fill_halved_from: float = Field(default=0.05, gt=0, le=1)  # ...or halves from at least
+    new_codes: float = Field(default=0.05, gt=0, le=1)  # rows with codes never seen before
+    min_rows: int = Field(default=20, ge=1)
+    ignore: list[str] = []  # fields whose change is intended (e.g. an agency stops a field)
+
+
 class SourceConfig(StrictModel):
     source: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -110,6 +127,7 @@ class SourceConfig(StrictModel):
     # registered identifier type (schemas/identifiers.yaml) -> the column holding it
     identifiers: dict[str, Spec] = {}
     concern: ConcernFields | None = None
+    drift: DriftSettings | None = None  # replaces the project's drift settings for this source
     config_path: Path | None = None
 
     def required_columns(self) -> list[str]:
@@ -269,6 +287,7 @@ class ProjectConfig(StrictModel):
     sharing_rules: Path | None = None  # schemas/sharing.yaml; no exports when unset
     identifiers: Path = DEFAULT_REGISTRY_FILE  # the identifier registry
     postcode_format: PostcodeFormat = "uk"
+    drift: DriftSettings = DriftSettings()  # a source's night unlike its last good ones is held
 
     @property
     def model_dir(self) -> Path:

@@ -49,7 +49,7 @@ def create_staged_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-class _SelectBuilder:
+class SelectBuilder:
     """Builds one source's SELECT expressions, collecting bound parameters."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
@@ -120,7 +120,7 @@ def stage_source(
     """Append a source's raw rows to staged_record in the canonical input shape."""
     fields: PersonFields = config.fields
     concern: ConcernFields | None = config.concern
-    build = _SelectBuilder(con, config.source)
+    build = SelectBuilder(con, config.source)
     file_case = _file_case(build, files)
     expressions = {
         "run_date": f"{build.bind(run_date)}::DATE",
@@ -155,7 +155,7 @@ def stage_source(
     return int(inserted[0][0])
 
 
-def _file_case(build: _SelectBuilder, files: list[ExtractedFile]):  # noqa: ANN202
+def _file_case(build: SelectBuilder, files: list[ExtractedFile]):  # noqa: ANN202
     """SQL choosing a file attribute by row number (a source may span several files)."""
 
     def attribute(kind: str) -> str:

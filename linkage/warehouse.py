@@ -22,6 +22,11 @@ PUBLISHED_TABLES = {
             run_id VARCHAR, run_date DATE, source VARCHAR, status VARCHAR, error VARCHAR,
             files VARCHAR, sha256 VARCHAR, size_bytes BIGINT, rows_read BIGINT,
             rows_accepted BIGINT, rows_quarantined BIGINT, rows_flagged BIGINT)""",
+    # Per source, night and field: rows filled and failing, codes seen (linkage/drift.py).
+    "field_night": """
+        CREATE TABLE IF NOT EXISTS field_night (
+            run_id VARCHAR, run_date DATE, source VARCHAR, field VARCHAR, rows BIGINT,
+            filled BIGINT, failed BIGINT, codes VARCHAR[], code_rows BIGINT[])""",
     "quarantine": """
         CREATE TABLE IF NOT EXISTS quarantine (
             run_id VARCHAR, run_date DATE, source VARCHAR, source_file VARCHAR,
