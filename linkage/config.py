@@ -111,6 +111,7 @@ class DriftSettings(StrictModel):
     fill_drop: float = Field(default=0.2, gt=0, le=1)  # a field's filled share falls by...
     fill_halved_from: float = Field(default=0.05, gt=0, le=1)  # ...or halves from at least
     new_codes: float = Field(default=0.05, gt=0, le=1)  # rows with codes never seen before
+    rows_growth: float = Field(default=3.0, gt=1)  # rows read exceed the most on a good night by
     min_rows: int = Field(default=20, ge=1)
     ignore: list[str] = []  # fields whose change is intended (e.g. an agency stops a field)
 

@@ -226,10 +226,26 @@ def find_drift(
         history = [m for m in earlier.get(measure.field, []) if m.rows > 0]
         if not history or measure.field in settings.ignore or measure.rows == 0:
             continue
+        reasons += _rows_growth(measure, history, settings)
         reasons += _failure_jump(measure, history, settings)
         reasons += _fill_drop(measure, history, settings)
         reasons += _code_change(measure, history, settings, mapped_codes.get(measure.field, set()))
     return reasons
+
+
+def _rows_growth(
+    measure: FieldMeasure, history: list[FieldMeasure], settings: DriftSettings
+) -> list[str]:
+    """Far more rows than ever (a full history sent instead of the current extract)."""
+    most = max(m.rows for m in history)
+    if measure.field != QUARANTINE or measure.rows <= settings.rows_growth * most:
+        return []
+    if measure.rows - most < settings.min_rows:
+        return []
+    return [
+        f"{measure.rows} rows read tonight, over {settings.rows_growth:g} times the most"
+        f" ({most}) on the last {len(history)} good night(s)"
+    ]
 
 
 def _failure_jump(

@@ -273,3 +273,11 @@ def test_two_different_extracts_concatenated_hold_the_source(tmp_path: Path) -> 
     report = run(config, NIGHT_2)
     assert_clinic_held(config, report)
     assert "rows quarantined 100.0% of rows tonight" in clinic(report).error
+
+
+def test_far_more_rows_than_ever_hold_the_source(tmp_path: Path) -> None:
+    """An agency sending its whole history instead of tonight's extract."""
+    config = two_agencies(tmp_path, clinic_text(clinic_rows(200)))
+    report = run(config, NIGHT_2)
+    assert_clinic_held(config, report)
+    assert "200 rows read tonight, over 3 times the most (60)" in clinic(report).error
