@@ -27,6 +27,10 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The pseudo-format for a date a spreadsheet wrote as its day number (37622 = 2003-01-01).
+EXCEL_SERIAL = "excel_serial"
+
+
 def _field_shorthand(value: object) -> object:
     """`Forename` means {column: Forename}; `[A, B]` means {columns: [A, B]}."""
     if isinstance(value, str):
@@ -43,7 +47,11 @@ class FieldSpec(StrictModel):
     columns: list[str] | None = None
     constant: str | None = None
     codes: dict[str, str | None] | None = None  # raw code -> canonical code (unlisted -> NULL)
-    formats: list[str] | None = None  # strptime formats, tried in order
+    # Date fields: strptime formats, tried in order (default %Y-%m-%d). A time of day after
+    # the date (01/02/2001 00:00:00, 2001-02-01T00:00) is dropped without a format for it:
+    # the canonical dates are days. "excel_serial" (EXCEL_SERIAL) among them also reads
+    # spreadsheet day numbers (linkage/stage.py, EXCEL_SERIAL_SQL).
+    formats: list[str] | None = None
 
     @model_validator(mode="after")
     def _exactly_one_origin(self) -> FieldSpec:

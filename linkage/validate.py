@@ -41,7 +41,12 @@ class Check:
     column: str
     severity: str
     reason: str
-    value_set: list[str] | None = None
+    value_set: list[str] | list[bool] | None = None
+    field: str | None = None  # the field a failure is recorded against; default from column
+
+    @property
+    def failing_field(self) -> str:
+        return self.field or self.column.removesuffix("_issue")
 
 
 @dataclass(frozen=True)
@@ -71,20 +76,39 @@ def _rules() -> tuple[int, tuple[Check, ...]]:
 
 
 def row_checks(registry: IdentifierRegistry | None = None) -> tuple[Check, ...]:
-    """The checks of validation.yaml, then one flag check per checked identifier type."""
+    """The checks of validation.yaml, then the identifier types' flag checks.
+
+    Per checked type, `<type>_valid`: a value nulled for failing its check, or (CHI) kept
+    but disagreeing with date of birth or sex. Per fixed-length type, `<type>_restored`: a
+    value kept after the leading zeros a spreadsheet dropped were put back; it is counted
+    apart from invalid values, since the record keeps its identifier.
+    """
     registry = registry or default_registry()
-    identifier_checks = tuple(
-        Check(
-            name=f"{kind.name}_valid",
-            expectation="expect_column_values_to_be_null",
-            column=f"{kind.name}_issue",
-            severity="flag",
-            reason=kind.label,
-        )
-        for kind in registry.types
-        if kind.check != "none"
-    )
-    return _rules()[1] + identifier_checks
+    identifier_checks: list[Check] = []
+    for kind in registry.types:
+        if kind.check != "none":
+            identifier_checks.append(
+                Check(
+                    name=f"{kind.name}_valid",
+                    expectation="expect_column_values_to_be_null",
+                    column=f"{kind.name}_issue",
+                    severity="flag",
+                    reason=kind.label,
+                )
+            )
+        if kind.fixed_length is not None:
+            identifier_checks.append(
+                Check(
+                    name=f"{kind.name}_restored",
+                    expectation="expect_column_values_to_be_in_set",
+                    column=f"{kind.name}_restored",
+                    severity="flag",
+                    reason=f"{kind.label}: leading zero(s) restored",
+                    value_set=[False],
+                    field=kind.name,
+                )
+            )
+    return _rules()[1] + tuple(identifier_checks)
 
 
 def _expectation(check: Check, max_length: int) -> gx.expectations.Expectation:
@@ -263,7 +287,7 @@ def _row_failures(check: Check, result: dict[str, Any]) -> list[RowFailure]:
                 source_row_number=int(entry[INDEX_COLUMN]),
                 check=check.name,
                 severity=check.severity,
-                field=check.column.removesuffix("_issue"),
+                field=check.failing_field,
                 reason=f"{check.reason}{detail}",
             )
         )
