@@ -163,6 +163,8 @@ class LinkageSettings(StrictModel):
     review_threshold: float = Field(default=0.5, gt=0, lt=1)
     weak_link: float = Field(default=0.99, gt=0, lt=1)  # persons held by weaker edges: review
     edge_floor: float = Field(default=0.01, gt=0, lt=1)  # edges kept for explanation
+    # a prediction block making more pairs per record is tightened or dropped (blocking.py)
+    max_pairs_per_record: float = Field(default=20, gt=0)
     model: Path | None = None  # a model-<version>.json; default: the newest in models_dir
 
     @model_validator(mode="after")

@@ -85,7 +85,12 @@ PUBLISHED_TABLES = {
         CREATE TABLE IF NOT EXISTS link_run (
             run_id VARCHAR, run_date DATE, model_version VARCHAR, model_path VARCHAR,
             records BIGINT, persons BIGINT, edges BIGINT, review_items BIGINT,
-            seconds DOUBLE)""",
+            seconds DOUBLE, blocking_changes VARCHAR)""",
+    # Every prediction block's pairs each link run, and what the budget made of it.
+    "blocking_rule_run": """
+        CREATE TABLE IF NOT EXISTS blocking_rule_run (
+            run_id VARCHAR, run_date DATE, rule VARCHAR, pairs BIGINT,
+            pairs_per_record DOUBLE, action VARCHAR, why VARCHAR)""",
 }
 
 
@@ -100,6 +105,8 @@ def open_warehouse(
     con = duckdb.connect(str(path))
     for ddl in PUBLISHED_TABLES.values():
         con.execute(ddl)
+    # columns added to published tables since a warehouse was made
+    con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS blocking_changes VARCHAR")
     con.execute(canonical_table_ddl("canonical_record", registry))
     present = {row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()}
     for column in canonical_columns(registry):
