@@ -199,7 +199,7 @@ def review(
     config: ConfigOption,
     limit: Annotated[int, typer.Option(help="Pairs to show.")] = 50,
 ) -> None:
-    """List the latest link stage's undecided doubtful pairs, most probable first."""
+    """List the latest link stage's queued undecided pairs, most at stake first."""
     from linkage.config import load_project
     from linkage.review import review_queue
     from linkage.warehouse import open_warehouse

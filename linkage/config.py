@@ -165,6 +165,7 @@ class LinkageSettings(StrictModel):
     edge_floor: float = Field(default=0.01, gt=0, lt=1)  # edges kept for explanation
     # a prediction block making more pairs per record is tightened or dropped (blocking.py)
     max_pairs_per_record: float = Field(default=20, gt=0)
+    review_cap: int = Field(default=2000, ge=0)  # review items queued a night, most at stake first
     model: Path | None = None  # a model-<version>.json; default: the newest in models_dir
 
     @model_validator(mode="after")

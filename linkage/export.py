@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from linkage.concerns import define_open_concern
 from linkage.config import FlagSpec, ProjectConfig, SharingRules, load_sharing_rules
 from linkage.errors import ConfigError, LinkageError
 from linkage.extract import quote_identifier, sha256_of
@@ -56,10 +57,6 @@ CHANGE_COLUMNS = [
     "previous_known_agencies",
     "reason",
 ]
-# A concern with no status is taken as an event (an incident) and counts as open for this
-# long after it was opened, unless its source sets concern.open_for_days.
-EVENT_OPEN_DAYS = 90
-
 # Tonight's export_state rows, gathered agency by agency until every export is written.
 TOLD_SQL = "SELECT agency, source_record_id, person_id, known_agencies FROM export_state LIMIT 0"
 
@@ -146,7 +143,7 @@ def export_agency_slices(
     con.execute(EXPORT_STATE_DDL)
     run_dir = project.output_dir / "exports" / run_id
     summary = ExportSummary(run_id, run.model_version)
-    con.register("export_event_days", _event_days(project))
+    define_open_concern(con, project)
     con.execute(f"CREATE OR REPLACE TEMP TABLE export_told AS {TOLD_SQL}")
     try:
         for agency in sorted(rules.agencies):
@@ -154,7 +151,6 @@ def export_agency_slices(
         # All agencies or none: a failed or retried export recomputes the same change files.
         _replace_state(con, run_id)
     finally:
-        con.unregister("export_event_days")
         con.execute("DROP TABLE IF EXISTS export_told")
     summary.seconds = round(time.perf_counter() - started, 2)
     log.info(
@@ -165,13 +161,6 @@ def export_agency_slices(
         summary.seconds,
     )
     return summary
-
-
-def _event_days(project: ProjectConfig) -> pd.DataFrame:
-    """Sources whose concerns are events, and for how many days one counts as open."""
-    return pd.DataFrame(
-        list(project.event_concern_days().items()), columns=["source", "open_for_days"]
-    ).astype({"source": "string", "open_for_days": "int64"})
 
 
 def _link_run(con: duckdb.DuckDBPyConnection, run_id: str) -> LinkRun:
@@ -261,7 +250,7 @@ def visible_agencies(rules: SharingRules, agency: str) -> list[str]:
 
 def slice_sql(rules: SharingRules, agency: str) -> tuple[str, dict[str, Any]]:
     """The SELECT of an agency's index and its parameters ($run_date is the caller's)."""
-    params: dict[str, Any] = {"agency": agency, "event_days": EVENT_OPEN_DAYS}
+    params: dict[str, Any] = {"agency": agency}
     selects = [f"o.{column}" for column in OWN_COLUMNS]
     for number, flag in enumerate(rules.agencies[agency].flags):
         expression, flag_params = _flag_sql(rules.flags[flag], f"flag_{number}")
@@ -295,21 +284,14 @@ person_records AS (
     WHERE li.person_id IN (SELECT person_id FROM own_records)
 ),
 open_concerns AS (
-    -- open on the night, as alerts count them: not closed; a concern of an event source
-    -- (concern.open_for_days, e.g. police incidents) only that long after it opened; a
-    -- concern with no status is taken as an event of the last $event_days days
+    -- open on the night (linkage/concerns.py)
     SELECT r.person_id, r.record_key, r.source, r.concern_type
     FROM person_records r
-    LEFT JOIN export_event_days e USING (source)
-    WHERE r.concern_type IS NOT NULL
-      AND coalesce(r.concern_status, '') <> 'closed'
-      AND (r.concern_closed IS NULL OR r.concern_closed > $run_date)
-      AND CASE
-          WHEN e.open_for_days IS NOT NULL
-              THEN r.concern_opened >= CAST($run_date AS DATE) - CAST(e.open_for_days AS INTEGER)
-          WHEN r.concern_status = 'open' THEN true
-          ELSE r.concern_opened >= CAST($run_date AS DATE) - CAST($event_days AS INTEGER)
-      END
+    LEFT JOIN concern_event_days e USING (source)
+    WHERE concern_open_on(
+        r.concern_type, r.concern_status, r.concern_opened, r.concern_closed,
+        e.open_for_days, CAST($run_date AS DATE)
+    )
 )
 SELECT {selects}
 FROM own_records o

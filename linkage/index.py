@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from linkage.concerns import open_concern_records
 from linkage.config import LinkageSettings, ProjectConfig
 from linkage.errors import LinkageError
 from linkage.extract import quote_identifier
@@ -52,6 +53,7 @@ class LinkOutcome:
     persons_by_sources: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     blocking: list[dict] = field(default_factory=list)  # per block: pairs, action, why
+    review_queue: dict[str, Any] = field(default_factory=dict)  # queued, past the cap, ...
 
 
 class _StageClock:
@@ -157,9 +159,18 @@ def link_warehouse(
     assignment = assign_person_ids(clusters, previous, _next_person_number(con))
     stage.done("person ids")
     version = model_version(model_path)
+    open_concern_records(con, project, run_date, "review_open_concern")
     _publish(
         con,
-        PublishedRun(run_id, run_date, version, model_path, blocking),
+        PublishedRun(
+            run_id,
+            run_date,
+            version,
+            model_path,
+            blocking,
+            project.linkage.review_cap,
+            settings.guard.identifiers,
+        ),
         edges,
         clustering,
         assignment,
@@ -177,6 +188,7 @@ def link_warehouse(
         persons_by_sources=_persons_by_sources(con),
         stage_seconds=stage.seconds,
         blocking=blocking.as_rows(),
+        review_queue=review_queue_counts(con),
     )
     con.execute(
         "UPDATE link_run SET seconds = $seconds WHERE run_id = $run_id",
@@ -191,6 +203,36 @@ def link_warehouse(
         len(clustering.review),
     )
     return outcome
+
+
+PRIORITY_NAMES = {1: "1 alert at stake", 2: "2 open concern", 3: "3 other"}
+
+
+def review_queue_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The night's review items: queued, past the cap, recorded only; by priority and reason."""
+    rows = con.execute(
+        "SELECT priority, reason, queued, count(*) FROM link_review GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    counts: dict[str, Any] = {
+        "queued": 0,
+        "past_cap": 0,
+        "recorded_only": 0,
+        "queued_by_priority": {},
+        "queued_by_reason": {},
+        "past_cap_by_reason": {},
+    }
+    for priority, reason, queued, n in rows:
+        if priority is None:
+            counts["recorded_only"] += n
+        elif queued:
+            counts["queued"] += n
+            by_priority = counts["queued_by_priority"]
+            by_priority[PRIORITY_NAMES[priority]] = by_priority.get(PRIORITY_NAMES[priority], 0) + n
+            counts["queued_by_reason"][reason] = counts["queued_by_reason"].get(reason, 0) + n
+        else:
+            counts["past_cap"] += n
+            counts["past_cap_by_reason"][reason] = counts["past_cap_by_reason"].get(reason, 0) + n
+    return counts
 
 
 def _next_person_number(con: duckdb.DuckDBPyConnection) -> int:
@@ -209,6 +251,16 @@ class PublishedRun:
     model_version: str
     model_path: Path
     blocking: BlockingPlan
+    review_cap: int
+    identifier_comparisons: tuple[str, ...]  # equal identifiers: evidence against "twins"
+
+
+def _review_sql(identifier_comparisons: tuple[str, ...]) -> str:
+    agree = " OR ".join(
+        f"coalesce(e.{quote_identifier('gamma_' + name)} > 0, false)"
+        for name in identifier_comparisons
+    )
+    return PUBLISH_REVIEW_SQL.format(identifiers_agree=agree or "false")
 
 
 def _publish(
@@ -258,7 +310,8 @@ def _publish(
                 {"run_id": run_id, "version": version},
             )
             con.execute("DELETE FROM link_review")
-            con.execute(PUBLISH_REVIEW_SQL, {"run_id": run_id})
+            review_params = {"run_id": run_id, "cap": run.review_cap}
+            con.execute(_review_sql(run.identifier_comparisons), review_params)
             _empty_table(con, "person")
             person_sql, person_params = publish_person_sql(registry)
             con.execute(person_sql, person_params | {"run_id": run_id})
@@ -319,14 +372,57 @@ LEFT JOIN confidence USING (record_key)
 ORDER BY p.person_id, p.record_key
 """
 
+# The review queue, ranked by what is at stake: 1, the two sides' persons hold open
+# concerns at two or more agencies (the link decides an alert); 2, an open concern on
+# either side; 3, anything else. Possible twins with no concern and no identifier in
+# common are recorded (priority NULL) but not queued. At most $cap items are queued.
 PUBLISH_REVIEW_SQL = """
 INSERT INTO link_review
-SELECT r.record_key_l, r.record_key_r, pl.person_id, pr.person_id, r.match_probability,
-       r.reason, $run_id
-FROM new_review r
-JOIN new_person_of pl ON pl.record_key = r.record_key_l
-JOIN new_person_of pr ON pr.record_key = r.record_key_r
-ORDER BY r.record_key_l, r.record_key_r, r.reason
+WITH items AS (
+    SELECT r.record_key_l, r.record_key_r, pl.person_id AS person_id_l,
+           pr.person_id AS person_id_r, r.match_probability, r.reason
+    FROM new_review r
+    JOIN new_person_of pl ON pl.record_key = r.record_key_l
+    JOIN new_person_of pr ON pr.record_key = r.record_key_r
+),
+concern_agencies AS (
+    SELECT p.person_id, list(DISTINCT c.source) AS agencies
+    FROM review_open_concern c JOIN new_person_of p USING (record_key)
+    GROUP BY p.person_id
+),
+weighed AS (
+    SELECT i.*,
+        list_sort(list_distinct(
+            list_concat(coalesce(cl.agencies, []), coalesce(cr.agencies, []))
+        )) AS agencies,
+        {identifiers_agree} AS identifiers_agree
+    FROM items i
+    LEFT JOIN concern_agencies cl ON cl.person_id = i.person_id_l
+    LEFT JOIN concern_agencies cr ON cr.person_id = i.person_id_r
+    LEFT JOIN new_edge e USING (record_key_l, record_key_r)
+),
+prioritised AS (
+    SELECT *,
+        CASE
+            WHEN len(agencies) >= 2 THEN 1
+            WHEN len(agencies) = 1 THEN 2
+            WHEN reason LIKE '%possible twins%' AND NOT identifiers_agree THEN NULL
+            ELSE 3
+        END AS priority
+    FROM weighed
+)
+SELECT record_key_l, record_key_r, person_id_l, person_id_r, match_probability, reason,
+    $run_id, priority,
+    CASE priority
+        WHEN 1 THEN 'open concerns at ' || array_to_string(agencies, ', ')
+        WHEN 2 THEN 'open concern at ' || agencies[1]
+    END AS stake,
+    priority IS NOT NULL AND row_number() OVER (
+        PARTITION BY priority IS NULL
+        ORDER BY priority, match_probability DESC, record_key_l, record_key_r, reason
+    ) <= $cap AS queued
+FROM prioritised
+ORDER BY record_key_l, record_key_r, reason
 """
 
 # Best-known values: the most frequent non-null value per field (ties: the smallest).

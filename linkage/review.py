@@ -59,15 +59,16 @@ def load_decisions(con: duckdb.DuckDBPyConnection) -> Decisions:
 
 
 def review_queue(con: duckdb.DuckDBPyConnection, limit: int = 50) -> pd.DataFrame:
-    """The latest link stage's doubtful pairs not yet decided, most probable first."""
+    """The latest link stage's queued pairs not yet decided: most at stake first (an alert,
+    then an open concern), then most probable."""
     return con.execute(
         """
-        SELECT q.reason, q.match_probability, q.record_key_l, q.person_id_l,
-               q.record_key_r, q.person_id_r
+        SELECT q.priority, q.stake, q.reason, q.match_probability, q.record_key_l,
+               q.person_id_l, q.record_key_r, q.person_id_r
         FROM link_review q
         LEFT JOIN review_decision d USING (record_key_l, record_key_r)
-        WHERE d.decision IS NULL
-        ORDER BY q.match_probability DESC, q.record_key_l, q.record_key_r, q.reason
+        WHERE d.decision IS NULL AND q.queued
+        ORDER BY q.priority, q.match_probability DESC, q.record_key_l, q.record_key_r, q.reason
         LIMIT $limit
         """,
         {"limit": limit},

@@ -58,7 +58,8 @@ PUBLISHED_TABLES = {
     "link_review": """
         CREATE TABLE IF NOT EXISTS link_review (
             record_key_l VARCHAR, record_key_r VARCHAR, person_id_l VARCHAR,
-            person_id_r VARCHAR, match_probability DOUBLE, reason VARCHAR, run_id VARCHAR)""",
+            person_id_r VARCHAR, match_probability DOUBLE, reason VARCHAR, run_id VARCHAR,
+            priority INTEGER, stake VARCHAR, queued BOOLEAN)""",
     # Analysts' decisions on pairs (linkage/review.py): kept for good, read by every link.
     "review_decision": """
         CREATE TABLE IF NOT EXISTS review_decision (
@@ -107,6 +108,8 @@ def open_warehouse(
         con.execute(ddl)
     # columns added to published tables since a warehouse was made
     con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS blocking_changes VARCHAR")
+    for added, sql_type in [("priority", "INTEGER"), ("stake", "VARCHAR"), ("queued", "BOOLEAN")]:
+        con.execute(f"ALTER TABLE link_review ADD COLUMN IF NOT EXISTS {added} {sql_type}")
     con.execute(canonical_table_ddl("canonical_record", registry))
     present = {row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()}
     for column in canonical_columns(registry):

@@ -222,7 +222,9 @@ def test_risky_persons_are_taken_round_robin_then_their_review_partners(small_in
     add_person(small_index, "PG", 1, None)
     add_person(small_index, "PH", 1, None, flagged=True)
     small_index.execute(
-        "INSERT INTO link_review VALUES ('c:1', 'h:1', 'PC', 'PH', 0.8, 'possible twins', 'r')"
+        "INSERT INTO link_review (record_key_l, record_key_r, person_id_l, person_id_r,"
+        " match_probability, reason, run_id)"
+        " VALUES ('c:1', 'h:1', 'PC', 'PH', 0.8, 'possible twins', 'r')"
     )
     chosen = [(p.person_id, p.reason) for p in riskiest_persons(small_index, max_clusters=6)]
     # turn 1: conflicting PA, flagged PB, weakest PE, largest PD; turn 2: no more

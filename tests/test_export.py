@@ -22,11 +22,11 @@ import pytest
 from typer.testing import CliRunner
 
 from linkage.cli import app
+from linkage.concerns import EVENT_OPEN_DAYS
 from linkage.config import ProjectConfig, SharingRules, load_project, load_sharing_rules
 from linkage.errors import ConfigError
 from linkage.export import (
     CHANGE_COLUMNS,
-    EVENT_OPEN_DAYS,
     ExportSummary,
     export_agency_slices,
     export_latest,
@@ -387,7 +387,7 @@ def _stand_in_for_a_later_link_run(con: duckdb.DuckDBPyConnection) -> dict[str, 
     )
     con.execute(
         "INSERT INTO link_run SELECT $run_id, DATE '2026-11-04', model_version, model_path,"
-        " 0, 0, 0, 0, 0 FROM link_run LIMIT 1",
+        " 0, 0, 0, 0, 0, NULL FROM link_run LIMIT 1",
         {"run_id": run_id},
     )
     return {"merged": merged, "split": split, "gone": gone, "new": new, "moved": moved}

@@ -5,11 +5,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import duckdb
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from linkage.cli import app
+from linkage.concerns import open_concern_records
+from linkage.config import load_project
 from linkage.link.cluster import Decisions, cluster_records
+from linkage.review import review_queue
 from tests.conftest import read_table, sample_project
 from tests.test_cluster import SETTINGS, edge, edges, persons, reasons, records
 
@@ -85,3 +90,53 @@ def test_training_also_learns_m_from_enough_reviewed_matches(linked_sample) -> N
     plain = train_model(records, seed=7)[0].misc.save_model_to_json()
     labelled = train_model(records, seed=7, labelled_matches=labels)[0].misc.save_model_to_json()
     assert plain["comparisons"] != labelled["comparisons"]
+
+
+def test_the_queue_is_ranked_by_what_is_at_stake_and_capped(linked_sample) -> None:
+    """Priority 1: open concerns at two or more agencies across the pair's persons; 2: an
+    open concern; 3: the rest; possible twins with nothing at stake are recorded only."""
+    queue = read_table(linked_sample.warehouse, "link_review")
+    with duckdb.connect(str(linked_sample.warehouse), read_only=True) as con:
+        night = con.execute("SELECT max(run_date) FROM canonical_record").fetchall()[0][0]
+        open_concern_records(con, load_project(linked_sample.config), night, "open_concern")
+        concerned = dict(
+            con.execute(
+                "SELECT li.person_id, list(DISTINCT c.source) FROM open_concern c"
+                " JOIN linked_index li USING (record_key) GROUP BY 1"
+            ).fetchall()
+        )
+    for item in queue.itertuples():
+        agencies = set(concerned.get(item.person_id_l, [])) | set(
+            concerned.get(item.person_id_r, [])
+        )
+        if pd.isna(item.priority):
+            assert "possible twins" in item.reason and not agencies and not item.queued
+        elif item.priority == 1:
+            assert len(agencies) >= 2 and item.stake.startswith("open concerns at ")
+        elif item.priority == 3:
+            assert not agencies
+    assert set(queue.priority.dropna()) >= {2, 3}, "the sample has concerns at stake and not"
+    assert queue.queued.sum() == queue.priority.notna().sum(), "under the cap: all queued"
+    counts = linked_sample.reports[-1].stages["linkage"]["review_queue"]
+    assert counts["queued"] == queue.queued.sum() and counts["past_cap"] == 0
+    assert counts["recorded_only"] == queue.priority.isna().sum()
+
+    with duckdb.connect(str(linked_sample.warehouse), read_only=True) as con:
+        listed = review_queue(con, limit=10_000)
+    assert len(listed) == queue.queued.sum(), "every queued item is listed (none decided yet)"
+    assert list(listed.priority) == sorted(listed.priority)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_past_the_nightly_cap_items_are_counted_not_queued(project_copy: Path) -> None:
+    from flows.link import relink
+
+    project_copy.write_text(project_copy.read_text() + "linkage: {review_cap: 3}\n")
+    report = relink(project_copy)
+    counts = report.stages["linkage"]["review_queue"]
+    queue = read_table(project_copy.parent / "copy" / "linkage.duckdb", "link_review")
+    assert counts["queued"] == 3 == queue.queued.sum()
+    assert counts["past_cap"] == queue.priority.notna().sum() - 3 > 0
+    assert sum(counts["past_cap_by_reason"].values()) == counts["past_cap"]
+    first = queue[queue.queued].sort_values(["priority", "match_probability"])
+    assert (first.priority == queue.priority.min()).all(), "the most at stake are queued"
