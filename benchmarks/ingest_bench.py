@@ -70,7 +70,8 @@ def run_intake(workdir: Path) -> dict:
     intakes = [stages.intake_source(night, source) for source in project.source_configs()]
     timings["extract_and_stage_s"] = time.perf_counter() - start
     mark = time.perf_counter()
-    rows = stages.standardise_night(night)
+    intakes = stages.standardise_night(night, intakes)
+    rows = night.con.execute(f"SELECT count(*) FROM {stages.STANDARDISED_TABLE}").fetchall()[0][0]
     timings["standardise_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     intakes = [stages.validate_source(night, intake) for intake in intakes]

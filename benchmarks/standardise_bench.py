@@ -120,7 +120,7 @@ def make_staged(
     con.execute(f"CREATE OR REPLACE TABLE staged_record ({STAGED_COLUMNS})")
     con.execute(
         """
-        INSERT INTO staged_record
+        INSERT INTO staged_record BY NAME
         WITH
         numbered AS (
             SELECT i, CAST(hash(i) >> 1 AS BIGINT) AS h FROM range($rows) AS r(i)
@@ -154,12 +154,13 @@ def make_staged(
                 $towns[1 + (h >> 28) % len($towns)] AS town_raw,
                 chr(65 + CAST((h >> 36) % 26 AS INTEGER)) || CAST((h >> 44) % 90 AS VARCHAR)
                     || ' ' || CAST((h >> 50) % 10 AS VARCHAR) || 'QQ' AS postcode_raw,
-                lpad(CAST(h % 10000000000 AS VARCHAR), 10, '0') AS chi_raw,
-                CASE WHEN i % 4 = 1 THEN lpad(CAST(h % 1000000000 AS VARCHAR), 9, '0') END
-                    AS scn_raw,
-                CASE WHEN i % 4 = 2 THEN 'P' || i END AS police_id_raw,
-                NULL AS pnc_id_raw,
-                CASE WHEN i % 4 = 3 THEN 'SW ' || i END AS social_work_id_raw,
+                map_from_entries([
+                    ('chi', lpad(CAST(h % 10000000000 AS VARCHAR), 10, '0')),
+                    ('scn', CASE WHEN i % 4 = 1
+                        THEN lpad(CAST(h % 1000000000 AS VARCHAR), 9, '0') END),
+                    ('police_id', CASE WHEN i % 4 = 2 THEN 'P' || i END),
+                    ('social_work_id', CASE WHEN i % 4 = 3 THEN 'SW ' || i END)
+                ])::MAP(VARCHAR, VARCHAR) AS identifiers_raw,
                 NULL AS concern_type,
                 NULL AS concern_status,
                 NULL::DATE AS concern_opened,

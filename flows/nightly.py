@@ -25,8 +25,10 @@ def intake_source(night: stages.Night, config: SourceConfig) -> stages.SourceInt
 
 
 @task(cache_policy=NO_CACHE)
-def standardise(night: stages.Night) -> int:
-    return stages.standardise_night(night)
+def standardise(
+    night: stages.Night, intakes: list[stages.SourceIntake]
+) -> list[stages.SourceIntake]:
+    return stages.standardise_night(night, intakes)
 
 
 @task(cache_policy=NO_CACHE)
@@ -91,7 +93,7 @@ def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
 
     try:
         intakes = [intake_source(night, config) for config in project.source_configs()]
-        standardise(night)
+        intakes = standardise(night, intakes)
         intakes = [validate_source(night, intake) for intake in intakes]
         status = publish(night, intakes)
         outcome = link(night)

@@ -27,6 +27,10 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The pseudo-format for a date a spreadsheet wrote as its day number (37622 = 2003-01-01).
+EXCEL_SERIAL = "excel_serial"
+
+
 def _field_shorthand(value: object) -> object:
     """`Forename` means {column: Forename}; `[A, B]` means {columns: [A, B]}."""
     if isinstance(value, str):
@@ -43,7 +47,11 @@ class FieldSpec(StrictModel):
     columns: list[str] | None = None
     constant: str | None = None
     codes: dict[str, str | None] | None = None  # raw code -> canonical code (unlisted -> NULL)
-    formats: list[str] | None = None  # strptime formats, tried in order
+    # Date fields: strptime formats, tried in order (default %Y-%m-%d). A time of day after
+    # the date (01/02/2001 00:00:00, 2001-02-01T00:00) is dropped without a format for it:
+    # the canonical dates are days. "excel_serial" (EXCEL_SERIAL) among them also reads
+    # spreadsheet day numbers (linkage/stage.py, EXCEL_SERIAL_SQL).
+    formats: list[str] | None = None
 
     @model_validator(mode="after")
     def _exactly_one_origin(self) -> FieldSpec:
@@ -110,6 +118,24 @@ def column_key(name: str) -> str:
     return " ".join(name.replace("\ufeff", "").split()).casefold()
 
 
+class DriftSettings(StrictModel):
+    """When a source's night differs from its last good nights enough to hold it.
+
+    Each bound holds the source only when at least `min_rows` rows are affected, so a
+    small extract's noise never holds it. Rates are shares of the night's rows.
+    """
+
+    enabled: bool = True
+    baseline_nights: int = Field(default=5, ge=1)  # the source's last used nights compared
+    failure_jump: float = Field(default=0.05, gt=0, le=1)  # a field's failing share rises by
+    fill_drop: float = Field(default=0.2, gt=0, le=1)  # a field's filled share falls by...
+    fill_halved_from: float = Field(default=0.05, gt=0, le=1)  # ...or halves from at least
+    new_codes: float = Field(default=0.05, gt=0, le=1)  # rows with codes never seen before
+    rows_growth: float = Field(default=3.0, gt=1)  # rows read exceed the most on a good night by
+    min_rows: int = Field(default=20, ge=1)
+    ignore: list[str] = []  # fields whose change is intended (e.g. an agency stops a field)
+
+
 class SourceConfig(StrictModel):
     source: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -122,6 +148,7 @@ class SourceConfig(StrictModel):
     # registered identifier type (schemas/identifiers.yaml) -> the column holding it
     identifiers: dict[str, Spec] = {}
     concern: ConcernFields | None = None
+    drift: DriftSettings | None = None  # replaces the project's drift settings for this source
     config_path: Path | None = None
 
     @model_validator(mode="after")
@@ -160,6 +187,8 @@ class LinkageSettings(StrictModel):
     review_threshold: float = Field(default=0.5, gt=0, lt=1)
     weak_link: float = Field(default=0.99, gt=0, lt=1)  # persons held by weaker edges: review
     edge_floor: float = Field(default=0.01, gt=0, lt=1)  # edges kept for explanation
+    # a prediction block making more pairs per record is tightened or dropped (blocking.py)
+    max_pairs_per_record: float = Field(default=20, gt=0)
     model: Path | None = None  # a model-<version>.json; default: the newest in models_dir
 
     @model_validator(mode="after")
@@ -293,6 +322,7 @@ class ProjectConfig(StrictModel):
     sharing_rules: Path | None = None  # schemas/sharing.yaml; no exports when unset
     identifiers: Path = DEFAULT_REGISTRY_FILE  # the identifier registry
     postcode_format: PostcodeFormat = "uk"
+    drift: DriftSettings = DriftSettings()  # a source's night unlike its last good ones is held
 
     @property
     def model_dir(self) -> Path:

@@ -7,6 +7,7 @@ the model, blocking, hard constraints, `person`, explanations and exports derive
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,8 @@ from linkage.yaml_file import read_yaml
 DEFAULT_REGISTRY_FILE = Path(__file__).resolve().parent.parent / "schemas" / "identifiers.yaml"
 
 CheckKind = Literal["chi", "nhs_number", "scn", "regex", "none"]
+# Checks that fix a value's length: their values are that many digits.
+IMPLIED_LENGTH: dict[str, int] = {"chi": 10, "nhs_number": 10, "scn": 9}
 
 
 class IdentifierType(BaseModel):
@@ -30,6 +33,9 @@ class IdentifierType(BaseModel):
     label: str
     check: CheckKind = "none"
     pattern: str | None = None  # check: regex
+    # regex and none types whose values are this many digits: leading zeros a spreadsheet
+    # dropped are put back (chi, nhs_number and scn imply theirs)
+    length: int | None = Field(default=None, ge=2, le=64)
     distinct_values_differ: bool = False  # hard constraint
     equal_values_match: bool = False  # compared, blocked on and trained on by the model
 
@@ -38,6 +44,20 @@ class IdentifierType(BaseModel):
         if (self.check == "regex") != (self.pattern is not None):
             raise ValueError("give `pattern` exactly when check is regex")
         return self
+
+    @model_validator(mode="after")
+    def _length_for_regex_or_none(self) -> IdentifierType:
+        if self.length is not None and self.check in IMPLIED_LENGTH:
+            raise ValueError(
+                f"check {self.check} values are {IMPLIED_LENGTH[self.check]} digits;"
+                " give `length` only for regex and none types"
+            )
+        return self
+
+    @property
+    def fixed_length(self) -> int | None:
+        """How many digits every value has, if the type says: its leading zeros can be restored."""
+        return self.length or IMPLIED_LENGTH.get(self.check)
 
 
 class IdentifierRegistry(BaseModel):
@@ -94,18 +114,12 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-# --- SQL: one value expression and one issue expression per check ---------------------
-# {v} is the staged value, upper-cased with spaces removed; {dob} and {sex} the record's
-# checked date of birth and sex; {pattern} the bound parameter holding a regex check's pattern.
+# --- SQL: the kept value, why a value is nulled or doubtful, whether zeros were restored ----
+# {v} is the value to check; {dob} and {sex} the record's checked date of birth and sex;
+# {pattern} the bound parameter holding a regex check's pattern.
 CHECK_SQL: dict[str, tuple[str, str]] = {
-    "chi": (
-        "valid_chi(replace({v}, '-', ''))",
-        "chi_issue(replace({v}, '-', ''), {dob}, {sex})",
-    ),
-    "nhs_number": (
-        "valid_nhs_number(replace({v}, '-', ''))",
-        "nhs_number_issue(replace({v}, '-', ''))",
-    ),
+    "chi": ("valid_chi({v})", "chi_issue({v}, {dob}, {sex})"),
+    "nhs_number": ("valid_nhs_number({v})", "nhs_number_issue({v})"),
     "scn": (
         "CASE WHEN regexp_full_match({v}, '[0-9]{{9}}') THEN {v} END",
         "CASE WHEN NOT regexp_full_match({v}, '[0-9]{{9}}') THEN 'not 9 digits' END",
@@ -117,12 +131,66 @@ CHECK_SQL: dict[str, tuple[str, str]] = {
     ),
     "none": ("{v}", "NULL::VARCHAR"),
 }
+# What a check ignores in a value as sent (after upper-casing and removing spaces):
+# CHI and NHS numbers are often written with dashes.
+GIVEN_SQL: dict[str, str] = {
+    "chi": "replace({v}, '-', '')",
+    "nhs_number": "replace({v}, '-', '')",
+}
+
+
+@dataclass(frozen=True)
+class IdentifierSql:
+    """One type's SQL, in two steps so each value is checked once.
+
+    `given` and `restored` are computed first, over the staged row, into two columns;
+    `value`, `issue` and `is_restored` are then read over those two columns.
+    """
+
+    given: str  # the value as sent: upper case, no spaces, in the check's form
+    restored: str  # the value with its dropped leading zeros put back when that passes, or NULL
+    value: str  # the value kept (the restored one if any), or NULL
+    issue: str  # why the value was nulled or is doubtful, or NULL
+    is_restored: str  # true when the value kept had its leading zeros put back
 
 
 def check_sql(
-    kind: IdentifierType, raw: str, dob: str, sex: str, pattern_param: str
-) -> tuple[str, str]:
-    """(the valid value or NULL, why a value was nulled or is doubtful or NULL) as SQL."""
-    value, issue = CHECK_SQL[kind.check]
-    parts = {"v": f"compact_id({raw})", "dob": dob, "sex": sex, "pattern": pattern_param}
-    return value.format(**parts), issue.format(**parts)
+    kind: IdentifierType,
+    raw: str,
+    params: dict[str, str],
+    columns: tuple[str, str],
+) -> IdentifierSql:
+    """The SQL of kind's check over the staged value `raw`.
+
+    params names the bound parameters: `dob`, `sex` (expressions), `pattern` and `length`
+    (placeholders bound to the type's pattern and fixed length); columns are the names the
+    caller gives the `given` and `restored` steps' results. A value of digits only, not
+    starting with 0 and shorter than the type's fixed length, is what a spreadsheet leaves
+    of a number with leading zeros: padded with zeros, it is kept if it then passes.
+    """
+    value_sql, issue_sql = CHECK_SQL[kind.check]
+    given_column, restored_column = columns
+
+    def checked(template: str, value: str) -> str:
+        return template.format(
+            v=value, dob=params["dob"], sex=params["sex"], pattern=params["pattern"]
+        )
+
+    given = GIVEN_SQL.get(kind.check, "{v}").format(v=f"compact_id({raw})")
+    if kind.fixed_length is None:
+        return IdentifierSql(
+            given=given,
+            restored="NULL::VARCHAR",
+            value=checked(value_sql, given_column),
+            issue=checked(issue_sql, given_column),
+            is_restored="false",
+        )
+    padded = f"with_leading_zeros({given_column}, {params['length']})"
+    candidate = f"coalesce({restored_column}, {given_column})"
+    return IdentifierSql(
+        given=f"integer_digits({given})",  # 1201011234.0, as a spreadsheet writes a number
+        restored=checked(value_sql, padded),
+        value=checked(value_sql, candidate),
+        issue=checked(issue_sql, candidate),
+        is_restored=f"{restored_column} IS NOT NULL",
+    )

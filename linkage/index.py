@@ -24,8 +24,9 @@ from linkage.config import LinkageSettings, ProjectConfig
 from linkage.errors import LinkageError
 from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry
+from linkage.link.blocking import BLOCK_COUNT_COLUMNS, BlockingPlan, plan_blocking
 from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
-from linkage.link.model import guard_levels
+from linkage.link.model import ModelShape, filled_columns, guard_levels
 from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import latest_model, model_input
 from linkage.persons import IdAssignment, IdChange, assign_person_ids, person_number
@@ -50,6 +51,7 @@ class LinkOutcome:
     seconds: float
     persons_by_sources: dict[str, int] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    blocking: list[dict] = field(default_factory=list)  # per block: pairs, action, why
 
 
 class _StageClock:
@@ -134,7 +136,16 @@ def link_warehouse(
     registry = project.identifier_registry()
     records = model_input(con, registry)
     stage.done("read records")
-    edges = score_pairs(records, model_path, project.linkage.edge_floor)
+    blocking = plan_blocking(
+        con,
+        "canonical_record",
+        ModelShape(filled_columns(records), registry),
+        project.linkage.max_pairs_per_record,
+    )
+    for change in blocking.changes():
+        log.warning("run %s: blocking on a budget: %s", run_id, change)
+    stage.done("count blocks")
+    edges = score_pairs(records, model_path, project.linkage.edge_floor, blocking.rules())
     stage.done("predict")
     settings = cluster_settings(project.linkage, exclusive, registry, model_path)
     clustering = cluster_records(records, edges, settings, load_decisions(con))
@@ -146,7 +157,14 @@ def link_warehouse(
     assignment = assign_person_ids(clusters, previous, _next_person_number(con))
     stage.done("person ids")
     version = model_version(model_path)
-    _publish(con, run_id, run_date, version, model_path, edges, clustering, assignment, registry)
+    _publish(
+        con,
+        PublishedRun(run_id, run_date, version, model_path, blocking),
+        edges,
+        clustering,
+        assignment,
+        registry,
+    )
     stage.done("publish")
     outcome = LinkOutcome(
         model_version=version,
@@ -158,6 +176,7 @@ def link_warehouse(
         seconds=round(time.perf_counter() - started, 2),
         persons_by_sources=_persons_by_sources(con),
         stage_seconds=stage.seconds,
+        blocking=blocking.as_rows(),
     )
     con.execute(
         "UPDATE link_run SET seconds = $seconds WHERE run_id = $run_id",
@@ -181,12 +200,20 @@ def _next_person_number(con: duckdb.DuckDBPyConnection) -> int:
     return 1 if row is None or row[0] is None else person_number(row[0]) + 1
 
 
+@dataclass(frozen=True)
+class PublishedRun:
+    """What the publish records of the link run itself."""
+
+    run_id: str
+    run_date: date
+    model_version: str
+    model_path: Path
+    blocking: BlockingPlan
+
+
 def _publish(
     con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    run_date: date,
-    version: str,
-    model_path: Path,
+    run: PublishedRun,
     edges: pd.DataFrame,
     clustering: Clustering,
     assignment: IdAssignment,
@@ -207,13 +234,16 @@ def _publish(
         columns=["record_key_l", "record_key_r", "match_probability", "reason"],
     )
     history = pd.DataFrame(assignment.changes, columns=list(IdChange._fields))
+    blocks = pd.DataFrame(run.blocking.as_rows(), columns=BLOCK_COUNT_COLUMNS)
     for name, frame in [
         ("new_person_of", person_of),
         ("new_edge", edge_frame),
         ("new_review", review),
         ("new_history", history),
+        ("new_block_count", blocks),
     ]:
         con.register(name, frame)
+    run_id, run_date, version = run.run_id, run.run_date, run.model_version
     params = {"run_id": run_id, "run_date": run_date, "version": version}
     try:
         with transaction(con):
@@ -241,11 +271,20 @@ def _publish(
                 "INSERT INTO link_run SELECT $run_id, $run_date, $version, $path,"
                 " (SELECT count(*) FROM new_person_of),"
                 " (SELECT count(DISTINCT person_id) FROM new_person_of),"
-                " (SELECT count(*) FROM new_edge), (SELECT count(*) FROM new_review), NULL",
-                params | {"path": str(model_path)},
+                " (SELECT count(*) FROM new_edge), (SELECT count(*) FROM new_review), NULL,"
+                " $blocking_changes",
+                params
+                | {
+                    "path": str(run.model_path),
+                    "blocking_changes": "; ".join(run.blocking.changes()) or None,
+                },
+            )
+            con.execute(
+                "INSERT INTO blocking_rule_run SELECT $run_id, $run_date, * FROM new_block_count",
+                {"run_id": run_id, "run_date": run_date},
             )
     finally:
-        for name in ("new_person_of", "new_edge", "new_review", "new_history"):
+        for name in ("new_person_of", "new_edge", "new_review", "new_history", "new_block_count"):
             con.unregister(name)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,16 +21,38 @@ import pyarrow as pa
 
 from linkage.alerts import AlertOutcome, run_alerts
 from linkage.config import ProjectConfig, SourceConfig
+from linkage.drift import (
+    FieldMeasure,
+    baseline,
+    coded_fields,
+    date_format_hint,
+    find_drift,
+    measure_source,
+    save_measures,
+)
 from linkage.errors import ConservationError, LinkageError, SourceFileError
 from linkage.export import ExportSummary, export_agency_slices
-from linkage.extract import ExtractedFile, FlaggedRow, RejectedRow, extract_source
+from linkage.extract import (
+    ExtractedFile,
+    FlaggedRow,
+    RejectedRow,
+    extract_source,
+    quote_identifier,
+    raw_table_name,
+)
 from linkage.identifiers import IdentifierRegistry
 from linkage.index import LinkOutcome, ModelNotFoundError, link_warehouse
 from linkage.report import RunReport, SourceReport
 from linkage.schema import canonical_column_names
-from linkage.stage import create_staged_table, stage_source
+from linkage.stage import STAGED_TABLE, create_staged_table, stage_source
 from linkage.standardise import standardise
-from linkage.validate import SourceValidation, Validator, write_html_report
+from linkage.validate import (
+    DUPLICATE_ROW_CHECK,
+    SourceValidation,
+    Validator,
+    exact_duplicate_rows,
+    write_html_report,
+)
 from linkage.warehouse import (
     execute,
     fetch_one,
@@ -67,6 +90,7 @@ class SourceIntake:
     files: list[ExtractedFile] = field(default_factory=list)
     error: str | None = None
     validation: SourceValidation | None = None
+    measures: list[FieldMeasure] = field(default_factory=list)  # for drift (linkage/drift.py)
 
     @property
     def source(self) -> str:
@@ -103,7 +127,7 @@ def start_night(project: ProjectConfig, run_date: date) -> Night:
 
 
 def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
-    """Extract and stage one source; a file-level failure skips only this source."""
+    """Extract and stage one source; any failure skips only this source."""
     intake = SourceIntake(config)
     try:
         intake.files = extract_source(
@@ -118,35 +142,139 @@ def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
     except SourceFileError as error:
         intake.error = str(error)
         log.warning("source %s skipped tonight: %s", config.source, error.reason)
+    except Exception as error:  # noqa: BLE001 - one agency's file must not stop the night
+        _fail_source(night, intake, "reading", error)
     log.info("source %s: %d rows read", config.source, intake.rows_read)
     return intake
 
 
-def standardise_night(night: Night) -> int:
+def standardise_night(night: Night, intakes: list[SourceIntake]) -> list[SourceIntake]:
+    """Standardise every staged source at once; if that fails, fail only the sources
+    that cannot be standardised alone, and standardise the others together."""
+    try:
+        _standardise(night, STAGED_TABLE, STANDARDISED_TABLE)
+        return intakes
+    except Exception as error:  # noqa: BLE001
+        log.warning("standardise failed (%s): trying each source alone", type(error).__name__)
+    for intake in (intake for intake in intakes if intake.used):
+        night.con.execute(
+            "CREATE OR REPLACE TEMP TABLE staged_one_source AS"
+            " SELECT * FROM staged_record WHERE source = $source",
+            {"source": intake.source},
+        )
+        try:
+            _standardise(night, "staged_one_source", "standardised_one_source")
+        except Exception as error:  # noqa: BLE001 - this source alone fails tonight
+            _fail_source(night, intake, "standardising", error)
+    night.con.execute("DROP TABLE IF EXISTS staged_one_source")
+    night.con.execute("DROP TABLE IF EXISTS standardised_one_source")
+    _standardise(night, STAGED_TABLE, STANDARDISED_TABLE)
+    return intakes
+
+
+def _standardise(night: Night, staged_table: str, out_table: str) -> int:
     return standardise(
         night.con,
-        "staged_record",
-        STANDARDISED_TABLE,
+        staged_table,
+        out_table,
         registry=night.project.identifier_registry(),
         postcode_format=night.project.postcode_format,
     )
 
 
 def validate_source(night: Night, intake: SourceIntake) -> SourceIntake:
-    """Row-level and row-count checks; a failed row-count check skips the source."""
+    """Row checks, the row count and drift against the last good nights; a failed
+    row count or a drift holds the source for the night, as does any error."""
     if not intake.used:
         return intake
+    try:
+        _validate(night, intake)
+    except Exception as error:  # noqa: BLE001 - one agency's file must not stop the night
+        _fail_source(night, intake, "validating", error)
+    return intake
+
+
+def _validate(night: Night, intake: SourceIntake) -> None:
+    registry = night.project.identifier_registry()
+    raw_table = quote_identifier(raw_table_name(intake.source))
+    duplicates = exact_duplicate_rows(night.con, raw_table)
     intake.validation = night.validator.validate_rows(
         night.con,
         intake.source,
         STANDARDISED_TABLE,
         _min_rows(night, intake.config),
-        night.project.identifier_registry(),
+        registry,
+        duplicates,
     )
     if not intake.validation.file_checks_passed:
         intake.error = f"{intake.source}: " + "; ".join(intake.validation.file_failures)
         log.warning("source %s skipped tonight: row count check failed", intake.source)
-    return intake
+        return
+    intake.measures = measure_source(
+        night.con,
+        intake.config,
+        registry,
+        STANDARDISED_TABLE,
+        raw_table,
+        _quarantined_rows(intake),
+        intake.rows_read,
+    )
+    settings = intake.config.drift or night.project.drift
+    reasons = find_drift(
+        intake.measures,
+        baseline(night.con, intake.source, settings.baseline_nights),
+        settings,
+        _mapped_codes(intake.config),
+    )
+    if reasons:
+        hint = ""
+        if any(reason.startswith("date_of_birth") for reason in reasons):
+            hint = date_format_hint(night.con, STANDARDISED_TABLE, intake.source)
+        intake.error = (
+            f"{intake.source}: held for the night, unlike its last good nights: "
+            + "; ".join(reasons)
+            + hint
+        )
+        log.warning("source %s held tonight: %d field(s) drifted", intake.source, len(reasons))
+
+
+def _quarantined_rows(intake: SourceIntake) -> int:
+    """Rows the parser or a quarantine check removes tonight, exact repeats aside."""
+    failures = intake.validation.row_failures if intake.validation else []
+    removed = {
+        f.source_row_number
+        for f in failures
+        if f.severity == "quarantine" and f.check != DUPLICATE_ROW_CHECK
+    }
+    return len(intake.rejected) + len(removed)
+
+
+def _mapped_codes(config: SourceConfig) -> dict[str, set[str]]:
+    """Codes the config maps, per coded field: new ones the config knows are not drift."""
+    return {
+        field: {code.upper() for code in spec.codes or {}}
+        for field, spec in coded_fields(config).items()
+    }
+
+
+def _fail_source(night: Night, intake: SourceIntake, stage: str, error: Exception) -> None:
+    """An unexpected error in one source: that source fails tonight, the others go on.
+
+    The message goes to the run report; the traceback (which may quote a value) to the
+    run's error file, never to the log.
+    """
+    message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+    intake.error = f"{intake.source}: failed while {stage}: {type(error).__name__}: {message}"
+    log.warning(
+        "source %s failed tonight while %s: %s (details in the run report)",
+        intake.source,
+        stage,
+        type(error).__name__,
+    )
+    error_file = night.report_dir / "errors" / f"{intake.source}.txt"
+    error_file.parent.mkdir(parents=True, exist_ok=True)
+    error_file.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
+    night.con.execute("DELETE FROM staged_record WHERE source = $source", {"source": intake.source})
 
 
 def _min_rows(night: Night, config: SourceConfig) -> int | None:
@@ -176,6 +304,7 @@ def _publish_source(night: Night, intake: SourceIntake) -> None:
     if intake.used:
         _insert_failures(night, intake)
         _replace_canonical_records(night.con, params, night.project.identifier_registry())
+    save_measures(night.con, params, intake.measures)
     counts = _source_counts(night.con, params) if intake.used else (0, 0, 0)
     accepted, quarantined, flagged = counts
     if intake.used and intake.rows_read != accepted + quarantined:

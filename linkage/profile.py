@@ -43,6 +43,7 @@ PROFILE_VALUES = "profile_value"
 # A column mapped wrongly (names as sex codes) fails for as many reasons as it has values.
 MAX_REASONS_SHOWN = 10
 CARRIED_FORWARD = {"previous_postcodes": "carried from earlier nights once published"}
+RESTORED = "leading zero(s) restored"
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,14 @@ class FieldCheck:
 
 
 def _identifier_check(name: str) -> FieldCheck:
-    return FieldCheck(f"s.{quote_identifier(name)}", f"s.{quote_identifier(name + '_issue')}")
+    """A value kept after its dropped leading zeros were put back is usable, and named too:
+    an agency sending its numbers through a spreadsheet should hear of it."""
+    issue, restored = (f"s.{quote_identifier(name + suffix)}" for suffix in ("_issue", "_restored"))
+    return FieldCheck(
+        f"s.{quote_identifier(name)}",
+        f"CASE WHEN {restored} THEN coalesce({issue} || ' ({RESTORED})', '{RESTORED}, value kept')"
+        f" ELSE {issue} END",
+    )
 
 
 RECORD_ID_CHECK = FieldCheck(

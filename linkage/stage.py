@@ -8,10 +8,11 @@ as parameters or quoted through `quote_identifier`, never pasted into SQL.
 from __future__ import annotations
 
 from datetime import date
+from itertools import groupby
 
 import duckdb
 
-from linkage.config import ConcernFields, FieldSpec, PersonFields, SourceConfig
+from linkage.config import EXCEL_SERIAL, ConcernFields, FieldSpec, PersonFields, SourceConfig
 from linkage.extract import LINE_NUMBER, ROW_NUMBER, ExtractedFile, quote_identifier, raw_table_name
 
 STAGED_TABLE = "staged_record"
@@ -28,6 +29,24 @@ TEXT_INPUTS = {
     "town": ("town_raw", " "),
     "postcode": ("postcode_raw", " "),
 }
+
+# A time of day ending a date: 00:00, 00:00:00, 00:00:00.000, 12:00:00 AM, T00:00:00Z,
+# 00:00:00+01:00. Hours 0-23, minutes and seconds 0-59; removed before the formats are tried.
+TIME_OF_DAY_PATTERN = (
+    "[ T]+([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.,][0-9]+)?)?"
+    "( ?[AP]M)?( ?(Z|[+-][0-9]{2}(:?[0-9]{2})?))?$"
+)
+
+# A spreadsheet day number (Excel's 1900 system): day 1 is 1900-01-01, and the system
+# counts a 29 February 1900 that never was, so from day 61 (1900-03-01) on, day n is
+# 1899-12-30 + n. A fraction is a time of day, dropped. Only days 2193 (1906-01-01) to
+# 73050 (2099-12-31) are read: a smaller number in a date column is likelier a year
+# (1985), an age or a count than a date before 1906, and stays unparseable.
+EXCEL_SERIAL_SQL = (
+    "CASE WHEN regexp_full_match({text}, '[0-9]{{4,5}}([.][0-9]+)?')"
+    " AND floor(TRY_CAST({text} AS DOUBLE)) BETWEEN 2193 AND 73050"
+    " THEN DATE '1899-12-30' + CAST(floor(TRY_CAST({text} AS DOUBLE)) AS INTEGER) END"
+)
 
 STAGED_COLUMNS = """
     run_date DATE, source VARCHAR, source_record_id VARCHAR, source_file VARCHAR,
@@ -49,7 +68,7 @@ def create_staged_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-class _SelectBuilder:
+class SelectBuilder:
     """Builds one source's SELECT expressions, collecting bound parameters."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
@@ -105,10 +124,26 @@ class _SelectBuilder:
         return f"map_from_entries([{', '.join(entries)}])::MAP(VARCHAR, VARCHAR)"
 
     def date(self, spec: FieldSpec | None) -> str:
+        """The config's date formats tried in order; see FieldSpec.formats.
+
+        A time of day after the date is dropped, whatever it is (a spreadsheet or database
+        writes a date as its midnight, and a date of birth has no time), so the formats
+        need not list time formats; formats that do list one still read it first.
+        """
         if spec is None:
             return "NULL::DATE"
+        text = self.text(spec)
+        attempts = []
         formats = spec.formats or ["%Y-%m-%d"]
-        return f"try_strptime({self.text(spec)}, {self.bind(formats)})::DATE"
+        for is_serial, group in groupby(formats, lambda given: given == EXCEL_SERIAL):
+            if is_serial:
+                attempts.append(EXCEL_SERIAL_SQL.format(text=text))
+                continue
+            tried = self.bind(list(group))
+            date_part = f"regexp_replace({text}, {self.bind(TIME_OF_DAY_PATTERN)}, '', 'i')"
+            attempts.append(f"try_strptime({text}, {tried})")
+            attempts.append(f"try_strptime({date_part}, {tried})")
+        return f"CAST(coalesce({', '.join(attempts)}) AS DATE)"
 
 
 def stage_source(
@@ -120,7 +155,7 @@ def stage_source(
     """Append a source's raw rows to staged_record in the canonical input shape."""
     fields: PersonFields = config.fields
     concern: ConcernFields | None = config.concern
-    build = _SelectBuilder(con, config.source)
+    build = SelectBuilder(con, config.source)
     file_case = _file_case(build, files)
     expressions = {
         "run_date": f"{build.bind(run_date)}::DATE",
@@ -155,7 +190,7 @@ def stage_source(
     return int(inserted[0][0])
 
 
-def _file_case(build: _SelectBuilder, files: list[ExtractedFile]):  # noqa: ANN202
+def _file_case(build: SelectBuilder, files: list[ExtractedFile]):  # noqa: ANN202
     """SQL choosing a file attribute by row number (a source may span several files)."""
 
     def attribute(kind: str) -> str:

@@ -24,12 +24,13 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network calls from 
 import great_expectations as gx  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
-from linkage.extract import quote_identifier  # noqa: E402
+from linkage.extract import LINE_NUMBER, ROW_NUMBER, quote_identifier  # noqa: E402
 from linkage.identifiers import IdentifierRegistry, default_registry  # noqa: E402
 from linkage.schema import SCHEMAS_DIR  # noqa: E402
 
 VALIDATION_RULES_FILE = SCHEMAS_DIR / "validation.yaml"
 INDEX_COLUMN = "source_row_number"
+DUPLICATE_ROW_CHECK = "duplicate_row"
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +41,12 @@ class Check:
     column: str
     severity: str
     reason: str
-    value_set: list[str] | None = None
+    value_set: list[str] | list[bool] | None = None
+    field: str | None = None  # the field a failure is recorded against; default from column
+
+    @property
+    def failing_field(self) -> str:
+        return self.field or self.column.removesuffix("_issue")
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class RowFailure:
     source_row_number: int
     check: str
     severity: str
-    field: str
+    field: str | None
     reason: str
 
 
@@ -70,20 +76,39 @@ def _rules() -> tuple[int, tuple[Check, ...]]:
 
 
 def row_checks(registry: IdentifierRegistry | None = None) -> tuple[Check, ...]:
-    """The checks of validation.yaml, then one flag check per checked identifier type."""
+    """The checks of validation.yaml, then the identifier types' flag checks.
+
+    Per checked type, `<type>_valid`: a value nulled for failing its check, or (CHI) kept
+    but disagreeing with date of birth or sex. Per fixed-length type, `<type>_restored`: a
+    value kept after the leading zeros a spreadsheet dropped were put back; it is counted
+    apart from invalid values, since the record keeps its identifier.
+    """
     registry = registry or default_registry()
-    identifier_checks = tuple(
-        Check(
-            name=f"{kind.name}_valid",
-            expectation="expect_column_values_to_be_null",
-            column=f"{kind.name}_issue",
-            severity="flag",
-            reason=kind.label,
-        )
-        for kind in registry.types
-        if kind.check != "none"
-    )
-    return _rules()[1] + identifier_checks
+    identifier_checks: list[Check] = []
+    for kind in registry.types:
+        if kind.check != "none":
+            identifier_checks.append(
+                Check(
+                    name=f"{kind.name}_valid",
+                    expectation="expect_column_values_to_be_null",
+                    column=f"{kind.name}_issue",
+                    severity="flag",
+                    reason=kind.label,
+                )
+            )
+        if kind.fixed_length is not None:
+            identifier_checks.append(
+                Check(
+                    name=f"{kind.name}_restored",
+                    expectation="expect_column_values_to_be_in_set",
+                    column=f"{kind.name}_restored",
+                    severity="flag",
+                    reason=f"{kind.label}: leading zero(s) restored",
+                    value_set=[False],
+                    field=kind.name,
+                )
+            )
+    return _rules()[1] + tuple(identifier_checks)
 
 
 def _expectation(check: Check, max_length: int) -> gx.expectations.Expectation:
@@ -166,12 +191,20 @@ class Validator:
         table: str,
         min_rows: int | None,
         registry: IdentifierRegistry | None = None,
+        duplicates: list[RowFailure] | None = None,
     ) -> SourceValidation:
+        """Run the source's suite over its rows; `duplicates` (exact repeats of earlier
+        rows, see exact_duplicate_rows) are quarantined as such and not checked again,
+        so the first copy of a repeated row stays."""
         registry = registry or default_registry()
+        duplicates = duplicates or []
         frame = _row_frame(con, source, table, registry)
+        repeated = [failure.source_row_number for failure in duplicates]
+        frame = frame[~frame[INDEX_COLUMN].isin(repeated)]
         result = self._validate(f"{source}_rows", frame, row_suite(source, min_rows, registry))
         checks = {check.name: check for check in row_checks(registry)}
         outcome = SourceValidation(source=source, file_checks_passed=True)
+        outcome.row_failures.extend(duplicates)
         for expectation_result in result.results:
             check_name = expectation_result.expectation_config.meta["check"]
             outcome.results.append(_summary(check_name, expectation_result))
@@ -188,6 +221,41 @@ class Validator:
                 _row_failures(checks[check_name], expectation_result.result)
             )
         return outcome
+
+
+def exact_duplicate_rows(con: duckdb.DuckDBPyConnection, raw_table: str) -> list[RowFailure]:
+    """Rows identical in every column to an earlier row of the night's raw rows.
+
+    A file sent twice, or a resend appended, repeats rows: the first copy is the record,
+    the later ones are quarantined as repeats (not as duplicate record ids, which would
+    quarantine every copy and lose the record).
+    """
+    columns = [
+        quote_identifier(name)
+        for (name, *_rest) in con.execute(f"DESCRIBE {raw_table}").fetchall()
+        if name not in (ROW_NUMBER, LINE_NUMBER)
+    ]
+    rows = con.execute(
+        f"""
+        SELECT {ROW_NUMBER}, first_row FROM (
+            SELECT {ROW_NUMBER},
+                   min({ROW_NUMBER}) OVER (PARTITION BY {", ".join(columns)}) AS first_row
+            FROM {raw_table}
+        )
+        WHERE {ROW_NUMBER} > first_row
+        ORDER BY {ROW_NUMBER}
+        """
+    ).fetchall()
+    return [
+        RowFailure(
+            source_row_number=int(row),
+            check=DUPLICATE_ROW_CHECK,
+            severity="quarantine",
+            field=None,
+            reason=f"exact repeat of row {first} (the file repeats rows?)",
+        )
+        for row, first in rows
+    ]
 
 
 def _row_frame(
@@ -219,7 +287,7 @@ def _row_failures(check: Check, result: dict[str, Any]) -> list[RowFailure]:
                 source_row_number=int(entry[INDEX_COLUMN]),
                 check=check.name,
                 severity=check.severity,
-                field=check.column.removesuffix("_issue"),
+                field=check.failing_field,
                 reason=f"{check.reason}{detail}",
             )
         )

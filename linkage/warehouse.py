@@ -22,6 +22,11 @@ PUBLISHED_TABLES = {
             run_id VARCHAR, run_date DATE, source VARCHAR, status VARCHAR, error VARCHAR,
             files VARCHAR, sha256 VARCHAR, size_bytes BIGINT, rows_read BIGINT,
             rows_accepted BIGINT, rows_quarantined BIGINT, rows_flagged BIGINT)""",
+    # Per source, night and field: rows filled and failing, codes seen (linkage/drift.py).
+    "field_night": """
+        CREATE TABLE IF NOT EXISTS field_night (
+            run_id VARCHAR, run_date DATE, source VARCHAR, field VARCHAR, rows BIGINT,
+            filled BIGINT, failed BIGINT, codes VARCHAR[], code_rows BIGINT[])""",
     "quarantine": """
         CREATE TABLE IF NOT EXISTS quarantine (
             run_id VARCHAR, run_date DATE, source VARCHAR, source_file VARCHAR,
@@ -80,7 +85,12 @@ PUBLISHED_TABLES = {
         CREATE TABLE IF NOT EXISTS link_run (
             run_id VARCHAR, run_date DATE, model_version VARCHAR, model_path VARCHAR,
             records BIGINT, persons BIGINT, edges BIGINT, review_items BIGINT,
-            seconds DOUBLE)""",
+            seconds DOUBLE, blocking_changes VARCHAR)""",
+    # Every prediction block's pairs each link run, and what the budget made of it.
+    "blocking_rule_run": """
+        CREATE TABLE IF NOT EXISTS blocking_rule_run (
+            run_id VARCHAR, run_date DATE, rule VARCHAR, pairs BIGINT,
+            pairs_per_record DOUBLE, action VARCHAR, why VARCHAR)""",
 }
 
 
@@ -95,6 +105,8 @@ def open_warehouse(
     con = duckdb.connect(str(path))
     for ddl in PUBLISHED_TABLES.values():
         con.execute(ddl)
+    # columns added to published tables since a warehouse was made
+    con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS blocking_changes VARCHAR")
     con.execute(canonical_table_ddl("canonical_record", registry))
     present = {row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()}
     for column in canonical_columns(registry):

@@ -58,43 +58,55 @@ def concerns(*rows: dict) -> pd.DataFrame:
     [
         (
             "open case and recent incident",
-            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
-             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            [
+                concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+                concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20"),
+            ],
             {"P1": 9},
             [("cp_police", "P1", ("sw:1", "po:1"))],
         ),
         (
             "case closed within the year still counts",
-            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2024-01-01", "2026-02-01"),
-             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            [
+                concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2024-01-01", "2026-02-01"),
+                concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20"),
+            ],
             {"P1": 9},
             [("cp_police", "P1", ("sw:1", "po:1"))],
         ),
         (
             "case closed over a year ago does not",
-            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2023-01-01", "2025-06-01"),
-             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            [
+                concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2023-01-01", "2025-06-01"),
+                concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20"),
+            ],
             {"P1": 9},
             [],
         ),
         (
             "incident too old",
-            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
-             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-05-01")],
+            [
+                concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+                concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-05-01"),
+            ],
             {"P1": 9},
             [],
         ),
         (
             "an adult is not a child",
-            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
-             concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            [
+                concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+                concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20"),
+            ],
             {"P1": 30},
             [],
         ),
         (
             "concerns of two different persons never combine",
-            [concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
-             concern("P2", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20")],
+            [
+                concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+                concern("P2", "po:1", "police", "POLICE_CHILD_CONCERN", "2026-10-20"),
+            ],
             {"P1": 9, "P2": 9},
             [],
         ),
@@ -116,8 +128,12 @@ def test_two_agencies_rule_needs_two_different_agencies() -> None:
         concern("P1", "po:2", "police", "POLICE_CHILD_CONCERN", "2026-10-02"),
     )
     assert match_rules([rule], same_agency, {}, CertainLinks(), NIGHT) == []
-    two = pd.concat([same_agency, concerns(concern("P1", "ed:1", "education",
-                                                    "MISSING_FROM_EDUCATION", "2026-09-01"))])
+    two = pd.concat(
+        [
+            same_agency,
+            concerns(concern("P1", "ed:1", "education", "MISSING_FROM_EDUCATION", "2026-09-01")),
+        ]
+    )
     (match,) = match_rules([rule], two, {}, CertainLinks(), NIGHT)
     assert set(match.holders) == {"education", "police"}
 

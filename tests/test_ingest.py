@@ -182,7 +182,7 @@ def test_a_lost_record_fails_the_run_loudly_and_publishes_nothing(tmp_path: Path
     project = load_project(config)
     night = stages.start_night(project, date.fromisoformat(NIGHT_1))
     intakes = [stages.intake_source(night, source) for source in project.source_configs()]
-    stages.standardise_night(night)
+    intakes = stages.standardise_night(night, intakes)
     intakes = [stages.validate_source(night, intake) for intake in intakes]
     night.con.execute("DELETE FROM standardised_record WHERE source_record_id = '2'")
     with pytest.raises(ConservationError, match="3 rows read but 2 accepted"):

@@ -145,11 +145,26 @@ def chi_for(day: str, sex: str, serial: int) -> str:
 
 
 FILLER_NAMES = [
-    ("AILSA", "BALFOUR"), ("BRODIE", "CRANSTON"), ("CALUM", "DALGLEISH"), ("DAVINA", "ELPHINSTONE"),
-    ("EWAN", "FORSYTH"), ("FIONA", "GILCHRIST"), ("GREGOR", "HALDANE"), ("HAMISH", "INGLIS"),
-    ("ISLA", "JARDINE"), ("JOCK", "KINNAIRD"), ("KIRSTY", "LAMONT"), ("LACHLAN", "MUNRO"),
-    ("MORAG", "NAIRN"), ("NIALL", "OGILVY"), ("OONAGH", "PATERSON"), ("PARLAN", "QUARRIE"),
-    ("RHONA", "RANKIN"), ("SEUMAS", "SINCLAIR"), ("TORMOD", "TULLOCH"), ("UNA", "URQUHART"),
+    ("AILSA", "BALFOUR"),
+    ("BRODIE", "CRANSTON"),
+    ("CALUM", "DALGLEISH"),
+    ("DAVINA", "ELPHINSTONE"),
+    ("EWAN", "FORSYTH"),
+    ("FIONA", "GILCHRIST"),
+    ("GREGOR", "HALDANE"),
+    ("HAMISH", "INGLIS"),
+    ("ISLA", "JARDINE"),
+    ("JOCK", "KINNAIRD"),
+    ("KIRSTY", "LAMONT"),
+    ("LACHLAN", "MUNRO"),
+    ("MORAG", "NAIRN"),
+    ("NIALL", "OGILVY"),
+    ("OONAGH", "PATERSON"),
+    ("PARLAN", "QUARRIE"),
+    ("RHONA", "RANKIN"),
+    ("SEUMAS", "SINCLAIR"),
+    ("TORMOD", "TULLOCH"),
+    ("UNA", "URQUHART"),
 ]
 
 

@@ -537,7 +537,14 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     # --- other identifiers ---
     ("scn_valid", {"scn_raw": "123456789"}, {"scn": "123456789", "scn_issue": None}),
     ("scn_spaces", {"scn_raw": "123 456 789"}, {"scn": "123456789", "scn_issue": None}),
-    ("scn_short", {"scn_raw": "12345"}, {"scn": None, "scn_issue": "not 9 digits"}),
+    # digits not starting with 0 and shorter than 9 are what a spreadsheet leaves of an SCN
+    # with leading zeros (tests/test_spreadsheet_values.py); a short value starting with 0 is not
+    (
+        "scn_short_restored",
+        {"scn_raw": "12345"},
+        {"scn": "000012345", "scn_issue": None, "scn_restored": True},
+    ),
+    ("scn_short", {"scn_raw": "012345"}, {"scn": None, "scn_issue": "not 9 digits"}),
     ("scn_letters", {"scn_raw": "ABC"}, {"scn": None, "scn_issue": "not 9 digits"}),
     ("police_id", {"police_id_raw": " ab 123 "}, {"police_id": "AB123"}),
     ("pnc_id", {"pnc_id_raw": "2001/1234567a"}, {"pnc_id": "2001/1234567A"}),
@@ -738,6 +745,7 @@ def test_output_columns_are_the_canonical_schema_then_checks(
     ]
     expected = [(c.name, c.type) for c in canonical_columns()] + list(CHECK_COLUMNS.items())
     expected += [(f"{name}_issue", "VARCHAR") for name in default_registry().names]
+    expected += [(f"{name}_restored", "BOOLEAN") for name in default_registry().names]
     assert described == expected
 
 
@@ -810,7 +818,7 @@ def test_empty_staged_table_gives_an_empty_canonical_table() -> None:
     assert standardise(empty) == 0
     assert len(empty.execute("DESCRIBE standardised_record").fetchall()) == len(
         canonical_columns()
-    ) + len(CHECK_COLUMNS) + len(default_registry().names)
+    ) + len(CHECK_COLUMNS) + 2 * len(default_registry().names)
     empty.close()
 
 

@@ -15,8 +15,8 @@ Design choices against known pitfalls of population data:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 import splink.comparison_level_library as cll
@@ -329,32 +329,72 @@ def comparison_columns(shape: ModelShape) -> dict[str, set[str]]:
     return reads | {name: {name} for name in shape.identifiers}
 
 
-def prediction_blocking_rules(shape: ModelShape) -> list[BlockingRuleCreator | dict[str, Any]]:
-    """Recall-oriented blocks over the filled columns, each bounded: none is quadratic in
-    the population. Where there is no postcode district, the postcode or town stands in."""
+@dataclass(frozen=True)
+class PredictionBlock:
+    """A prediction blocking rule: records whose `keys` are equal (SQL over one record's
+    columns), or, when `crossed` is given, whose `keys` equal the other's `crossed`."""
+
+    keys: tuple[str, ...]
+    crossed: tuple[str, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        return " + ".join(self.keys) + (" (crossed)" if self.crossed else "")
+
+    @property
+    def columns(self) -> set[str]:
+        """The record columns the keys read."""
+        return {column for key in self.keys for column in COLUMN_IN_KEY.findall(key)}
+
+    def tightened(self, *keys: str) -> PredictionBlock:
+        extra = tuple(key for key in keys if key not in self.keys)
+        return PredictionBlock(self.keys + extra, self.crossed and self.crossed + extra)
+
+    def rule(self) -> BlockingRuleCreator:
+        if self.crossed is None:
+            return block_on(*self.keys)
+        return CustomRule(
+            " AND ".join(
+                f"{_side(key, 'l')} = {_side(other, 'r')}"
+                for key, other in zip(self.keys, self.crossed, strict=True)
+            )
+        )
+
+
+# A column name inside a key such as `year(date_of_birth)`: a name not called as a function.
+COLUMN_IN_KEY = re.compile(r"\b([a-z][a-z0-9_]*)\b(?!\s*\()")
+
+
+def _side(key: str, alias: str) -> str:
+    """A key over one record's columns, read from the l or r record."""
+    return COLUMN_IN_KEY.sub(lambda match: f"{alias}.{match.group(1)}", key)
+
+
+def prediction_blocks(shape: ModelShape) -> list[PredictionBlock]:
+    """Recall-oriented blocks over the filled columns. Most are bounded by a birth date,
+    postcode or identifier; the names-only block is not, so the link stage counts every
+    block's pairs first and tightens one over budget (linkage/link/blocking.py)."""
     filled = shape.filled
     place = next((c for c in ("postcode_outward", "postcode", "town") if c in filled), None)
-    rules: list[tuple[tuple[str, ...], BlockingRuleCreator]] = [
-        ((name,), block_on(name)) for name in shape.identifiers
-    ]
-    rules += [
-        (("date_of_birth", "surname_metaphone"), block_on("date_of_birth", "surname_metaphone")),
-        (("date_of_birth", "forename_canonical"), block_on("date_of_birth", "forename_canonical")),
-        (("forename_canonical", "surname"), block_on("forename_canonical", "surname")),
-        (("postcode", "forename_metaphone"), block_on("postcode", "forename_metaphone")),
+    blocks = [PredictionBlock((name,)) for name in shape.identifiers]
+    blocks += [
+        PredictionBlock(("date_of_birth", "surname_metaphone")),
+        PredictionBlock(("date_of_birth", "forename_canonical")),
+        PredictionBlock(("forename_canonical", "surname")),
+        PredictionBlock(("postcode", "forename_metaphone")),
         # a forename and surname swapped (often with a typo): same birth date, names crossed
-        (
+        PredictionBlock(
             ("date_of_birth", "forename_metaphone", "surname_metaphone"),
-            CustomRule(
-                "l.date_of_birth = r.date_of_birth"
-                " AND l.forename_metaphone = r.surname_metaphone"
-                " AND l.surname_metaphone = r.forename_metaphone"
-            ),
+            ("date_of_birth", "surname_metaphone", "forename_metaphone"),
         ),
     ]
     if place is not None:
-        rules.append((("date_of_birth", place), block_on("date_of_birth", place)))
-    return [rule for columns, rule in rules if all(column in filled for column in columns)]
+        blocks.append(PredictionBlock(("date_of_birth", place)))
+    return [block for block in blocks if block.columns <= filled]
+
+
+def prediction_blocking_rules(shape: ModelShape) -> list[BlockingRuleCreator]:
+    return [block.rule() for block in prediction_blocks(shape)]
 
 
 def model_settings(

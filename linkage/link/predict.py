@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 from splink import DuckDBAPI, Linker
+from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
 # Kept per edge: the pair, its score, then one gamma_<comparison> column per comparison of
 # the model (the levels the guards and explanations read).
 EDGE_COLUMNS = ["record_key_l", "record_key_r", "match_weight", "match_probability"]
 
 
-def load_linker(records: pd.DataFrame, model_path: Path) -> Linker:
-    """A linker over the records with a saved model (in its own in-memory DuckDB)."""
+def load_linker(
+    records: pd.DataFrame,
+    model_path: Path,
+    blocking_rules: list[BlockingRuleCreator] | None = None,
+) -> Linker:
+    """A linker over the records with a saved model (in its own in-memory DuckDB);
+    blocking_rules, when given, replace the model's prediction blocking rules."""
+    settings = json.loads(model_path.read_text(encoding="utf-8"))
+    if blocking_rules is not None:
+        settings["blocking_rules_to_generate_predictions"] = [
+            rule.create_blocking_rule_dict("duckdb") for rule in blocking_rules
+        ]
     db_api = DuckDBAPI(connection=duckdb.connect())
     return Linker(
         db_api.register(records, dataset_display_name="canonical_record"),
-        str(model_path),
+        settings,
         log_level=logging.WARNING,
     )
 
 
-def score_pairs(records: pd.DataFrame, model_path: Path, floor: float) -> pd.DataFrame:
-    """Pairs from the model's blocking rules with match probability >= floor."""
-    predictions = load_linker(records, model_path).inference.predict(
+def score_pairs(
+    records: pd.DataFrame,
+    model_path: Path,
+    floor: float,
+    blocking_rules: list[BlockingRuleCreator] | None = None,
+) -> pd.DataFrame:
+    """Pairs from the blocking rules (default: the model's) with match probability >= floor."""
+    predictions = load_linker(records, model_path, blocking_rules).inference.predict(
         threshold_match_probability=floor
     )
     # only the edge columns leave DuckDB: the model retains every intermediate column

@@ -23,6 +23,20 @@ CREATE OR REPLACE TEMP MACRO name_text(raw) AS
 CREATE OR REPLACE TEMP MACRO compact_id(raw) AS
     nullif(upper(regexp_replace(raw, '\s+', '', 'g')), '');
 
+-- A number a spreadsheet wrote as a float (1201011234.0) read as its digits.
+CREATE OR REPLACE TEMP MACRO integer_digits(value) AS
+    regexp_replace(value, '^([0-9]+)\.0+$', '\1');
+
+-- A fixed-length numeric identifier with the leading zeros a spreadsheet dropped put back
+-- (201011234 -> 0201011234), or NULL when it is not such a value. A spreadsheet drops every
+-- leading zero, so a short value still starting with 0 was cut some other way, and 0 (an
+-- empty numeric cell) never becomes an identifier.
+CREATE OR REPLACE TEMP MACRO with_leading_zeros(value, id_length) AS
+    CASE
+        WHEN regexp_full_match(value, '[1-9][0-9]*') AND length(value) < id_length
+            THEN lpad(value, id_length, '0')
+    END;
+
 -- A UK postcode with all whitespace removed: outward code (G12, EH3, SW1A) + inward (8QQ).
 CREATE OR REPLACE TEMP MACRO uk_postcode_pattern() AS
     '^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$';

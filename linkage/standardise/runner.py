@@ -19,6 +19,7 @@ import jellyfish
 import pyarrow as pa
 
 from linkage.config import PostcodeFormat
+from linkage.errors import ConfigError
 from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry, check_sql, default_registry
 from linkage.schema import canonical_columns
@@ -78,7 +79,9 @@ def standardise(
 
     out_table holds the canonical columns (schemas/canonical_record.yaml, then one per
     registered identifier), in order and with their types, then the check columns
-    (CHECK_COLUMNS and an `<identifier>_issue` per type). Same input, same output.
+    (CHECK_COLUMNS, an `<identifier>_issue` per type: why its value was nulled or is
+    doubtful, and an `<identifier>_restored` per type: true when the value kept had the
+    leading zeros a spreadsheet dropped put back). Same input, same output.
     postcode_format is ProjectConfig.postcode_format: "uk" nulls a postcode that is not a
     UK postcode, "as_written" keeps it (upper case).
     """
@@ -142,34 +145,78 @@ def output_columns(registry: IdentifierRegistry | None = None) -> dict[str, str]
             # types are pasted into the SELECT, so only plain type names are allowed
             raise ValueError(f"canonical_record.yaml: column {name}: unexpected type {sql_type!r}")
     issues = {f"{name}_issue": "VARCHAR" for name in registry.names}
-    return columns | CHECK_COLUMNS | issues
+    restored = {f"{name}_restored": "BOOLEAN" for name in registry.names}
+    names = [*columns, *CHECK_COLUMNS, *issues, *restored]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        # e.g. a type named dob (dob_issue) or chi_restored beside chi
+        raise ConfigError(f"{registry.path}: identifier types give clashing columns {clashes}")
+    return columns | CHECK_COLUMNS | issues | restored
 
 
-def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dict[str, str]]:
+def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dict[str, object]]:
     """CREATE the output table from the coded records, columns and casts from the schema;
-    identifiers are checked here, each as its registry entry says. Returns (sql, params)."""
-    params: dict[str, str] = {}
-    expressions: dict[str, str] = {}
+    identifiers are checked here, each as its registry entry says. Returns (sql, params).
+
+    Two named steps come first: `given` holds each identifier as sent (`id<n>_given`),
+    `restored` the value with dropped leading zeros put back where that passes its check
+    (`id<n>_restored`), so the final columns read each value once.
+    """
+    params: dict[str, object] = {}
+    given, restored, expressions = [], [], {}
     for position, kind in enumerate(registry.types):
         params[f"id{position}"] = kind.name
         params[f"pattern{position}"] = kind.pattern or ""
-        raw = f"identifiers_raw[$id{position}]"
-        pattern = f"$pattern{position}"
-        expressions[kind.name], expressions[f"{kind.name}_issue"] = check_sql(
-            kind, raw, "date_of_birth", "sex", pattern
+        params[f"length{position}"] = kind.fixed_length or 0
+        columns = (f"id{position}_given", f"id{position}_restored")
+        checks = check_sql(
+            kind,
+            f"identifiers_raw[$id{position}]",
+            {
+                "dob": "date_of_birth",
+                "sex": "sex",
+                "pattern": f"$pattern{position}",
+                "length": f"$length{position}",
+            },
+            columns,
         )
+        given.append(f"{checks.given} AS {columns[0]}")
+        restored.append(f"{checks.restored} AS {columns[1]}")
+        expressions[kind.name] = checks.value
+        expressions[f"{kind.name}_issue"] = checks.issue
+        expressions[f"{kind.name}_restored"] = checks.is_restored
     select_list = ",\n    ".join(
         f"CAST({expressions.get(name, quote_identifier(name))} AS {sql_type})"
         f" AS {quote_identifier(name)}"
         for name, sql_type in output_columns(registry).items()
     )
-    sql = (
-        f"CREATE OR REPLACE TABLE {quote_identifier(out_table)} AS\n"
-        f"SELECT\n    {select_list}\nFROM {CODED_VIEW}\n"
-        # a stable row order keeps downstream goldens and re-runs identical
-        "ORDER BY source, source_row_number, source_record_id, record_key"
+    sql = FINAL_SELECT_SQL.format(
+        out_table=quote_identifier(out_table),
+        coded=CODED_VIEW,
+        given="".join(f",\n        {item}" for item in given),
+        restored="".join(f",\n        {item}" for item in restored),
+        select_list=select_list,
     )
-    return sql, {name: value for name, value in params.items() if f"${name}" in sql}
+    return sql, {name: value for name, value in params.items() if re.search(rf"\${name}\b", sql)}
+
+
+FINAL_SELECT_SQL = """
+CREATE OR REPLACE TABLE {out_table} AS
+WITH
+given AS (
+    SELECT *{given}
+    FROM {coded}
+),
+restored AS (
+    SELECT *{restored}
+    FROM given
+)
+SELECT
+    {select_list}
+FROM restored
+-- a stable row order keeps downstream goldens and re-runs identical
+ORDER BY source, source_row_number, source_record_id, record_key
+"""
 
 
 def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
