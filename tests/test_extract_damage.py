@@ -394,10 +394,12 @@ def _workbook() -> bytes:
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), ["Excel 97-2003 workbook (.xls)"]),
         (gzip.compress(_workbook()), ["an Excel workbook (.xlsx)"]),
         (bytes(range(256)) * 8, ["binary data"]),
+        (bytes(4096), ["mostly NUL bytes"]),  # a copy that never got its data
+        (gzip.compress(csv_text(*GOOD_ROWS * 400).encode())[:-64], ["gzip", "cut short"]),
     ],
-    ids=["xlsx", "xls", "gzipped-xlsx", "binary"],
+    ids=["xlsx", "xls", "gzipped-xlsx", "binary", "zero-filled", "truncated-gzip"],
 )
-def test_a_workbook_or_binary_in_place_of_csv_holds_the_source(
+def test_a_workbook_binary_or_broken_file_holds_the_source(
     tmp_path: Path, content: bytes, words: list[str]
 ) -> None:
     config, source = two_nights(tmp_path, content)

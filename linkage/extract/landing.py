@@ -14,6 +14,7 @@ import bz2
 import gzip
 import io
 import lzma
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -27,9 +28,12 @@ SNIFF_BYTES = 1 << 16
 READ_BLOCK = 1 << 20
 COMPRESSED: dict[bytes, tuple[str, Callable[[Path], BufferedIOBase]]] = {
     b"\x1f\x8b": ("gzip", gzip.GzipFile),
-    b"BZh": ("bzip2", bz2.BZ2File),
+    b"BZh": ("bzip2", bz2.BZ2File),  # then a block size digit and the block magic below
     b"\xfd7zXZ\x00": ("xz", lzma.LZMAFile),
 }
+BZIP2_BLOCK = b"1AY&SY"
+# What a damaged or cut-short compressed stream raises while it is read.
+STREAM_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError)
 NOT_TEXT = {
     b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "an Excel 97-2003 workbook (.xls) or another old"
     " Office document",
@@ -84,20 +88,22 @@ def open_text_lines(
     with ExitStack() as stack:
         handle: BufferedIOBase = stack.enter_context(path.open("rb"))
         head = _head(handle)
-        for magic, (_, opener) in COMPRESSED.items():
-            if head.startswith(magic):
-                handle = stack.enter_context(opener(path))
+        compression = compression_of(head)
+        if compression is not None:
+            handle = stack.enter_context(COMPRESSED[compression[1]][1](path))
+            try:
                 head = _head(handle)
-                break
+            except STREAM_ERRORS as error:
+                raise _damaged_stream(source, path, compression[0], error) from None
         kind = describe_not_text(head)
         if kind is not None:
-            raise SourceFileError(
-                source,
-                str(path),
-                f"the file is {kind}, not the text file the source config describes: ask the"
-                " sender for a text export (e.g. Excel's Save As > CSV UTF-8)",
-            )
+            reason = f"the file is {kind}, not the text file the source config describes"
+            if any(word in kind for word in ("workbook", "document", "OpenDocument")):
+                reason += ": ask the sender for a text export (e.g. Excel's Save As > CSV UTF-8)"
+            raise SourceFileError(source, str(path), reason)
         text = _text_lines(handle, head, encoding, fallback)
+        if compression is not None:
+            text.lines = _until_damaged(text.lines, source, path, compression[0])
         yield text
 
 
@@ -118,8 +124,26 @@ def describe_not_text(head: bytes) -> str | None:
     return None
 
 
-def compression_of(head: bytes) -> str | None:
-    return next((name for magic, (name, _) in COMPRESSED.items() if head.startswith(magic)), None)
+def compression_of(head: bytes) -> tuple[str, bytes] | None:
+    """(name, magic) of the compression a file's first bytes show, if any."""
+    for magic, (name, _) in COMPRESSED.items():
+        if head.startswith(magic) and (name != "bzip2" or head[4:10] == BZIP2_BLOCK):
+            return name, magic
+    return None
+
+
+def _until_damaged(lines: Iterator[str], source: str, path: Path, kind: str) -> Iterator[str]:
+    """A compressed file's lines; a damaged or cut-short stream holds the source, since
+    the rows after the damage cannot be read."""
+    try:
+        yield from lines
+    except STREAM_ERRORS as error:
+        raise _damaged_stream(source, path, kind, error) from None
+
+
+def _damaged_stream(source: str, path: Path, kind: str, error: Exception) -> SourceFileError:
+    reason = f"the {kind} stream is damaged or cut short ({error}): a truncated copy?"
+    return SourceFileError(source, str(path), reason)
 
 
 def _head(handle: BufferedIOBase) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -197,9 +197,9 @@ def _batches(rows: Iterable[Row], row_offset: int, result: ExtractedFile) -> Ite
             elif isinstance(item, RejectedRow):
                 read += 1
                 rejected += 1
-                result.rejected.append(replace(item, row_number=row_offset + read))
+                result.rejected.append(item.numbered(row_offset + read))
             elif isinstance(item, FlaggedRow):
-                result.flagged.append(replace(item, row_number=row_offset + read))
+                result.flagged.append(item.numbered(row_offset + read))
         if row_numbers:
             yield _arrow_batch(texts, width, row_numbers, line_numbers)
     finally:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,7 @@ REJECT_EXCERPT_CHARS = 500
 MAX_RECORD_LINES = 100
 ENCODING_FALLBACK, NUL_BYTES = "encoding_fallback", "nul_bytes"
 REPEATED_HEADER = "repeated header row (two extracts concatenated?)"
+NON_ASCII = ""  # for _first_field: the first value that is not ASCII
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -60,6 +61,11 @@ class RejectedRow:
     reason: str
     excerpt: str
 
+    def numbered(self, row_number: int) -> RejectedRow:
+        return RejectedRow(
+            self.source_file, row_number, self.line_number, self.field, self.reason, self.excerpt
+        )
+
 
 @dataclass(frozen=True)
 class FlaggedRow:
@@ -71,6 +77,12 @@ class FlaggedRow:
     field: str | None  # the column the repair shows in, when there is one
     check: str  # encoding_fallback | nul_bytes
     reason: str
+
+    def numbered(self, row_number: int) -> FlaggedRow:
+        # not dataclasses.replace: a file in the wrong encoding flags every row
+        return FlaggedRow(
+            self.source_file, row_number, self.line_number, self.field, self.check, self.reason
+        )
 
 
 ParsedRow = tuple[int, Sequence[str | None]]  # (line number, values)
@@ -99,11 +111,13 @@ def _excerpt(text: str) -> str:
     return text.rstrip("\r\n")[:REJECT_EXCERPT_CHARS]
 
 
-def _first_field(
-    columns: list[str], values: Sequence[str | None], test: Callable[[str], bool]
-) -> str | None:
-    """The first column whose value passes `test` (where a repair or a fault shows)."""
-    return next((c for c, v in zip(columns, values, strict=True) if v and test(v)), None)
+def _first_field(columns: list[str], values: Sequence[str | None], mark: str) -> str | None:
+    """The first column whose value holds `mark` (where a repair or a fault shows);
+    mark "" asks for the first value that is not ASCII."""
+    for column, value in zip(columns, values, strict=True):
+        if value and (mark in value if mark else not value.isascii()):
+            return column
+    return None
 
 
 def _undecodable(text: TextLines, line_number: int) -> str:
@@ -330,17 +344,17 @@ class _CsvRows:
         columns, flags = self.header.columns, []
         undecodable = [n for n, note in notes if note.undecodable]
         if undecodable:
-            column = _first_field(columns, values, lambda v: "\ufffd" in v)
+            column = _first_field(columns, values, "\ufffd")
             return self._reject(start, column, _undecodable(self.text, undecodable[0]), values)
         if any(note.nul for _, note in notes):
             removed = sum(value.count("\0") for value in values)
-            column = _first_field(columns, values, lambda v: "\0" in v)
+            column = _first_field(columns, values, "\0")
             values = [value.replace("\0", "") for value in values]
             reason = f"{removed} NUL byte(s) removed"
             flags.append(FlaggedRow(self.source_file, 0, start, column, NUL_BYTES, reason))
         read_as = next((note.read_as for _, note in notes if note.read_as), None)
         if read_as is not None:
-            column = _first_field(columns, values, lambda v: not v.isascii())
+            column = _first_field(columns, values, NON_ASCII)
             reason = f"not valid {self.text.encoding}; read as {read_as}"
             flags.append(FlaggedRow(self.source_file, 0, start, column, ENCODING_FALLBACK, reason))
         return values, flags
@@ -434,7 +448,7 @@ def _json_flags(
     if notes.nul:
         yield FlaggedRow(source_file, 0, line_number, None, NUL_BYTES, "NUL byte(s) removed")
     if notes.read_as:
-        column = _first_field(columns, values, lambda v: not v.isascii())
+        column = _first_field(columns, values, NON_ASCII)
         reason = f"not valid {text.encoding}; read as {notes.read_as}"
         yield FlaggedRow(source_file, 0, line_number, column, ENCODING_FALLBACK, reason)
 
@@ -450,7 +464,7 @@ def _parquet_file(path: Path, config: SourceConfig) -> Iterator[FileRows]:
         head = handle.read(4096)
     if not head.startswith(b"PAR1"):
         compression = compression_of(head)
-        kind = f"{compression}-compressed" if compression else describe_not_text(head)
+        kind = f"{compression[0]}-compressed" if compression else describe_not_text(head)
         reason = f"not a Parquet file: it is {kind or 'text (CSV or JSON lines?)'}"
         raise SourceFileError(config.source, str(path), reason + " (check file.format)")
     try:
