@@ -209,7 +209,12 @@ def _csv_header(
         except StopIteration:
             raise SourceFileError(config.source, str(path), "file has no header line") from None
         except (csv.Error, _RecordTooLong) as error:
-            reason = f"header unreadable (line {start}): {error or 'a quote is never closed'}"
+            problem = str(error)
+            if isinstance(error, _RecordTooLong):
+                problem = f"a quote runs on past {MAX_RECORD_LINES} lines"
+            elif problem == "unexpected end of data":
+                problem = "a quote never closes"
+            reason = f"header unreadable (line {start}): {problem}"
             raise SourceFileError(config.source, str(path), reason) from None
         damage = [
             text.damage.pop(n) for n in range(start, lines.line_number + 1) if n in text.damage
