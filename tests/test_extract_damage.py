@@ -280,7 +280,7 @@ def test_without_a_fallback_encoding_such_a_row_is_quarantined(tmp_path: Path) -
     assert set(accepted(config)) == GOOD_IDS
 
 
-def test_bytes_no_encoding_reads_are_quarantined(tmp_path: Path) -> None:
+def test_bytes_neither_encoding_reads_are_quarantined(tmp_path: Path) -> None:
     # 0x81 is undefined in cp1252 as well as invalid in utf-8
     damaged = csv_text(GOOD_ROWS[0], "5,Se\x81naid,Mac,05/05/2005,F,G5 5EE,", *GOOD_ROWS[1:])
     config, source = two_nights(tmp_path, damaged.encode().replace("\x81".encode(), b"\x81"))
@@ -406,7 +406,7 @@ def test_a_workbook_binary_or_broken_file_holds_the_source(
     assert_held_on_last_good_night(config, source, "clinic.csv", *words)
 
 
-def test_good_chi_survives_every_repair(tmp_path: Path) -> None:
+def test_several_kinds_of_damage_in_one_file_cost_only_their_rows(tmp_path: Path) -> None:
     """Several kinds of damage in one file: every good row is still taken in whole."""
     chi = chi_for("050505", "35", "2")
     rows = [
