@@ -97,13 +97,25 @@ class ConcernFields(StrictModel):
     open_for_days: int | None = Field(default=None, gt=0)
 
 
+Encoding = Literal["utf-8", "latin-1", "cp1252"]
+
+
 class FileSpec(StrictModel):
     pattern: str  # relative to the landing dir; {run_date} is replaced by YYYY-MM-DD
     format: Literal["csv", "parquet", "jsonl"] = "csv"
     delimiter: str = ","
     quote: str = '"'
-    encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
+    encoding: Encoding = "utf-8"
+    # A line not valid in `encoding` is read in this one and its row flagged (one Windows
+    # user's edit in a UTF-8 export); null: such a row is quarantined instead.
+    fallback_encoding: Encoding | None = "cp1252"
     header: bool = True
+
+
+def column_key(name: str) -> str:
+    """A column name as matched against a file's header: case, surrounding and repeated
+    whitespace, and a byte-order mark do not count."""
+    return " ".join(name.replace("\ufeff", "").split()).casefold()
 
 
 class DriftSettings(StrictModel):
@@ -138,6 +150,18 @@ class SourceConfig(StrictModel):
     concern: ConcernFields | None = None
     drift: DriftSettings | None = None  # replaces the project's drift settings for this source
     config_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _columns_distinct_as_matched(self) -> SourceConfig:
+        seen: dict[str, str] = {}
+        for column in self.required_columns():
+            other = seen.setdefault(column_key(column), column)
+            if other != column:
+                raise ValueError(
+                    f"columns {other!r} and {column!r} differ only in case or spacing:"
+                    " file headers are matched ignoring both"
+                )
+        return self
 
     def required_columns(self) -> list[str]:
         """Every column of the file the config relies on (record id first)."""

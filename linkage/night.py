@@ -34,6 +34,7 @@ from linkage.errors import ConservationError, LinkageError, SourceFileError
 from linkage.export import ExportSummary, export_agency_slices
 from linkage.extract import (
     ExtractedFile,
+    FlaggedRow,
     RejectedRow,
     extract_source,
     quote_identifier,
@@ -102,6 +103,10 @@ class SourceIntake:
     @property
     def rejected(self) -> list[RejectedRow]:
         return [row for extracted in self.files for row in extracted.rejected]
+
+    @property
+    def flagged(self) -> list[FlaggedRow]:
+        return [row for extracted in self.files for row in extracted.flagged]
 
     @property
     def used(self) -> bool:
@@ -326,7 +331,8 @@ def _publish_source(night: Night, intake: SourceIntake) -> None:
 
 
 def _insert_failures(night: Night, intake: SourceIntake) -> None:
-    """Parse rejects and quarantine-severity check failures -> quarantine; flags -> issues."""
+    """Parse rejects and quarantine-severity check failures -> quarantine; flags (the
+    reader's repairs and flag-severity check failures) -> record_issue."""
     con = night.con
     params = {"run_id": night.run_id, "run_date": night.run_date, "source": intake.source}
     rejects = intake.rejected
@@ -348,6 +354,8 @@ def _insert_failures(night: Night, intake: SourceIntake) -> None:
                 for row in rejects
             ],
         )
+    if intake.flagged:
+        _insert_read_flags(con, intake.flagged, params)
     failures = intake.validation.row_failures if intake.validation else []
     if not failures:
         return
@@ -388,6 +396,36 @@ def _insert_failures(night: Night, intake: SourceIntake) -> None:
         params,
     )
     con.unregister("row_failure")
+
+
+def _insert_read_flags(
+    con: duckdb.DuckDBPyConnection, flagged: list[FlaggedRow], params: dict
+) -> None:
+    """Rows the reader kept after a repair (e.g. read in the fallback encoding) -> issues."""
+    frame = pa.table(
+        {
+            "source_file": [f.source_file for f in flagged],
+            "source_row_number": [f.row_number for f in flagged],
+            "field": pa.array([f.field for f in flagged], type=pa.string()),
+            "check_name": [f.check for f in flagged],
+            "reason": [f.reason for f in flagged],
+        }
+    )
+    con.register("read_flag", frame)
+    execute(
+        con,
+        f"""
+        INSERT INTO record_issue
+        SELECT $run_id, $run_date, $source, f.source_file, f.source_row_number,
+               s.source_record_id, f.field, f.check_name, f.reason
+        FROM read_flag f
+        LEFT JOIN {STANDARDISED_TABLE} s
+          ON s.source = $source AND s.source_row_number = f.source_row_number
+        ORDER BY f.source_row_number
+        """,
+        params,
+    )
+    con.unregister("read_flag")
 
 
 def _replace_canonical_records(
@@ -560,6 +598,7 @@ def build_report(
                         "bytes": f.size_bytes,
                         "rows": f.rows_read,
                         "extra_columns": f.extra_columns,
+                        "blank_lines": f.blank_lines,
                     }
                     for f in intake.files
                 ],

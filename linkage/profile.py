@@ -163,6 +163,8 @@ class SourceProfile:
     rows_read: int = 0
     rows_parsed: int = 0
     rejected: list[ParseReject] = field(default_factory=list)
+    repaired: list[FieldIssue] = field(default_factory=list)  # rows kept after a repair
+    blank_lines: int = 0  # lines with no values (not rows)
     missing_columns: dict[str, list[str]] = field(default_factory=dict)  # file -> columns
     error: str | None = None  # why fields could not be profiled at all
     fields: list[FieldProfile] = field(default_factory=list)
@@ -219,7 +221,7 @@ def profile_source(
     # the night's own stages, on a scratch database and a scratch archive
     with duckdb.connect() as con, tempfile.TemporaryDirectory(prefix="profile-") as archive:
         files = extract_source(con, readable, project.landing_dir, Path(archive), run_date)
-        _record_files(profile, files)
+        _record_files(profile, files, row_numbers)
         create_staged_table(con)
         stage_source(con, readable, files, run_date)
         standardise(con, STAGED_TABLE, STANDARDISED, registry=registry)
@@ -297,9 +299,16 @@ def without_columns(config: SourceConfig, lacking: set[str]) -> SourceConfig:
     )
 
 
-def _record_files(profile: SourceProfile, files: list[ExtractedFile]) -> None:
+def _record_files(profile: SourceProfile, files: list[ExtractedFile], row_numbers: int) -> None:
     profile.rows_read = sum(extracted.rows_read for extracted in files)
     profile.rows_parsed = sum(extracted.rows_parsed for extracted in files)
+    profile.blank_lines = sum(extracted.blank_lines for extracted in files)
+    repaired: dict[str, list[int]] = {}  # reason -> rows (e.g. read in the fallback encoding)
+    for flag in (flag for extracted in files for flag in extracted.flagged):
+        repaired.setdefault(flag.reason, []).append(flag.row_number)
+    profile.repaired = [
+        FieldIssue(reason, len(rows), rows[:row_numbers]) for reason, rows in repaired.items()
+    ]
     profile.rejected = [
         ParseReject(Path(row.source_file).name, row.row_number, row.line_number, row.reason)
         for extracted in files
@@ -505,6 +514,12 @@ def _text_lines(profile: SourceProfile) -> list[str]:
         lines.append(
             f"  rejected row {reject.row_number} (line {reject.line_number}): {reject.reason}"
         )
+    for issue in profile.repaired:
+        more = ", ..." if issue.rows > len(issue.row_numbers) else ""
+        numbers = ", ".join(str(n) for n in issue.row_numbers) + more
+        lines.append(f"  kept and flagged: {issue.reason}: {issue.rows:,} row(s) ({numbers})")
+    if profile.blank_lines:
+        lines.append(f"  {profile.blank_lines:,} blank line(s) skipped (not rows)")
     lines += ["", f"Fields (shares of the {profile.rows_parsed:,} parsed rows):"]
     for field_profile in profile.fields:
         lines += _field_lines(field_profile)

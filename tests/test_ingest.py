@@ -113,7 +113,7 @@ def test_unknown_extra_columns_are_reported_not_fatal(tmp_path: Path) -> None:
 def test_row_level_problems_are_quarantined_or_flagged_with_reasons(tmp_path: Path) -> None:
     rows = [
         *GOOD_ROWS,
-        "4,Se\xf2naid,Mac,01/01/2000,F,G1 1AA,",  # latin-1 byte in a UTF-8 file
+        "4,Se\xf2naid,Mac,01/01/2000,F,G1 1AA,",  # a cp1252 byte in a UTF-8 file: flagged
         '5,"Anne\nMarie","O""Neil",02/02/2002,F,G2 2BB,',  # embedded newline and quotes
         "6,Dup,One,01/01/1990,M,G3 3CC,",
         "6,Dup,Two,01/01/1990,M,G3 3CC,",
@@ -136,16 +136,18 @@ def test_row_level_problems_are_quarantined_or_flagged_with_reasons(tmp_path: Pa
         " FROM quarantine ORDER BY 1, 4",
     )
     by_row = {row[0]: row for row in quarantined}
-    assert by_row[4][2] == "first" and "not valid utf-8 on line 5" in by_row[4][4]
+    assert 4 not in by_row, "read in the fallback encoding and kept"
     assert {row[0] for row in quarantined if row[3] == "record_id_unique"} == {6, 7}
     assert by_row[10][3] == "forename_length"
     assert by_row[12][1] == 14 and "expected 7 fields, found 4 (truncated row?)" in by_row[12][4]
     assert all(row[4] for row in quarantined), "every quarantined row has a reason"
     issues = dict(query(config, "SELECT source_row_number, reason FROM record_issue"))
+    assert issues[4] == "not valid utf-8; read as cp1252"
     assert issues[8] == "date of birth: unparseable"
     assert issues[11] == "CHI number: check digit fails"
     kept = dict(query(config, "SELECT source_record_id, surname FROM canonical_record"))
     assert kept["5"] == "ONEIL" and kept["8"] == "EVIL" and kept["7"] == "DATE"
+    assert kept["4"] == "MAC"
     assert query(
         config, "SELECT date_of_birth FROM canonical_record WHERE source_record_id='7'"
     ) == [(None,)]

@@ -149,6 +149,28 @@ def test_truncated_row_is_a_parse_reject_with_its_line(damaged_profile: SourcePr
     assert "check digit fails: 1 row(s) (7)" in text
 
 
+def test_rows_repaired_on_reading_and_blank_lines_are_named(tmp_path: Path) -> None:
+    """A name typed on Windows (cp1252 in a UTF-8 file) and a blank line: the profile says
+    which rows were read in the fallback encoding, so the agency can fix its export."""
+    config = _damaged_health(tmp_path)
+    path = tmp_path / "landing" / HEALTH_NIGHT / "health_patients.csv"
+    lines = path.read_bytes().split(b"\r\n")
+    cells = lines[3].split(b",")  # data row 3
+    cells[2] += b"\xe9"  # its forename, with cp1252's e-acute
+    lines[3] = b",".join(cells)
+    lines.insert(5, b"")
+    path.write_bytes(b"\r\n".join(lines))
+    profile = profile_source(load_project(config), "health")
+    assert profile.rows_read == DAMAGED_ROWS and profile.blank_lines == 1
+    [repaired] = profile.repaired
+    assert (repaired.reason, repaired.rows, repaired.row_numbers) == (
+        "not valid utf-8; read as cp1252",
+        1,
+        [3],
+    )
+    assert "kept and flagged: not valid utf-8; read as cp1252: 1 row(s) (3)" in profile.to_text()
+
+
 @pytest.mark.parametrize(
     ("dropped", "profiled"),
     [
