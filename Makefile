@@ -30,6 +30,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check linkage flows tests benchmarks
 	$(BIN)/mypy linkage flows
 
+## Whole nights on ~1M records (default and low name diversity), stage by stage, against
+## plain Splink; populations cached in benchmarks/cache/. Quick run: make bench BENCH="--people 20000"
+bench: $(STAMP)
+	$(BIN)/python benchmarks/night_bench.py $(BENCH)
+
 ## Regenerate the committed sample population (deterministic for the seed); it keeps its own
 ## project.yaml (pointing at schemas/), so no config/ folder is written into it.
 sample: $(STAMP)

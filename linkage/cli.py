@@ -118,15 +118,26 @@ def generate(
     write_config: Annotated[
         bool, typer.Option(help="Also write OUT/config/ (project.yaml, sources/*.yaml).")
     ] = True,
+    name_diversity: Annotated[
+        str,
+        typer.Option(
+            help="normal (default), or low: a quarter of people share six surnames and"
+            " forenames come from a small pool, as on Lewis and Harris (any variant)."
+        ),
+    ] = "normal",
 ) -> None:
     """Generate a synthetic multi-agency population with ground truth (and its config)."""
     from linkage.generate import generate_population
+    from linkage.generate.names import NAME_DIVERSITIES
     from linkage.generate.variants import variant_named
 
     try:
         variant_named(variant)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--variant") from None
+    if name_diversity not in NAME_DIVERSITIES:
+        choices = ", ".join(NAME_DIVERSITIES)
+        raise typer.BadParameter(f"choose one of: {choices}", param_hint="--name-diversity")
 
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -140,6 +151,7 @@ def generate(
             progress=lambda done: progress.update(bar, completed=done),
             variant=variant,
             write_config=write_config,
+            name_diversity=name_diversity,
         )
     console.print(summary)
 

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from linkage.cli import app
 from linkage.generate import generate_population
 from linkage.generate.extracts import ExtractSpec, extract_specs
+from linkage.generate.names import ISLAND_SURNAMES
 from linkage.generate.variants import VARIANTS, variant_named
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +92,11 @@ def test_same_seed_same_bytes_other_seed_differs(variant: str, tmp_path: Path) -
 def test_every_extract_row_in_truth_exactly_once_per_night(
     variant: str, generated: dict[str, Path]
 ) -> None:
-    out = generated[variant]
+    assert_truth_whole(generated[variant], variant)
+
+
+def assert_truth_whole(out: Path, variant: str) -> None:
+    """Every extract row of every night has exactly one truth row, and no truth row is spare."""
     truth_rows = read_truth(out, "records.csv")
     keys = Counter((r["night"], r["source"], r["source_record_id"]) for r in truth_rows)
     assert max(keys.values()) == 1
@@ -230,6 +235,85 @@ def test_housing_rows_carry_corruptions_and_their_own_date_style(
     assert header[:3] == ["ApplicantRef", "TenancyRef", "HousingPersonRef"]
 
 
+# -- low name diversity (orthogonal to the variant) -------------------------------------------
+NAMES_PEOPLE = 4_000  # enough for the shares of a few surnames; households cluster them
+
+
+def generate_names(out: Path, diversity: str) -> Path:
+    generate_population(
+        out, people=NAMES_PEOPLE, seed=3, nights=2, chunk_size=400, name_diversity=diversity
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def by_diversity(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The default variant at each name diversity, same people and seed."""
+    return {name: generate_names(tmp_path_factory.mktemp(name), name) for name in ("normal", "low")}
+
+
+def residents(out: Path) -> list[Row]:
+    return [p for p in read_truth(out, "people.csv") if p["first_night"] == NIGHTS[0]]
+
+
+def test_low_name_diversity_same_seed_same_bytes(
+    by_diversity: dict[str, Path], tmp_path: Path
+) -> None:
+    low, again = by_diversity["low"], generate_names(tmp_path, "low")
+    files = sorted(p.relative_to(low) for p in low.rglob("*.*"))
+    _, mismatch, errors = filecmp.cmpfiles(low, again, files, shallow=False)
+    assert (mismatch, errors) == ([], [])
+    extracts = [f for f in files if f.parts[0] == "landing"]
+    _, mismatch, _ = filecmp.cmpfiles(low, by_diversity["normal"], extracts, shallow=False)
+    assert len(mismatch) == len(extracts)
+
+
+def test_low_name_diversity_a_quarter_share_six_surnames(by_diversity: dict[str, Path]) -> None:
+    def island_share(out: Path) -> float:
+        people = residents(out)
+        return sum(p["surname"] in ISLAND_SURNAMES for p in people) / len(people)
+
+    assert island_share(by_diversity["low"]) == pytest.approx(0.25, abs=0.04)
+    assert island_share(by_diversity["normal"]) < 0.05
+    top_six = Counter(p["surname"] for p in residents(by_diversity["low"])).most_common(6)
+    assert {name for name, _ in top_six} == set(ISLAND_SURNAMES)
+
+
+def test_low_name_diversity_forenames_concentrate(by_diversity: dict[str, Path]) -> None:
+    def forenames(diversity: str) -> Counter[str]:
+        return Counter(p["forename"] for p in residents(by_diversity[diversity]))
+
+    def top_ten_share(counts: Counter[str]) -> float:
+        return sum(n for _, n in counts.most_common(10)) / sum(counts.values())
+
+    low, normal = forenames("low"), forenames("normal")
+    assert len(low) < len(normal) / 2
+    assert top_ten_share(low) > top_ten_share(normal) + 0.15
+
+
+def test_low_name_diversity_keeps_truth_and_hard_cases(by_diversity: dict[str, Path]) -> None:
+    """Only names change: the truth is whole, and hard cases are what their tags say."""
+    low = by_diversity["low"]
+    assert_truth_whole(low, "scottish")
+    people = {p["person_id"]: p for p in read_truth(low, "people.csv")}
+    kinds: Counter[str] = Counter()
+    for person in people.values():
+        for tag in filter(None, person["hard_cases"].split(";")):
+            kind, other_id = tag.split(":")
+            kinds[kind] += 1
+            other = people[other_id]
+            assert f"{kind}:{person['person_id']}" in other["hard_cases"]
+            if kind == "twin":
+                assert other["date_of_birth"] == person["date_of_birth"]
+                assert other["forename"] != person["forename"]
+            elif kind == "same_name_dob":
+                same = ("forename", "surname", "date_of_birth")
+                assert [other[k] for k in same] == [person[k] for k in same]
+    assert kinds["twin"] > 0 and kinds["same_name_dob"] > 0 and kinds["sibling"] > 0
+    changes = Counter(row["change"] for row in read_truth(low, "changes.csv"))
+    assert changes["moved"] > 0 and changes["name_change"] > 0 and changes["new_person"] > 0
+
+
 # -- the written config -----------------------------------------------------------------------
 def load_yaml(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text("utf-8"))
@@ -335,3 +419,13 @@ def test_generate_command_takes_a_variant(tmp_path: Path) -> None:
     assert (tmp_path / "config" / "identifiers.yaml").exists()
     result = runner.invoke(app, [*args, "--variant", "martian"])
     assert result.exit_code == 2 and "no_national_ids" in result.output
+
+
+def test_generate_command_takes_a_name_diversity(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["generate", "--people", "200", "--nights", "1", "--out", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--variant", "housing", "--name-diversity", "low"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "landing" / NIGHTS[0] / "housing_register.tsv").exists()
+    result = runner.invoke(app, [*args, "--name-diversity", "none"])
+    assert result.exit_code == 2 and "low" in result.output

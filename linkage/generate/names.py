@@ -299,6 +299,20 @@ RARE_SUFFIXES = _words(
 RARE_SURNAME_SHARE_PER_10K = 1200.0
 
 
+# Name diversity: `normal` is the Scotland-wide mix above; `low` is an island population
+# such as Lewis and Harris, where a handful of surnames are carried by a quarter or more of
+# people and forenames concentrate on a few per generation.
+NAME_DIVERSITIES = ("normal", "low")
+DEFAULT_NAME_DIVERSITY = "normal"
+# relative weights among the island surnames; together they take ISLAND_SURNAME_SHARE of draws
+ISLAND_SURNAMES: dict[str, float] = {
+    "MacLeod": 8, "MacDonald": 5, "Morrison": 4, "MacKenzie": 4, "MacIver": 2, "Smith": 2,
+}  # fmt: skip
+ISLAND_SURNAME_SHARE = 0.25
+LOW_DIVERSITY_FORENAMES = 15  # each era keeps its commonest 15 forenames per sex
+LOW_DIVERSITY_STEEPER = 0.3  # added to the era's Zipf exponent
+
+
 def rare_surnames() -> list[str]:
     """Every prefix+suffix combination, in a fixed order."""
     return [prefix + suffix for prefix in RARE_PREFIXES for suffix in RARE_SUFFIXES]
@@ -310,24 +324,25 @@ def zipf_cumulative(count: int, exponent: float) -> list[float]:
 
 
 class NamePicker:
-    """Draws names with realistic skew; all tables are built once per generation."""
+    """Draws names with realistic skew; all tables are built once per generation.
 
-    def __init__(self) -> None:
+    `diversity` is one of NAME_DIVERSITIES; `normal` draws exactly as it always has (the
+    committed sample depends on it), `low` concentrates surnames and forenames.
+    """
+
+    def __init__(self, diversity: str = DEFAULT_NAME_DIVERSITY) -> None:
+        if diversity not in NAME_DIVERSITIES:
+            known = ", ".join(NAME_DIVERSITIES)
+            raise ValueError(f"unknown name diversity {diversity!r}; choose one of: {known}")
+        low = diversity == "low"
         self._eras = [
-            (start, (male, zipf_cumulative(len(male), exponent)),
-             (female, zipf_cumulative(len(female), exponent)))
+            (start, _forename_table(male, exponent, low), _forename_table(female, exponent, low))
             for start, male, female, exponent in FORENAME_ERAS
-        ]  # fmt: skip
+        ]
         self._era_starts = [start for start, *_ in self._eras]
-        listed = TAIL_SURNAMES + PARTICLE_SURNAMES
-        rare = rare_surnames()
-        # Scottish surname frequencies fall off about as rank**-0.4 through the top few
-        # hundred; the synthetic rare names make the long tail (~13% of people).
-        first_rank = len(COMMON_SURNAMES) + 1
-        listed_weights = [130.0 / rank**0.4 for rank in range(first_rank, first_rank + len(listed))]
-        rare_weights = [RARE_SURNAME_SHARE_PER_10K / len(rare)] * len(rare)
-        self.surnames = list(COMMON_SURNAMES) + listed + rare
-        weights = list(COMMON_SURNAMES.values()) + listed_weights + rare_weights
+        self.surnames, weights = _surname_weights()
+        if low:
+            self.surnames, weights = _concentrated(self.surnames, weights)
         self._surname_cumulative = list(accumulate(weights))
 
     def forename(self, rng: random.Random, sex: str, birth_year: int, gaelic_rate: float) -> str:
@@ -348,3 +363,37 @@ class NamePicker:
 
     def surname(self, rng: random.Random) -> str:
         return rng.choices(self.surnames, cum_weights=self._surname_cumulative)[0]
+
+
+def _forename_table(names: list[str], exponent: float, low: bool) -> tuple[list[str], list[float]]:
+    """An era's names for one sex and their cumulative weights (fewer and steeper if low)."""
+    if low:
+        names = names[:LOW_DIVERSITY_FORENAMES]
+        exponent += LOW_DIVERSITY_STEEPER
+    return names, zipf_cumulative(len(names), exponent)
+
+
+def _surname_weights() -> tuple[list[str], list[float]]:
+    """Every surname and its weight, commonest first."""
+    listed = TAIL_SURNAMES + PARTICLE_SURNAMES
+    rare = rare_surnames()
+    # Scottish surname frequencies fall off about as rank**-0.4 through the top few
+    # hundred; the synthetic rare names make the long tail (~13% of people).
+    first_rank = len(COMMON_SURNAMES) + 1
+    listed_weights = [130.0 / rank**0.4 for rank in range(first_rank, first_rank + len(listed))]
+    rare_weights = [RARE_SURNAME_SHARE_PER_10K / len(rare)] * len(rare)
+    surnames = list(COMMON_SURNAMES) + listed + rare
+    return surnames, list(COMMON_SURNAMES.values()) + listed_weights + rare_weights
+
+
+def _concentrated(surnames: list[str], weights: list[float]) -> tuple[list[str], list[float]]:
+    """The island surnames first, weighted to ISLAND_SURNAME_SHARE of all draws; the others
+    keep their relative weights."""
+    paired = zip(surnames, weights, strict=True)
+    others = [(name, weight) for name, weight in paired if name not in ISLAND_SURNAMES]
+    others_total = sum(weight for _, weight in others)
+    island_total = others_total * ISLAND_SURNAME_SHARE / (1 - ISLAND_SURNAME_SHARE)
+    scale = island_total / sum(ISLAND_SURNAMES.values())
+    island = [(name, weight * scale) for name, weight in ISLAND_SURNAMES.items()]
+    chosen = island + others
+    return [name for name, _ in chosen], [weight for _, weight in chosen]

@@ -19,7 +19,7 @@ from linkage.generate import configs
 from linkage.generate.chunk import Chunk, Shared, build_chunk
 from linkage.generate.extracts import ExtractSpec, extract_specs, formatted_row
 from linkage.generate.identifiers import Issuer
-from linkage.generate.names import NamePicker
+from linkage.generate.names import DEFAULT_NAME_DIVERSITY, NamePicker
 from linkage.generate.nights import NightlyChanges
 from linkage.generate.places import NumericPostcodeIssuer, PostcodeIssuer
 from linkage.generate.truth import (
@@ -40,6 +40,7 @@ class GenerationSummary:
     households: int
     out_dir: Path
     variant: str = DEFAULT_VARIANT
+    name_diversity: str = DEFAULT_NAME_DIVERSITY
     records: dict[str, dict[str, int]] = field(default_factory=dict)  # night -> source -> n
     people_added: int = 0  # births and arrivals after the first night
     seconds: float = 0.0
@@ -55,13 +56,17 @@ def generate_population(
     progress: Callable[[int], None] | None = None,
     variant: str = DEFAULT_VARIANT,
     write_config: bool = True,
+    name_diversity: str = DEFAULT_NAME_DIVERSITY,
 ) -> GenerationSummary:
     """Write `nights` nightly full extracts of every agency, and the truth, into out_dir.
 
-    Same seed, people, nights, start date, chunk size and variant give byte-identical
-    files. `progress` is called with the number of first-night residents done after each
-    chunk. `write_config` also writes out_dir/config/, a project config that reads these
-    files (the committed sample passes False: it has its own project.yaml).
+    Same seed, people, nights, start date, chunk size, variant and name diversity give
+    byte-identical files. `name_diversity` (`normal` or `low`, see names.py) changes only
+    how names are drawn: `low` is an island population where a quarter of people carry one
+    of six surnames and forenames come from a smaller, steeper pool. `progress` is called
+    with the number of first-night residents done after each chunk. `write_config` also
+    writes out_dir/config/, a project config that reads these files (the committed sample
+    passes False: it has its own project.yaml).
     """
     if people < 1 or nights < 1 or chunk_size < 1:
         raise ValueError("people, nights and chunk_size must all be at least 1")
@@ -69,11 +74,12 @@ def generate_population(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     night_dates = [start_date + timedelta(days=offset) for offset in range(nights)]
-    shared = Shared(
-        seed, night_dates, Issuer(seed), _postcode_issuer(chosen, seed), NamePicker(), chosen
-    )
+    names = NamePicker(name_diversity)
+    shared = Shared(seed, night_dates, Issuer(seed), _postcode_issuer(chosen, seed), names, chosen)
     specs = extract_specs(chosen)
-    summary = GenerationSummary(people=0, households=0, out_dir=out_dir, variant=chosen.name)
+    summary = GenerationSummary(
+        people=0, households=0, out_dir=out_dir, variant=chosen.name, name_diversity=name_diversity
+    )
     summary.records = {night.isoformat(): dict.fromkeys(specs, 0) for night in night_dates}
     if write_config:
         configs.write_config(out_dir / "config", chosen, specs)
