@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
+import os
 import resource
 import shutil
 import sys
@@ -122,6 +123,7 @@ def run(config: Path, work: Path) -> dict:
             "seconds": round(seconds, 2),
             "cpu_seconds": round(cpu_seconds, 2),
             "peak_rss_mib_so_far": round(peak_rss_mib),
+            "load_average_1min": round(os.getloadavg()[0], 2),  # other jobs share the CPU
             "rows": counts,
             "by_rule_and_status": outcome.by_rule_and_status if outcome else None,
             "delivered_by_recipient": outcome.delivered_by_recipient if outcome else None,
@@ -143,8 +145,9 @@ def compare(first: Path, second: Path) -> bool:
             a, b = str(run_dir / f"{table}.parquet"), str(other / f"{table}.parquet")
             rows = con.execute(f"SELECT count(*) FROM '{a}'").fetchall()[0][0]
             only_a = con.execute(f"SELECT count(*) FROM (FROM '{a}' EXCEPT ALL FROM '{b}')")
+            only_a_rows = only_a.fetchall()[0][0]  # fetch before the connection runs another
             only_b = con.execute(f"SELECT count(*) FROM (FROM '{b}' EXCEPT ALL FROM '{a}')")
-            differing = (only_a.fetchall()[0][0], only_b.fetchall()[0][0])
+            differing = (only_a_rows, only_b.fetchall()[0][0])
             same &= differing == (0, 0)
             print(f"{run_dir.name} {table}: {rows} rows, differing rows {differing}")
         files = sorted(p.name for p in (run_dir / "files").glob("*"))

@@ -6,27 +6,31 @@ different agency; the alert fires only when every link between those records cle
 rule's confidence (the weakest edge on the strongest path between them), otherwise the
 pair goes to `alert_review`. Alerts have stable ids: a condition that persists is
 `ongoing`, one that clears is `resolved`, and person-id merges carry alerts along.
+
+Every step is a SQL statement over all persons at once: matching in linkage/alert_match.py,
+the lifecycle in linkage/alert_lifecycle.py; this module loads the warehouse's tables into
+them, publishes and delivers, and offers the same matching over data frames (the truth).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-from collections import Counter
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 
-from linkage.config import AlertRule, ConcernCondition, ProjectConfig, load_alert_rules
+from linkage import alert_match
+from linkage.alert_lifecycle import next_alert_number, next_alerts
+from linkage.config import AlertRule, ProjectConfig, load_alert_rules
 from linkage.export import write_safe_csv
-from linkage.warehouse import transaction
+from linkage.warehouse import PUBLISHED_TABLES, transaction
 
 log = logging.getLogger(__name__)
-ALERT_ID_PREFIX = "A"
 BELOW_CONFIDENCE = "link below rule confidence"
 
 
@@ -41,9 +45,10 @@ class RuleMatch:
     confidence: float
 
 
-# --- which concerns are active tonight ------------------------------------------------
+# --- which concerns count tonight, from the warehouse -----------------------------------
 
 CONCERNS_SQL = """
+INSERT INTO alert_concern
 WITH concern_records AS (
     SELECT li.person_id, c.record_key, c.source, c.source_record_id, c.concern_type,
            c.concern_status, c.concern_opened, c.concern_closed
@@ -60,42 +65,66 @@ with_end AS (
         END AS ends_on
     FROM concern_records r LEFT JOIN event_sources e USING (source)
 )
-SELECT person_id, record_key, source, source_record_id, concern_type,
+SELECT person_id, record_key, source, concern_type,
        concern_opened AS opened, CAST(ends_on AS DATE) AS ends_on
 FROM with_end
-ORDER BY person_id, record_key
+"""
+
+PERSON_AGES_SQL = """
+INSERT INTO alert_person_age
+SELECT person_id,
+       date_diff('year', date_of_birth, $night)
+       - CASE WHEN strftime(date_of_birth, '%m%d') > strftime($night, '%m%d') THEN 1 ELSE 0 END
+FROM person
+WHERE date_of_birth IS NOT NULL AND person_id IN (SELECT person_id FROM alert_concern)
+"""
+
+PERSON_RECORDS_SQL = """
+INSERT INTO alert_person_record
+SELECT person_id, record_key, source, source_record_id
+FROM linked_index
+WHERE person_id IN (SELECT person_id FROM alert_candidate)
+"""
+
+PERSON_LINKS_SQL = """
+INSERT INTO alert_link
+SELECT e.record_key_l, e.record_key_r, e.match_probability
+FROM edge e
+JOIN alert_person_record l ON l.record_key = e.record_key_l
+JOIN alert_person_record r ON r.record_key = e.record_key_r
+WHERE e.linked AND l.person_id = r.person_id
 """
 
 
-def concern_records(con: duckdb.DuckDBPyConnection, project: ProjectConfig) -> pd.DataFrame:
-    """Every linked record carrying a concern, with when it stops counting (NULL: open)."""
+def load_concerns(con: duckdb.DuckDBPyConnection, project: ProjectConfig) -> None:
+    """`alert_concern`: every linked record carrying a concern, with when it stops counting."""
     events = pd.DataFrame(
         list(project.event_concern_days().items()), columns=["source", "open_for_days"]
     )
+    con.execute(alert_match.CONCERN_DDL)
     con.register("event_sources", events)
     try:
-        return con.execute(CONCERNS_SQL).df()
+        con.execute(CONCERNS_SQL)
     finally:
         con.unregister("event_sources")
 
 
-def meets(condition: ConcernCondition, concerns: pd.DataFrame, run_date: date) -> pd.Series:
-    """Rows of `concerns` that meet the condition on the night (agency aside for `other`)."""
-    night = pd.Timestamp(run_date)
-    ok = pd.Series(True, index=concerns.index)
-    if isinstance(condition.agencies, list):
-        ok &= concerns["source"].isin(condition.agencies)
-    if isinstance(condition.types, list):
-        ok &= concerns["concern_type"].isin(condition.types)
-    ends_on = pd.to_datetime(concerns["ends_on"])
-    ok &= ends_on.isna() | (ends_on >= night - timedelta(days=condition.closed_within_days))
-    if condition.opened_within_days is not None:
-        opened = pd.to_datetime(concerns["opened"])
-        ok &= opened >= night - timedelta(days=condition.opened_within_days)
-    return ok
+def load_person_ages(con: duckdb.DuckDBPyConnection, run_date: date) -> None:
+    """`alert_person_age`: the best-known age on the night of each person with a concern."""
+    con.execute(alert_match.PERSON_AGE_DDL)
+    con.execute(PERSON_AGES_SQL, {"night": run_date})
 
 
-# --- matching rules to persons -----------------------------------------------------------
+def load_person_records(con: duckdb.DuckDBPyConnection) -> None:
+    """`alert_person_record` and `alert_link`: the records of every person with candidate
+    concerns, and the linked edges between them."""
+    con.execute(alert_match.PERSON_RECORD_DDL)
+    con.execute(PERSON_RECORDS_SQL)
+    con.execute(alert_match.LINK_DDL)
+    con.execute(PERSON_LINKS_SQL)
+
+
+# --- matching rules, for data frames (the generator's truth, tests) -----------------------
 
 
 def match_rules(
@@ -105,73 +134,72 @@ def match_rules(
     confidence: LinkConfidence | CertainLinks,
     run_date: date,
 ) -> list[RuleMatch]:
-    """Every (rule, person) the concerns satisfy, with the strongest-linked records."""
-    matches = []
-    concerns = concerns.reset_index(drop=True)
-    for rule in rules:
-        met = [meets(condition, concerns, run_date) for condition in rule.conditions]
-        relevant = concerns[pd.concat(met, axis=1).any(axis=1)]
-        for person_id, records in relevant.groupby("person_id", sort=True):
-            if rule.max_age is not None and ages.get(person_id, rule.max_age + 1) > rule.max_age:
-                continue
-            candidates = [records[m[records.index]] for m in met]
-            best = _best_assignment(candidates, confidence)
-            if best is not None:
-                keys, holders, weakest = best
-                matches.append(RuleMatch(rule.id, str(person_id), keys, holders, weakest))
-    return matches
+    """Every (rule, person) the concerns satisfy, with the strongest-linked records.
 
-
-def _best_assignment(
-    candidates: list[pd.DataFrame], confidence: LinkConfidence | CertainLinks
-) -> tuple[tuple[str, ...], tuple[str, ...], float] | None:
-    """One record per condition, all of different agencies, as strongly linked as possible."""
-    best = None
-    options = [list(c[["record_key", "source"]].itertuples(index=False)) for c in candidates]
-    for combination in itertools.product(*options):
-        sources = [source for _, source in combination]
-        if len(set(sources)) < len(sources):
-            continue
-        keys = tuple(key for key, _ in combination)
-        weakest = min(
-            (confidence.between(a, b) for a, b in itertools.combinations(keys, 2)), default=1.0
+    The same set-based steps as the nightly run, over an in-memory database; `concerns`
+    has person_id, record_key, source, concern_type, opened and ends_on.
+    """
+    with duckdb.connect() as con:
+        con.execute(alert_match.CONCERN_DDL)
+        con.execute(alert_match.PERSON_AGE_DDL)
+        con.register("concern_frame", concerns)
+        con.register("age_frame", pd.DataFrame({"person_id": list(ages),
+                                                "age": list(ages.values())}))  # fmt: skip
+        con.execute(
+            "INSERT INTO alert_concern SELECT person_id, record_key, source, concern_type,"
+            " CAST(opened AS DATE), CAST(ends_on AS DATE) FROM concern_frame"
         )
-        # records come sorted, so on a tie the first (smallest keys) combination stays
-        if best is None or weakest > best[2]:
-            best = (keys, tuple(sources), weakest)
-    return best
+        con.execute("INSERT INTO alert_person_age SELECT person_id, age FROM age_frame")
+        alert_match.load_rules(con, rules)
+        alert_match.find_candidates(con, run_date)
+        if isinstance(confidence, LinkConfidence):
+            confidence.load_links(con)
+        alert_match.find_bottlenecks(con, certain=isinstance(confidence, CertainLinks))
+        alert_match.best_assignments(con, rules)
+        rows = con.execute(
+            "SELECT rule_id, person_id, record_keys, holders, confidence"
+            " FROM alert_match JOIN alert_rule USING (rule_id)"
+            " ORDER BY rule_position, person_id"
+        ).fetchall()
+    return [
+        RuleMatch(rule_id, str(person_id), tuple(keys), tuple(holders), float(weakest))
+        for rule_id, person_id, keys, holders, weakest in rows
+    ]
 
 
 class LinkConfidence:
     """The weakest edge on the strongest path between two records of one person.
 
-    Built from a person's linked edges: merging them strongest first, two records are
-    joined at the probability of the edge that first connects them.
+    From a person's linked edges (person_id, record_key_l, record_key_r,
+    match_probability); computed as the nightly run does (alert_match.find_bottlenecks).
     """
 
     def __init__(self, edges: pd.DataFrame) -> None:
-        self._joined_at: dict[frozenset[str], float] = {}
-        for _, person_edges in edges.groupby("person_id", sort=False):
-            self._add_person(person_edges)
+        self.edges = edges
 
-    def _add_person(self, edges: pd.DataFrame) -> None:
-        members: dict[str, set[str]] = {}
-        ordered = edges.sort_values("match_probability", ascending=False)
-        for key_l, key_r, probability in ordered[
-            ["record_key_l", "record_key_r", "match_probability"]
-        ].itertuples(index=False):
-            left = members.setdefault(key_l, {key_l})
-            right = members.setdefault(key_r, {key_r})
-            if left is right:
-                continue
-            for a, b in itertools.product(left, right):
-                self._joined_at[frozenset((a, b))] = float(probability)
-            merged = left | right
-            for key in merged:
-                members[key] = merged
+    def load_links(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The edges as `alert_link` in `con`."""
+        con.execute(alert_match.LINK_DDL)
+        con.register("link_frame", self.edges)
+        try:
+            con.execute(
+                "INSERT INTO alert_link"
+                " SELECT record_key_l, record_key_r, match_probability FROM link_frame"
+            )
+        finally:
+            con.unregister("link_frame")
 
     def between(self, a: str, b: str) -> float:
-        return 1.0 if a == b else self._joined_at.get(frozenset((a, b)), 0.0)
+        if a == b:
+            return 1.0
+        with duckdb.connect() as con:
+            self.load_links(con)
+            con.execute("CREATE TEMP TABLE alert_source AS SELECT $a AS record_key", {"a": a})
+            alert_match.find_bottlenecks(con)
+            rows = con.execute(
+                "SELECT width FROM alert_bottleneck WHERE record_key = $b", {"b": b}
+            ).fetchall()
+        return float(rows[0][0]) if rows else 0.0
 
 
 class CertainLinks:
@@ -181,35 +209,7 @@ class CertainLinks:
         return 1.0
 
 
-def person_edges(con: duckdb.DuckDBPyConnection, person_ids: list[str]) -> pd.DataFrame:
-    """Linked edges inside the given persons."""
-    con.register("wanted_person", pd.DataFrame({"person_id": person_ids}))
-    try:
-        return con.execute(
-            """
-            SELECT l.person_id, e.record_key_l, e.record_key_r, e.match_probability
-            FROM edge e
-            JOIN linked_index l ON l.record_key = e.record_key_l
-            JOIN linked_index r ON r.record_key = e.record_key_r
-            WHERE e.linked AND l.person_id = r.person_id
-              AND l.person_id IN (SELECT person_id FROM wanted_person)
-            """
-        ).df()
-    finally:
-        con.unregister("wanted_person")
-
-
-def person_ages(con: duckdb.DuckDBPyConnection, run_date: date) -> dict[str, int]:
-    rows = con.execute(
-        "SELECT person_id, date_diff('year', date_of_birth, $night)"
-        " - CASE WHEN strftime(date_of_birth, '%m%d') > strftime($night, '%m%d') THEN 1"
-        " ELSE 0 END FROM person WHERE date_of_birth IS NOT NULL",
-        {"night": run_date},
-    ).fetchall()
-    return {person_id: int(age) for person_id, age in rows}
-
-
-# --- lifecycle: new, ongoing, resolved ----------------------------------------------------
+# --- tonight's run ------------------------------------------------------------------------
 
 ALERT_COLUMNS = [
     "alert_id", "rule_id", "person_id", "recipient", "status", "confidence", "record_keys",
@@ -229,103 +229,43 @@ class AlertOutcome:
 def run_alerts(
     con: duckdb.DuckDBPyConnection, project: ProjectConfig, run_id: str, run_date: date
 ) -> AlertOutcome | None:
-    """Match tonight's rules, update the alert table, deliver per-agency files."""
+    """Match tonight's rules, update the alert table, deliver per-agency files.
+
+    Every step is a set operation over all persons (linkage/alert_match.py,
+    linkage/alert_lifecycle.py); the working tables are temporary and dropped after.
+    """
     if project.alert_rules is None:
         return None
     rules = load_alert_rules(project.alert_rules).rules
-    concerns = concern_records(con, project)
-    confidence = LinkConfidence(person_edges(con, sorted(concerns["person_id"].unique())))
-    matches = match_rules(rules, concerns, person_ages(con, run_date), confidence, run_date)
-    by_rule = {rule.id: rule for rule in rules}
-    firing = [m for m in matches if m.confidence >= by_rule[m.rule_id].min_confidence]
-    doubtful = [m for m in matches if m.confidence < by_rule[m.rule_id].min_confidence]
-    current = _current_alerts(con, firing, by_rule, confidence)
-    previous = con.execute("SELECT * FROM alert ORDER BY alert_id").df()
-    alerts = _update_lifecycle(
-        previous, current, _merged_into(con), run_id, run_date, _next_alert_number(previous)
-    )
-    _publish_alerts(con, alerts, doubtful, run_id)
-    delivered = _delivered_tonight(alerts, run_id, run_date)
-    files = _deliver(delivered, by_rule, project.output_dir / "runs" / run_id / "alerts", run_date)
-    outcome = AlertOutcome(
-        by_rule_and_status=dict(
-            sorted(Counter(alerts["rule_id"] + " " + alerts["status"]).items())
-        ),
-        delivered_by_recipient=dict(sorted(Counter(delivered["recipient"]).items())),
-        review_items=len(doubtful),
+    try:
+        alert_match.load_rules(con, rules)
+        load_concerns(con, project)
+        load_person_ages(con, run_date)
+        alert_match.find_candidates(con, run_date)
+        load_person_records(con)
+        alert_match.find_bottlenecks(con)
+        alert_match.best_assignments(con, rules)
+        alert_match.address_alerts(con)
+        next_alerts(con, ALERT_COLUMNS, run_id, run_date, next_alert_number(con))
+        review_items = _publish_alerts(con, run_id)
+        delivered = _delivered_tonight(con, run_id, run_date)
+        counts = con.execute("SELECT rule_id || ' ' || status, count(*) FROM alert GROUP BY ALL")
+        by_rule_and_status = {str(key): int(n) for key, n in sorted(counts.fetchall())}
+    finally:
+        alert_match.drop_match_tables(con)
+        con.execute("DROP TABLE IF EXISTS temp.alert_next")
+    files = _deliver(delivered, project.output_dir / "runs" / run_id / "alerts")
+    delivered_by_recipient = {recipient: len(rows) for recipient, rows in delivered.items()}
+    log.info(
+        "run %s: %d alerts delivered, %d for review",
+        run_id, sum(delivered_by_recipient.values()), review_items,
+    )  # fmt: skip
+    return AlertOutcome(
+        by_rule_and_status=by_rule_and_status,
+        delivered_by_recipient=delivered_by_recipient,
+        review_items=review_items,
         files=[str(path) for path in files],
     )
-    log.info("run %s: %d alerts delivered, %d for review", run_id, len(delivered), len(doubtful))
-    return outcome
-
-
-def _current_alerts(
-    con: duckdb.DuckDBPyConnection,
-    firing: list[RuleMatch],
-    rules: dict[str, AlertRule],
-    confidence: LinkConfidence,
-) -> pd.DataFrame:
-    """One row per (rule, person, recipient) firing tonight."""
-    records = con.execute(
-        "SELECT person_id, record_key, source, source_record_id FROM linked_index"
-        " WHERE person_id IN (SELECT unnest($ids))",
-        {"ids": sorted({m.person_id for m in firing})},
-    ).df()
-    by_person = dict(tuple(records.groupby("person_id")))
-    rows = []
-    for match in firing:
-        rule = rules[match.rule_id]
-        recipients = match.holders if rule.notify == "holders" else rule.notify
-        for recipient in sorted(set(recipients)):
-            own = by_person[match.person_id]
-            own = own[own["source"] == recipient]
-            # only the recipient's records confidently linked to what the alert relies on
-            ids = sorted(
-                row.source_record_id
-                for row in own.itertuples(index=False)
-                if max(confidence.between(row.record_key, k) for k in match.record_keys)
-                >= rule.min_confidence
-            )
-            if ids:
-                rows.append(
-                    {
-                        "rule_id": match.rule_id,
-                        "person_id": match.person_id,
-                        "recipient": recipient,
-                        "confidence": round(match.confidence, 6),
-                        "record_keys": list(match.record_keys),
-                        "holders": sorted(set(match.holders)),
-                        "recipient_record_ids": ids,
-                    }
-                )
-    return pd.DataFrame(rows, columns=[*KEY, "confidence", "record_keys", "holders",
-                                       "recipient_record_ids"])  # fmt: skip
-
-
-KEY = ["rule_id", "person_id", "recipient"]
-
-
-def _merged_into(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Person ids merged into another, latest first, so alerts can follow them."""
-    rows = con.execute(
-        "SELECT person_id, related_person_id FROM person_id_history WHERE event = 'merged'"
-        " ORDER BY run_date, run_id"
-    ).fetchall()
-    return {old: new for old, new in rows}
-
-
-def _follow(person_id: str, merged_into: dict[str, str]) -> str:
-    seen = set()
-    while person_id in merged_into and person_id not in seen:
-        seen.add(person_id)
-        person_id = merged_into[person_id]
-    return person_id
-
-
-def _next_alert_number(previous: pd.DataFrame) -> int:
-    if previous.empty:
-        return 1
-    return int(previous["alert_id"].str.removeprefix(ALERT_ID_PREFIX).astype(int).max()) + 1
 
 
 def _update_lifecycle(
@@ -336,120 +276,99 @@ def _update_lifecycle(
     run_date: date,
     next_number: int,
 ) -> pd.DataFrame:
-    """All alerts after tonight: continuing ones updated, new ones minted, gone ones resolved."""
-    closed = previous[~previous["status"].isin(["new", "ongoing"])]
-    open_ = previous[previous["status"].isin(["new", "ongoing"])].copy()
-    open_["person_id"] = open_["person_id"].map(lambda pid: _follow(pid, merged_into))
-    tonight = {tuple(row[k] for k in KEY): row for row in current.to_dict("records")}
-    rows: list[dict] = []
-    continued: set[tuple] = set()
-    for alert in open_.sort_values("alert_id").to_dict("records"):
-        key = tuple(alert[k] for k in KEY)
-        if key in tonight and key not in continued:
-            continued.add(key)
-            rerun = alert["status"] == "new" and alert["last_run_date"] == pd.Timestamp(run_date)
-            rows.append(
-                alert
-                | tonight[key]
-                | {"status": "new" if rerun else "ongoing", "last_run_id": run_id}
-                | {"last_run_date": run_date}
-            )
-        else:
-            note = "merged with another alert" if key in continued else "condition cleared"
-            rows.append(alert | {"status": "resolved", "resolved_run_id": run_id, "note": note})
-    for key, alert in sorted(tonight.items()):
-        if key in continued:
-            continue
-        rows.append(
-            alert
-            | {"alert_id": f"{ALERT_ID_PREFIX}{next_number:010d}", "status": "new"}
-            | {"first_run_id": run_id, "first_run_date": run_date, "last_run_id": run_id}
-            | {"last_run_date": run_date, "resolved_run_id": None, "note": None}
+    """All alerts after tonight, for data frames: the nightly statement over an in-memory
+    database holding `previous` as the alert table, `current` as tonight's firing alerts."""
+    with duckdb.connect() as con:
+        con.execute(PUBLISHED_TABLES["alert"])
+        con.execute(PUBLISHED_TABLES["person_id_history"])
+        con.execute(alert_match.TONIGHT_DDL)
+        con.register("previous_frame", previous)
+        con.register("current_frame", current)
+        merges = pd.DataFrame(list(merged_into.items()), columns=["person_id", "related"])
+        con.register("merge_frame", merges)
+        con.execute(f"INSERT INTO alert SELECT {', '.join(ALERT_COLUMNS)} FROM previous_frame")
+        tonight = ", ".join(["rule_id", "person_id", "recipient", "confidence", "record_keys",
+                             "holders", "recipient_record_ids"])  # fmt: skip
+        con.execute(f"INSERT INTO alert_tonight SELECT {tonight} FROM current_frame")
+        con.execute(
+            "INSERT INTO person_id_history (person_id, event, related_person_id)"
+            " SELECT person_id, 'merged', related FROM merge_frame"
         )
-        next_number += 1
-    updated = pd.DataFrame(rows, columns=ALERT_COLUMNS)
-    return pd.concat([closed, updated], ignore_index=True).sort_values("alert_id")
+        next_alerts(con, ALERT_COLUMNS, run_id, run_date, next_number)
+        return con.execute("SELECT * FROM alert_next ORDER BY alert_id").df()
 
 
-def _publish_alerts(
-    con: duckdb.DuckDBPyConnection,
-    alerts: pd.DataFrame,
-    doubtful: list[RuleMatch],
-    run_id: str,
-) -> None:
-    review = pd.DataFrame(
-        [
-            (m.rule_id, m.person_id, list(m.record_keys), m.confidence, BELOW_CONFIDENCE)
-            for m in doubtful
-        ],
-        columns=["rule_id", "person_id", "record_keys", "confidence", "reason"],
-    )
-    con.register("new_alert", alerts)
-    con.register("new_alert_review", review)
-    try:
-        with transaction(con):
-            con.execute("DELETE FROM alert")
-            con.execute(f"INSERT INTO alert SELECT {', '.join(ALERT_COLUMNS)} FROM new_alert")
-            con.execute("DELETE FROM alert_review")
-            con.execute(
-                "INSERT INTO alert_review SELECT $run_id, rule_id, person_id, record_keys,"
-                " confidence, reason FROM new_alert_review",
-                {"run_id": run_id},
-            )
-    finally:
-        con.unregister("new_alert")
-        con.unregister("new_alert_review")
+def _publish_alerts(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """Replace `alert` with tonight's alerts and `alert_review` with tonight's doubtful
+    matches; returns how many were doubtful."""
+    with transaction(con):
+        con.execute("DELETE FROM alert")
+        con.execute(f"INSERT INTO alert SELECT {', '.join(ALERT_COLUMNS)} FROM alert_next")
+        con.execute("DELETE FROM alert_review")
+        con.execute(
+            "INSERT INTO alert_review"
+            " SELECT $run_id, m.rule_id, m.person_id, m.record_keys, m.confidence, $reason"
+            " FROM alert_match m JOIN alert_rule r USING (rule_id)"
+            " WHERE m.confidence < r.min_confidence",
+            {"run_id": run_id, "reason": BELOW_CONFIDENCE},
+        )
+    return int(con.execute("SELECT count(*) FROM alert_review").fetchall()[0][0])
 
 
 # --- delivery ----------------------------------------------------------------------------
 
-DELIVERED_COLUMNS = [
-    "alert_id", "status", "night", "rule_id", "rule", "person_id",
-    "agencies_holding_concerns", "your_record_ids", "confidence",
-]  # fmt: skip
+# What a receiving agency is told of each alert, in file order: the minimum necessary.
+DELIVERED_FIELDS = {
+    "alert_id": "alert_id",
+    "status": "status",
+    "night": "strftime($night, '%Y-%m-%d')",
+    "rule_id": "rule_id",
+    "rule": "rule",
+    "person_id": "person_id",
+    "agencies_holding_concerns": "holders",
+    "your_record_ids": "recipient_record_ids",
+    "confidence": "confidence",
+}
+DELIVERED_COLUMNS = list(DELIVERED_FIELDS)
+
+DELIVERED_SQL = """
+WITH delivered AS (
+    -- tonight's new alerts and those resolved tonight; ongoing ones are not repeated
+    SELECT a.*, coalesce(r.description, a.rule_id) AS rule
+    FROM alert a LEFT JOIN alert_rule r USING (rule_id)
+    WHERE (a.status = 'new' AND a.first_run_date = $night)
+       OR (a.status = 'resolved' AND a.resolved_run_id = $run_id)
+)
+SELECT recipient, list({{{fields}}} ORDER BY alert_id) AS alerts
+FROM delivered
+GROUP BY recipient
+ORDER BY recipient
+"""
 
 
-def _delivered_tonight(alerts: pd.DataFrame, run_id: str, run_date: date) -> pd.DataFrame:
-    """New alerts of tonight and those resolved tonight; ongoing ones are not repeated."""
-    night = pd.Timestamp(run_date)
-    new = (alerts["status"] == "new") & (pd.to_datetime(alerts["first_run_date"]) == night)
-    resolved = (alerts["status"] == "resolved") & (alerts["resolved_run_id"] == run_id)
-    return alerts[new | resolved]
+def _delivered_tonight(
+    con: duckdb.DuckDBPyConnection, run_id: str, run_date: date
+) -> dict[str, list[dict[str, Any]]]:
+    """Per receiving agency, what it is told tonight, one dict per alert."""
+    fields = ", ".join(f"'{name}': {value}" for name, value in DELIVERED_FIELDS.items())
+    rows = con.execute(
+        DELIVERED_SQL.format(fields=fields), {"night": run_date, "run_id": run_id}
+    ).fetchall()
+    return dict(rows)
 
 
-def _deliver(
-    delivered: pd.DataFrame, rules: dict[str, AlertRule], out_dir: Path, run_date: date
-) -> list[Path]:
+def _deliver(delivered: dict[str, list[dict[str, Any]]], out_dir: Path) -> list[Path]:
     """Per receiving agency: <agency>.jsonl and <agency>.csv with the minimum necessary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for recipient, alerts in delivered.groupby("recipient", sort=True):
-        rows = [
-            {
-                "alert_id": a.alert_id,
-                "status": a.status,
-                "night": run_date.isoformat(),
-                "rule_id": a.rule_id,
-                "rule": rules[a.rule_id].description if a.rule_id in rules else a.rule_id,
-                "person_id": a.person_id,
-                "agencies_holding_concerns": list(a.holders),
-                "your_record_ids": list(a.recipient_record_ids),
-                "confidence": float(a.confidence),
-            }
-            for a in alerts.itertuples(index=False)
-        ]
+    for recipient, rows in delivered.items():
         jsonl = out_dir / f"{recipient}.jsonl"
         jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-        flat = [
-            row
-            | {
-                "agencies_holding_concerns": ";".join(row["agencies_holding_concerns"]),
-                "your_record_ids": ";".join(row["your_record_ids"]),
-            }
-            for row in rows
-        ]
+        flat = pd.DataFrame(rows, columns=DELIVERED_COLUMNS)
+        for column in ["agencies_holding_concerns", "your_record_ids"]:
+            flat[column] = flat[column].str.join(";")
         csv_path = out_dir / f"{recipient}.csv"
-        write_safe_csv(pd.DataFrame(flat, columns=DELIVERED_COLUMNS), csv_path)
+        write_safe_csv(flat, csv_path)
         paths += [jsonl, csv_path]
     return paths
 
