@@ -37,6 +37,7 @@ from pathlib import Path
 import duckdb
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # measure this checkout's linkage, not an installed one
 RESULTS = REPO / "benchmarks" / "results" / "alerts_bench.json"
 TARGET_SECONDS = 10.0
 DUMPED_TABLES = ["alert", "alert_review"]
