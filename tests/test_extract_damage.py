@@ -19,6 +19,8 @@ from tests.conftest import CLINIC_CONFIG, CLINIC_HEADER, NIGHT_1, make_project
 from tests.test_ingest import (
     GOOD_CHI,
     GOOD_ROWS,
+    JSONL_CONFIG,
+    PARQUET_CONFIG,
     assert_conserved,
     chi_for,
     clinic,
@@ -32,18 +34,6 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 NIGHT_2 = "2026-11-02"
 GOOD_IDS = {"1", "2", "3"}
 TRAILING = "4,Ann,Reid,04/04/2004,F,G4 4DD,"  # a fourth good row, placed after the damage
-
-JSONL_CONFIG = """
-source: clinic
-file: {pattern: "{run_date}/clinic*.jsonl", format: jsonl}
-record_id: id
-fields:
-  forename: first
-  surname: last
-  date_of_birth: {column: dob, formats: ["%Y-%m-%d"]}
-"""
-
-PARQUET_CONFIG = JSONL_CONFIG.replace("jsonl", "parquet")
 
 
 def two_nights(
