@@ -68,8 +68,9 @@ def plan_blocking(
     records = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     budget = max(max_pairs_per_record * records, floor_pairs)
     plan = BlockingPlan(blocks=[])
+    count_pairs = PairCounter(con, table)
     for block in prediction_blocks(shape):
-        _fit(PairCounter(con, table), block, shape, budget, records, plan)
+        _fit(count_pairs, block, shape, budget, records, plan)
     return plan
 
 
