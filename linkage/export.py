@@ -447,7 +447,7 @@ def _write_table(con: duckdb.DuckDBPyConnection, table: str, order_by: str, stem
     con.execute(
         f"COPY ({query}) TO $path (FORMAT parquet)", {"path": str(stem.with_suffix(".parquet"))}
     )
-    return write_safe_csv(con.execute(query).df(), stem.with_suffix(".csv"))
+    return write_safe_csv(con.sql(query).pl(), stem.with_suffix(".csv"))
 
 
 def _manifest(
@@ -493,6 +493,7 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
 # OWASP CSV injection: a cell starting with one of these is read as a formula by Excel,
 # LibreOffice or Google Sheets; a leading single quote makes it text.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = "^[=+\\-@\t\r]"  # the same, as a regular expression
 
 
 def spreadsheet_safe(text: str) -> str:
@@ -511,7 +512,11 @@ def write_safe_csv(
     the first dict's keys; a key outside the columns is an error, a missing one is empty).
     Text cells (and headers) starting with = + - @ tab or CR get a leading '; numbers stay
     numbers; None/NaN are empty; booleans are true/false. UTF-8, RFC 4180 quoting.
+    A polars frame is written by polars in one call (a million rows in about a second);
+    other inputs row by row.
     """
+    if isinstance(rows, pl.DataFrame):
+        return _write_safe_polars(rows if columns is None else rows.select(columns), path)
     header, records = _tabulate(rows, columns)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -524,17 +529,37 @@ def write_safe_csv(
     return written
 
 
+def _write_safe_polars(frame: pl.DataFrame, path: Path) -> int:
+    safe = frame.select(
+        _safe_column(name, dtype).alias(spreadsheet_safe(name))
+        for name, dtype in frame.schema.items()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # as csv.writer: CRLF, and an empty text cell unquoted (polars writes "" for it)
+    safe.write_csv(path, line_terminator="\r\n", null_value="")
+    return safe.height
+
+
+def _safe_column(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A column as write_safe_csv writes it: formulas neutralised, NaN and '' as missing."""
+    column = pl.col(name)
+    if dtype.is_float():
+        return column.fill_nan(None)
+    if dtype.is_numeric() or dtype == pl.Boolean or dtype.is_temporal():
+        return column
+    text = column.cast(pl.String)
+    formula = text.str.contains(FORMULA_START)
+    return pl.when(formula).then(pl.lit("'") + text).when(text != "").then(text)
+
+
 def _tabulate(
-    rows: pd.DataFrame | pl.DataFrame | Sequence[Mapping[str, object]],
+    rows: pd.DataFrame | Sequence[Mapping[str, object]],
     columns: Sequence[str] | None,
 ) -> tuple[list[str], Any]:
-    """(header, iterable of value sequences) from a pandas/polars frame or a list of dicts."""
+    """(header, iterable of value sequences) from a pandas frame or a list of dicts."""
     if isinstance(rows, pd.DataFrame):
         frame = rows if columns is None else rows[list(columns)]
         return [str(name) for name in frame.columns], frame.itertuples(index=False, name=None)
-    if isinstance(rows, pl.DataFrame):
-        frame = rows if columns is None else rows.select(list(columns))
-        return list(frame.columns), frame.iter_rows()
     records = list(rows)
     header = list(columns) if columns is not None else list(records[0]) if records else []
     for number, record in enumerate(records, start=1):
