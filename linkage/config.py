@@ -188,7 +188,7 @@ class LinkageSettings(StrictModel):
     weak_link: float = Field(default=0.99, gt=0, lt=1)  # persons held by weaker edges: review
     edge_floor: float = Field(default=0.01, gt=0, lt=1)  # edges kept for explanation
     # a prediction block making more pairs per record is tightened or dropped (blocking.py)
-    max_pairs_per_record: float = Field(default=20, gt=0)
+    max_pairs_per_record: float = Field(default=10, gt=0)
     review_cap: int = Field(default=2000, ge=0)  # review items queued a night, most at stake first
     model: Path | None = None  # a model-<version>.json; default: the newest in models_dir
 
