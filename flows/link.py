@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 
 from flows.nightly import export, link, raise_alerts, write_dashboards, write_report
 from linkage import night as stages
-from linkage.config import load_project
+from linkage.config import ProjectConfig, load_project
+from linkage.lock import warehouse_lock
 from linkage.report import RunReport
 
 
@@ -16,7 +18,13 @@ from linkage.report import RunReport
 def relink(config_path: Path) -> RunReport:
     """Rebuild the person index from the canonical records already in the warehouse."""
     project = load_project(config_path)
-    night = stages.start_night(project, stages.last_published_night(project))
+    run_id = stages.new_run_id(date.today())  # today's run, of the last published night
+    with warehouse_lock(project.warehouse, run_id):
+        run_date = stages.last_published_night(project)
+        return _relink(project, stages.start_night(project, run_date, run_id))
+
+
+def _relink(project: ProjectConfig, night: stages.Night) -> RunReport:
     try:
         outcome = link(night)
         alerts = raise_alerts(night, outcome)

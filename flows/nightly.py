@@ -14,6 +14,7 @@ from linkage.config import ProjectConfig, SourceConfig, load_project
 from linkage.explain import dashboards_for_run
 from linkage.export import ExportSummary
 from linkage.index import LinkOutcome
+from linkage.lock import warehouse_lock
 from linkage.report import RunReport
 
 # Tasks share the run's DuckDB connection, so nothing is cached between runs (NO_CACHE).
@@ -86,11 +87,16 @@ def write_dashboards(project: ProjectConfig, run_id: str) -> None:
 @flow(name="nightly", log_prints=False)
 def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
     """Pull, validate and standardise every extract; link into persons; alert; export."""
-    logger = get_run_logger()
     project = load_project(config_path)
-    night = stages.start_night(project, run_date or date.today())
-    logger.info("run %s for night %s", night.run_id, night.run_date)
+    run_date = run_date or date.today()
+    run_id = stages.new_run_id(run_date)
+    with warehouse_lock(project.warehouse, run_id):  # one run at a time per warehouse
+        return _night(project, stages.start_night(project, run_date, run_id))
 
+
+def _night(project: ProjectConfig, night: stages.Night) -> RunReport:
+    logger = get_run_logger()
+    logger.info("run %s for night %s", night.run_id, night.run_date)
     try:
         intakes = [intake_source(night, config) for config in project.source_configs()]
         intakes = standardise(night, intakes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -9,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from linkage.config import ProjectConfig, load_project
 from linkage.link import train as training
+from linkage.lock import warehouse_lock
 
 
 @task(cache_policy=NO_CACHE)
@@ -29,6 +31,7 @@ def train(config_path: Path, seed: int = 42) -> Path:
     What training used (comparisons, EM blocks, prior) is in the model's metadata.
     """
     project = load_project(config_path)
-    model_path = train_and_save(project, seed)
+    with warehouse_lock(project.warehouse, f"train-{datetime.now(UTC):%Y%m%d-%H%M%S}"):
+        model_path = train_and_save(project, seed)
     get_run_logger().info("saved model %s", model_path.name)
     return model_path

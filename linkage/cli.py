@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from linkage.errors import LinkageError
+from linkage.lock import LOCKED_EXIT_CODE, WarehouseLocked
 
 app = typer.Typer(
     help="Cross-agency record linkage: one person index from agency extracts.",
@@ -279,10 +280,14 @@ def profile(
 
 
 def _run(job):  # noqa: ANN001, ANN202
-    """Run a job, turning the pipeline's own errors into a clear message and exit code 2."""
+    """Run a job, turning the pipeline's own errors into a clear message and exit code 2
+    (75 when another run holds the warehouse)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         return job()
+    except WarehouseLocked as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(LOCKED_EXIT_CODE) from None
     except LinkageError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None

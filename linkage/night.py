@@ -113,10 +113,15 @@ class SourceIntake:
         return self.error is None
 
 
-def start_night(project: ProjectConfig, run_date: date) -> Night:
-    """Open the warehouse and scratch tables for a new run."""
+def new_run_id(run_date: date) -> str:
+    """The night, the time the run started (UTC) and a random suffix: 20261101-020000-a1b2c3."""
+    return f"{run_date:%Y%m%d}-{datetime.now(UTC):%H%M%S}-{secrets.token_hex(3)}"
+
+
+def start_night(project: ProjectConfig, run_date: date, run_id: str | None = None) -> Night:
+    """Open the warehouse and scratch tables for a new run (the caller holds its lock)."""
     started_at = datetime.now(UTC).replace(tzinfo=None)
-    run_id = f"{run_date:%Y%m%d}-{started_at:%H%M%S}-{secrets.token_hex(3)}"
+    run_id = run_id or new_run_id(run_date)
     con = open_warehouse(project.warehouse, project.identifier_registry())
     create_staged_table(con)
     con.execute(
