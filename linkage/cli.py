@@ -279,6 +279,51 @@ def profile(
         raise typer.Exit(1)
 
 
+@app.command()
+def status(
+    config: ConfigOption,
+    last: Annotated[int, typer.Option(help="How many recent runs to show.")] = 10,
+) -> None:
+    """Recent runs (night, outcome, counts, seconds) and the last good night."""
+    from linkage.config import load_project
+    from linkage.status import status_text, warehouse_status
+
+    project = _run(lambda: load_project(config))
+    typer.echo(status_text(warehouse_status(project.warehouse), last))
+
+
+@app.command()
+def backfill(
+    config: ConfigOption,
+    first: Annotated[str, typer.Option("--from", help="First night, YYYY-MM-DD.")],
+    last: Annotated[str, typer.Option("--to", help="Last night, YYYY-MM-DD.")],
+) -> None:
+    """Run, in date order, every night in the range that has not run; each its own run."""
+    from flows.nightly import nightly as nightly_flow
+    from linkage.config import load_project
+    from linkage.status import nights_to_replay, warehouse_status
+
+    project = _run(lambda: load_project(config))
+    first_night, last_night = _parse_date(first), _parse_date(last)
+    assert first_night is not None and last_night is not None  # typer requires both
+    state = warehouse_status(project.warehouse)
+    if state.in_progress is not None:
+        console.print(f"[red]error:[/red] a run is in progress: {state.in_progress.describe()}")
+        raise typer.Exit(LOCKED_EXIT_CODE)
+    newest = state.last_good.run_date if state.last_good else None
+    if newest is not None and first_night < newest:
+        console.print(
+            f"[red]error:[/red] the last good night is {newest}: backfill replays later nights"
+            " only (an earlier extract would be published over a newer one)"
+        )
+        raise typer.Exit(2)
+    missing, done = nights_to_replay(state, first_night, last_night)
+    console.print(f"backfill: {len(missing)} nights to run, {len(done)} already good")
+    for night in missing:  # a night that fails stops the backfill: later nights wait for it
+        report = _run(lambda night=night: nightly_flow(config, night))
+        console.print(f"{night}: run {report.run_id} {report.status}")
+
+
 def _run(job):  # noqa: ANN001, ANN202
     """Run a job, turning the pipeline's own errors into a clear message and exit code 2
     (75 when another run holds the warehouse)."""
