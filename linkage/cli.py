@@ -324,6 +324,24 @@ def backfill(
         console.print(f"{night}: run {report.run_id} {report.status}")
 
 
+@app.command()
+def verify(
+    config: ConfigOption,
+    run_id: Annotated[str, typer.Option(help="The run whose files to check.")],
+) -> None:
+    """Check a run's input, config, model and output files against its audit checksums."""
+    from linkage.audit import verify_run
+    from linkage.config import load_project
+
+    project = _run(lambda: load_project(config))
+    checked, problems = verify_run(project.warehouse, run_id)
+    for problem in problems:
+        typer.echo(f"{problem.problem}: {problem.kind} {problem.path}")
+    typer.echo(f"run {run_id}: {checked} files checked, {len(problems)} missing or changed")
+    if not checked or problems:
+        raise typer.Exit(1)
+
+
 def _run(job):  # noqa: ANN001, ANN202
     """Run a job, turning the pipeline's own errors into a clear message and exit code 2
     (75 when another run holds the warehouse)."""

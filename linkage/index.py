@@ -145,7 +145,7 @@ def link_warehouse(
         project.linkage.max_pairs_per_record,
     )
     for change in blocking.changes():
-        log.warning("run %s: blocking on a budget: %s", run_id, change)
+        log.info("run %s: blocking on a budget: %s", run_id, change)
     stage.done("count blocks")
     edges = score_pairs(records, model_path, project.linkage.edge_floor, blocking.rules())
     stage.done("predict")

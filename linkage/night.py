@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from linkage.alerts import AlertOutcome, run_alerts
+from linkage.audit import record_run
 from linkage.config import ProjectConfig, SourceConfig
 from linkage.drift import (
     FieldMeasure,
@@ -638,5 +639,6 @@ def finish_night(night: Night, intakes: list[SourceIntake], report: RunReport) -
         "UPDATE run SET report_path = $path WHERE run_id = $run_id",
         {"path": str(path), "run_id": night.run_id},
     )
+    record_run(night.con, night.project, night.run_id, [f for i in intakes for f in i.files])
     night.con.close()
     return path
