@@ -102,9 +102,12 @@ def _night(project: ProjectConfig, night: stages.Night) -> RunReport:
         intakes = standardise(night, intakes)
         intakes = [validate_source(night, intake) for intake in intakes]
         status = publish(night, intakes)
+        stages.intake_progress(night, intakes)
         outcome = link(night)
+        stages.link_progress(night, outcome)
         alerts = raise_alerts(night, outcome)
         exports = export(night, outcome)
+        stages.output_progress(night, alerts, exports)
     except Exception:
         stages.fail_night(night)  # the published index is untouched; the run is marked failed
         raise

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -20,9 +22,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # paths stay on one line
 # Prefect's local API would otherwise try to send usage telemetry: nothing leaves the machine.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _quiet_exit() -> None:
+    """At interpreter exit DuckDB's binding (nanobind) lists every object still alive,
+    tens of "leaked instance" lines that mean nothing for a process that is ending.
+    Registered first, so it runs after every other exit handler; it hides only what is
+    printed while the interpreter tears down."""
+    sys.stderr.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+
+
+atexit.register(_quiet_exit)
+
+PROGRESS = "linkage.progress"  # the logger of the per-stage lines (linkage/night.py)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Project config YAML.")]
 
@@ -42,7 +58,7 @@ def nightly(
     from flows.nightly import nightly as nightly_flow
 
     report = _run(lambda: nightly_flow(config, _parse_date(run_date)))
-    console.print(report.to_markdown())
+    _where(config, report)
 
 
 @app.command()
@@ -61,9 +77,25 @@ def demo(config: ConfigOption) -> None:
         if project.linkage.model is None and latest_model(project.model_dir) is None:
             # First night of a new warehouse: train once, explicitly, then link.
             console.print("no trained model yet: training on this night's records")
-            _run(lambda: train_flow(config))
+            model_path = _run(lambda: train_flow(config))
+            console.print(f"trained model {model_path.name}")
             report = _run(lambda: relink(config))
-        console.print(report.to_markdown())
+        console.print(f"{night}: {report.status} in {report.seconds:.0f} s (run {report.run_id})")
+    _where(config, report)
+
+
+def _where(config: Path, report) -> None:  # noqa: ANN001 - a RunReport
+    """Where the last run's outputs are."""
+    from linkage.config import load_project
+
+    project = load_project(config)
+    outputs = project.output_dir.resolve()
+    run_dir = outputs / "runs" / report.run_id
+    console.print(f"night {report.run_date}: {report.status} (run {report.run_id})")
+    console.print(f"  person index: {project.warehouse.resolve()} (tables linked_index, person)")
+    console.print(f"  alerts:       {run_dir / 'alerts'}")
+    console.print(f"  exports:      {outputs / 'exports' / report.run_id}")
+    console.print(f"  report:       {run_dir / 'report.md'} (report.json for machines)")
 
 
 @app.command()
@@ -342,10 +374,32 @@ def verify(
         raise typer.Exit(1)
 
 
+class _ConsoleFormat(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return message if record.name == PROGRESS else f"{record.levelname.lower()}: {message}"
+
+
+def _configure_logging() -> None:
+    """The console shows one progress line per stage, and warnings; never values."""
+    root = logging.getLogger()
+    if any(isinstance(handler.formatter, _ConsoleFormat) for handler in root.handlers):
+        return
+    # Prefect's console handler on the root logger would print every warning again, and
+    # its task lines; they still reach Prefect's API (and UI) through its own handlers.
+    for handler in [h for h in root.handlers if type(h).__name__ == "PrefectConsoleHandler"]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_ConsoleFormat())
+    handler.addFilter(lambda record: record.levelno >= logging.WARNING or record.name == PROGRESS)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
 def _run(job):  # noqa: ANN001, ANN202
     """Run a job, turning the pipeline's own errors into a clear message and exit code 2
     (75 when another run holds the warehouse)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _configure_logging()
     try:
         return job()
     except WarehouseLocked as error:

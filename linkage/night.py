@@ -642,3 +642,52 @@ def finish_night(night: Night, intakes: list[SourceIntake], report: RunReport) -
     record_run(night.con, night.project, night.run_id, [f for i in intakes for f in i.files])
     night.con.close()
     return path
+
+
+# ---- progress: one line per stage, counts only ---------------------------------------------
+
+progress = logging.getLogger("linkage.progress")  # the console shows these (linkage/cli.py)
+
+
+def intake_progress(night: Night, intakes: list[SourceIntake]) -> None:
+    used = [intake for intake in intakes if intake.used]
+    skipped = sorted(intake.source for intake in intakes if not intake.used)
+    progress.info(
+        "%s intake: %d of %d sources, %s rows read, %s quarantined%s",
+        night.run_date,
+        len(used),
+        len(intakes),
+        f"{sum(intake.rows_read for intake in intakes):,}",
+        f"{sum(_quarantined_rows(intake) for intake in used):,}",
+        f"; skipped: {', '.join(skipped)}" if skipped else "",
+    )
+
+
+def link_progress(night: Night, outcome: LinkOutcome | None) -> None:
+    if outcome is None:
+        progress.info("%s link: skipped (the warning above says why)", night.run_date)
+        return
+    queue = outcome.review_queue
+    progress.info(
+        "%s link: %s records -> %s persons in %.0f s; review: %s queued, %s recorded",
+        night.run_date,
+        f"{outcome.records:,}",
+        f"{outcome.persons:,}",
+        outcome.seconds,
+        f"{queue.get('queued', 0):,}",
+        f"{queue.get('recorded_only', 0) + queue.get('past_cap', 0):,}",
+    )
+
+
+def output_progress(
+    night: Night, alerts: AlertOutcome | None, exports: ExportSummary | None
+) -> None:
+    delivered = sum(alerts.delivered_by_recipient.values()) if alerts else 0
+    agencies = len(exports.agencies) if exports else 0
+    progress.info(
+        "%s alerts: %d delivered to %d agencies; exports: %d agencies",
+        night.run_date,
+        delivered,
+        len(alerts.delivered_by_recipient) if alerts else 0,
+        agencies,
+    )

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +114,8 @@ class TrainingReport:
     prior: float | None = None
     prior_rules: list[str] = field(default_factory=list)
     levels_settled: list[str] = field(default_factory=list)  # levels no estimate reached
+    # per EM block, levels its pairs never showed (expected: a block fixes its own fields)
+    levels_not_observed: list[str] = field(default_factory=list)
 
     def to_text(self) -> str:
         lines = [f"comparisons: {', '.join(self.comparisons)}"]
@@ -121,6 +126,11 @@ class TrainingReport:
             pairs = "not counted" if block["pairs"] is None else f"{block['pairs']:,} pairs"
             verdict = "used" if block["used"] else "skipped"
             lines.append(f"EM block {block['name']}: {pairs}, {verdict} ({block['why']})")
+        if self.levels_not_observed:
+            lines.append(
+                f"{len(self.levels_not_observed)} level(s) not observed by one EM block"
+                " (their m comes from the other blocks): " + "; ".join(self.levels_not_observed)
+            )
         if self.levels_settled:
             lines.append(
                 f"{len(self.levels_settled)} level(s) no training pair reached, set by rule:"
@@ -262,6 +272,30 @@ def _estimate_prior(
     report.prior = float(_settings(linker)["probability_two_random_records_match"])
 
 
+EM_LOGGER = "splink.internals.expectation_maximisation"
+NOT_OBSERVED = re.compile(r"Level (.+) on comparison (\S+) not observed in dataset")
+
+
+@contextmanager
+def _levels_not_observed() -> Iterator[list[str]]:
+    """Splink warns once per level an EM block did not observe (forty a training): they
+    are collected for the training report instead of the console."""
+    unseen: list[str] = []
+
+    def collect(record: logging.LogRecord) -> bool:
+        found = NOT_OBSERVED.search(record.getMessage())
+        if found:
+            unseen.append(f"{found[2]}: {found[1]}")
+        return not found
+
+    logger = logging.getLogger(EM_LOGGER)
+    logger.addFilter(collect)
+    try:
+        yield unseen
+    finally:
+        logger.removeFilter(collect)
+
+
 def _estimate_m_by_em(
     linker: Linker, shape: ModelShape, count: _PairCounter, report: TrainingReport
 ) -> None:
@@ -282,9 +316,11 @@ def _estimate_m_by_em(
             continue
         sampled = pairs > EM_MAX_PAIRS
         try:
-            linker.training.estimate_parameters_using_expectation_maximisation(
-                block.rule, max_pairs=EM_MAX_PAIRS if sampled else None
-            )
+            with _levels_not_observed() as unseen:
+                linker.training.estimate_parameters_using_expectation_maximisation(
+                    block.rule, max_pairs=EM_MAX_PAIRS if sampled else None
+                )
+            report.levels_not_observed += [f"{block.name}: {level}" for level in unseen]
         except EMTrainingException as error:
             entry |= {"used": False, "why": f"EM did not converge: {error}"}
             continue
