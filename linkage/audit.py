@@ -81,14 +81,14 @@ def _row(run_id: str, kind: str, name: str, path: Path, rows: int | None = None)
 
 
 def _config_files(project: ProjectConfig) -> list[tuple[str, Path]]:
-    files = [("project", project.config_path), ("identifiers", project.identifiers)]
+    files: list[tuple[str, Path | None]] = [
+        ("project", project.config_path),
+        ("identifiers", project.identifiers),
+        ("alert rules", project.alert_rules),
+        ("sharing rules", project.sharing_rules),
+    ]
     files += [(f"source {c.source}", c.config_path) for c in project.source_configs()]
-    files += [(name, path) for name, path in _rules(project) if path is not None]
     return [(name, path) for name, path in files if path is not None and path.is_file()]
-
-
-def _rules(project: ProjectConfig) -> list[tuple[str, Path | None]]:
-    return [("alert rules", project.alert_rules), ("sharing rules", project.sharing_rules)]
 
 
 def _model_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple]:
