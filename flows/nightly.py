@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from linkage import night as stages
@@ -68,6 +69,10 @@ def write_report(
 ) -> RunReport:
     report = stages.build_report(night, intakes, status, outcome, alerts, exports)
     stages.finish_night(night, intakes, report)
+    # the same report in Prefect's UI, beside the run (the latest under one key)
+    create_markdown_artifact(
+        key="nightly-report", markdown=report.to_markdown(), description=f"run {night.run_id}"
+    )
     return report
 
 

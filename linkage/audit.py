@@ -44,7 +44,7 @@ def record_run(
     """Write the run's audit rows (replacing any from an earlier attempt); returns them."""
     rows = [
         *(_row(run_id, "input", f.source, f.archive_path, f.rows_read) for f in inputs),
-        *(_row(run_id, "config", name, path) for name, path in _config_files(project)),
+        *(_row(run_id, "config", name, path) for name, path in config_files(project)),
         *_model_rows(con, run_id),
         *(_row(run_id, "output", name, path) for name, path in _output_files(project, run_id)),
     ]
@@ -80,7 +80,7 @@ def _row(run_id: str, kind: str, name: str, path: Path, rows: int | None = None)
     return (run_id, kind, name, str(path), sha256_of(path), path.stat().st_size, rows)
 
 
-def _config_files(project: ProjectConfig) -> list[tuple[str, Path]]:
+def config_files(project: ProjectConfig) -> list[tuple[str, Path]]:
     files: list[tuple[str, Path | None]] = [
         ("project", project.config_path),
         ("identifiers", project.identifiers),

@@ -22,6 +22,7 @@ import pyarrow as pa
 from linkage.alerts import AlertOutcome, run_alerts
 from linkage.audit import record_run
 from linkage.config import ProjectConfig, SourceConfig
+from linkage.digest import build_digest
 from linkage.drift import (
     FieldMeasure,
     baseline,
@@ -77,6 +78,13 @@ class Night:
     validator: Validator
     started_at: datetime
     link_skipped: str | None = None  # why the person index was not rebuilt tonight
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # for the run report
+
+    def stage_done(self, stage: str) -> None:
+        """Seconds since the previous stage ended (or the run started)."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        elapsed = (now - self.started_at).total_seconds() - sum(self.stage_seconds.values())
+        self.stage_seconds[stage] = round(elapsed, 1)
 
     @property
     def report_dir(self) -> Path:
@@ -627,6 +635,9 @@ def build_report(
     elif night.link_skipped:
         report.status = "unlinked" if status == "complete" else status
         report.stages["linkage"] = {"skipped": night.link_skipped}
+    report.digest = build_digest(
+        night.con, night.project, night.run_id, asdict(report), night.stage_seconds
+    )
     return report
 
 
@@ -650,6 +661,7 @@ progress = logging.getLogger("linkage.progress")  # the console shows these (lin
 
 
 def intake_progress(night: Night, intakes: list[SourceIntake]) -> None:
+    night.stage_done("intake")
     used = [intake for intake in intakes if intake.used]
     skipped = sorted(intake.source for intake in intakes if not intake.used)
     progress.info(
@@ -664,6 +676,7 @@ def intake_progress(night: Night, intakes: list[SourceIntake]) -> None:
 
 
 def link_progress(night: Night, outcome: LinkOutcome | None) -> None:
+    night.stage_done("link")
     if outcome is None:
         progress.info("%s link: skipped (the warning above says why)", night.run_date)
         return
@@ -682,6 +695,7 @@ def link_progress(night: Night, outcome: LinkOutcome | None) -> None:
 def output_progress(
     night: Night, alerts: AlertOutcome | None, exports: ExportSummary | None
 ) -> None:
+    night.stage_done("alerts and exports")
     delivered = sum(alerts.delivered_by_recipient.values()) if alerts else 0
     agencies = len(exports.agencies) if exports else 0
     progress.info(

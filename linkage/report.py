@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 
 @dataclass
 class SourceReport:
@@ -34,39 +36,128 @@ class RunReport:
     seconds: float
     sources: list[SourceReport]
     stages: dict[str, Any] = field(default_factory=dict)  # later stages add their counts
+    digest: dict[str, Any] = field(default_factory=dict)  # against the last good night
 
     def to_markdown(self) -> str:
-        lines = [
-            f"# Nightly run {self.run_id}",
-            "",
-            f"Night {self.run_date}: **{self.status}** in {self.seconds:.1f} s",
-            "",
-            "| source | status | read | accepted | quarantined | flagged |",
-            "|---|---|---:|---:|---:|---:|",
-        ]
-        for source in self.sources:
-            lines.append(
-                f"| {source.source} | {source.status} | {source.rows_read} | "
-                f"{source.rows_accepted} | {source.rows_quarantined} | {source.rows_flagged} |"
-            )
-        for source in self.sources:
-            if source.error:
-                lines += ["", f"**{source.source} skipped:** {source.error}"]
-            if source.quarantine_reasons:
-                lines += ["", f"Quarantine reasons for {source.source}:"]
-                lines += [f"- {reason}: {n}" for reason, n in source.quarantine_reasons.items()]
-            if source.flag_reasons:
-                lines += ["", f"Flags for {source.source} (rows kept):"]
-                lines += [f"- {reason}: {n}" for reason, n in source.flag_reasons.items()]
-        for stage, counts in self.stages.items():
-            lines += ["", f"## {stage}", "", "```", json.dumps(counts, indent=2), "```"]
-        return "\n".join(lines) + "\n"
+        """The report for people (the HTML report has the same content)."""
+        return "\n".join(_markdown(self)) + "\n"
+
+    def to_html(self) -> str:
+        return _HTML.render(report=self, digest=self.digest, count=_count, change=_change)
 
     def write(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "report.json").write_text(
             json.dumps(asdict(self), indent=2, default=str), encoding="utf-8"
         )
+        (directory / "report.html").write_text(self.to_html(), encoding="utf-8")
         path = directory / "report.md"
         path.write_text(self.to_markdown(), encoding="utf-8")
         return path
+
+
+def _count(value: Any) -> str:
+    return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _change(now: int | None, before: int | None) -> str:
+    if now is None or before is None:
+        return ""
+    if before == 0:
+        return f"{now - before:+,}"
+    return f"{now - before:+,} ({(now - before) / before:+.1%})"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_count(cell) for cell in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _markdown(report: RunReport) -> list[str]:
+    digest = report.digest
+    lines = [
+        f"# Nightly run {report.run_id}",
+        "",
+        f"Night {report.run_date}: **{report.status}** in {report.seconds:.1f} s"
+        + (
+            f" (compared with run {digest['previous_run_id']})"
+            if digest.get("previous_run_id")
+            else ""
+        ),
+        "",
+    ]
+    if digest.get("warnings"):
+        lines += ["## Stands out", ""] + [f"- {w}" for w in digest["warnings"]] + [""]
+    before = {s["source"]: s["previous_rows_read"] for s in digest.get("sources", [])}
+    lines += ["## Sources", ""] + _table(
+        ["source", "status", "read", "change", "accepted", "quarantined", "flagged"],
+        [
+            [
+                s.source,
+                s.status,
+                s.rows_read,
+                _change(s.rows_read, before.get(s.source)),
+                s.rows_accepted,
+                s.rows_quarantined,
+                s.rows_flagged,
+            ]
+            for s in report.sources
+        ],
+    )
+    for source in report.sources:
+        reasons = [*source.quarantine_reasons.items(), *source.flag_reasons.items()]
+        if reasons:
+            lines += [f"{source.source}: " + ", ".join(f"{r} {n:,}" for r, n in reasons), ""]
+    persons = digest.get("persons", {})
+    if persons:
+        changes = persons["id_changes"]
+        lines += ["## Persons", ""] + _table(
+            [
+                "persons",
+                "new",
+                "merged",
+                "split",
+                "retired",
+                "linked edges",
+                "largest",
+                "with 5+ records",
+            ],
+            [
+                [
+                    persons["persons"],
+                    changes["created"],
+                    changes["merged"],
+                    changes["split"],
+                    changes["retired"],
+                    persons["linked_edges"],
+                    persons["largest_person_records"],
+                    persons["persons_with_5_or_more_records"],
+                ]
+            ],
+        )
+    review = digest.get("review", {})
+    if review:
+        lines += ["## Review queue", ""] + _table(
+            ["queued", "past the cap", "recorded only"],
+            [[review.get("queued"), review.get("past_cap"), review.get("recorded_only")]],
+        )
+        lines += _table(
+            ["queued by reason", "items"], list(review.get("queued_by_reason", {}).items())
+        )
+    if digest.get("alerts"):
+        lines += ["## Alerts (all, by rule and status)", ""]
+        lines += _table(["rule and status", "alerts"], list(digest["alerts"].items()))
+    if digest.get("seconds"):
+        lines += ["## Seconds", ""]
+        lines += _table(["stage", "seconds"], list(digest["seconds"].items()))
+    if digest.get("versions"):
+        lines += ["## Versions", ""]
+        lines += _table(["model or config", "version (sha256)"], list(digest["versions"].items()))
+    return lines
+
+
+# The HTML report's template, beside this module (autoescaped: error messages may hold <>).
+_HTML = jinja2.Environment(autoescape=True).from_string(
+    (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
+)
