@@ -1,4 +1,4 @@
-"""What a run report tells people: tonight against the last good night, and what stands out.
+"""What a run report tells people: tonight against the last night that ran, and what stands out.
 
 Built from the warehouse at the end of a run (counts only, never values) and kept in the
 report's `digest`; the Markdown and HTML reports (linkage/report.py) render it.
@@ -15,6 +15,7 @@ import duckdb
 from linkage.audit import config_files
 from linkage.config import ProjectConfig
 from linkage.extract import sha256_of
+from linkage.status import RAN_STATUSES
 from linkage.warehouse import fetch_one
 
 # What stands out: a fall in a source's rows, a jump in the largest person or the queue.
@@ -25,7 +26,7 @@ MIN_JUMP_BASE = 10  # ... when it was at least this long (small numbers jump by 
 
 PREVIOUS_RUN_SQL = """
 SELECT run_id, report_path FROM run
-WHERE status IN ('complete', 'partial') AND run_id <> $run_id
+WHERE list_contains($ran, status) AND run_id <> $run_id
   AND started_at < (SELECT started_at FROM run WHERE run_id = $run_id)
 ORDER BY started_at DESC LIMIT 1
 """
@@ -46,7 +47,7 @@ def build_digest(
     stage_seconds: dict[str, float],
 ) -> dict[str, Any]:
     """Tonight's figures beside the last good night's, and the warnings that stand out."""
-    previous = fetch_one(con, PREVIOUS_RUN_SQL, {"run_id": run_id})
+    previous = fetch_one(con, PREVIOUS_RUN_SQL, {"run_id": run_id, "ran": list(RAN_STATUSES)})
     before = _previous_digest(previous[1] if previous else None)
     linkage = report["stages"].get("linkage", {})
     linked = "records" in linkage

@@ -76,6 +76,7 @@ def test_reports_never_contain_personal_data(sample_runs) -> None:
     project = load_project(config)
     report_text = (project.output_dir / "runs" / reports[0].run_id / "report.md").read_text()
     report_text += (project.output_dir / "runs" / reports[0].run_id / "report.json").read_text()
+    report_text += (project.output_dir / "runs" / reports[0].run_id / "report.html").read_text()
     people = (SAMPLE_DIR / "truth" / "people.csv").read_text().splitlines()[1:200]
     for line in people:
         fields = line.split(",")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -77,3 +78,31 @@ def test_status_names_the_last_good_night_and_backfill_never_goes_back(linked_sa
     assert (
         result.exit_code == 2 and f"the last good night is {last_night.run_date}" in result.output
     )
+
+
+def test_the_report_compares_with_the_last_night_and_says_what_stands_out(
+    prefect_api, tmp_path: Path
+) -> None:
+    from flows.nightly import nightly
+
+    rows = [f"{n},Ann{n},Lee,01/02/2010,F,AB1 2CD,\n" for n in range(40)]
+    config = make_project(
+        tmp_path,
+        {
+            "2026-11-01/clinic.csv": CLINIC_HEADER + "".join(rows),
+            "2026-11-02/clinic.csv": CLINIC_HEADER + "".join(rows[:25]),
+        },
+    )
+    first = nightly(config, date(2026, 11, 1))
+    second = nightly(config, date(2026, 11, 2))
+    assert second.digest["previous_run_id"] == first.run_id
+    [clinic] = second.digest["sources"]
+    assert (clinic["rows_read"], clinic["previous_rows_read"]) == (25, 40)
+    assert any(
+        "25 rows read, 38% fewer than the last good night's 40" in w
+        for w in second.digest["warnings"]
+    )
+    html = (tmp_path / "output" / "runs" / second.run_id / "report.html").read_text()
+    assert "Stands out" in html and "38% fewer" in html and "-15 (-37.5%)" in html
+    assert set(second.digest["versions"]) >= {"model", "project", "identifiers", "source clinic"}
+    assert second.digest["seconds"]["intake"] > 0
