@@ -20,6 +20,7 @@ import pandas as pd
 from linkage.config import ProjectConfig
 from linkage.extract import sha256_of
 from linkage.extract.load import ExtractedFile
+from linkage.warehouse import connect_warehouse
 
 AUDIT_DDL = """
 CREATE TABLE IF NOT EXISTS run_audit (
@@ -61,7 +62,7 @@ def record_run(
 
 def verify_run(warehouse: Path, run_id: str) -> tuple[int, list[AuditProblem]]:
     """(files checked, files missing or changed since the run recorded them)."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect_warehouse(warehouse, read_only=True) as con:
         recorded = con.execute(
             "SELECT kind, path, sha256 FROM run_audit WHERE run_id = $run_id ORDER BY ALL",
             {"run_id": run_id},

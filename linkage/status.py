@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
-
 from linkage.lock import LockHolder, lock_path_of, read_holder
+from linkage.warehouse import connect_warehouse
 
 GOOD_STATUSES = ("complete", "partial")  # a night whose records and index were published
 RAN_STATUSES = (*GOOD_STATUSES, "unlinked")  # its records are in (not linked: no model yet)
@@ -63,7 +62,7 @@ def warehouse_status(warehouse: Path) -> WarehouseStatus:
         return WarehouseStatus([], None, holder)
     if not warehouse.exists():
         return WarehouseStatus([], None, None)
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect_warehouse(warehouse, read_only=True) as con:
         rows = [RunRow(*row) for row in con.execute(RUNS_SQL).fetchall()]
     # nothing holds the lock, so a run still marked running was killed
     rows = [_interrupted(row) if row.status == "running" else row for row in rows]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
+from linkage.errors import LinkageError
 from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry
 from linkage.schema import canonical_columns, canonical_table_ddl
@@ -95,6 +97,31 @@ PUBLISHED_TABLES = {
 }
 
 
+class WarehouseUnavailable(LinkageError):
+    """The warehouse file cannot be opened: held by another process, or not a database."""
+
+
+def connect_warehouse(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse file, or a clear error that touches nothing."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as error:
+        message = str(error)
+        if "Could not set lock" in message:
+            holder = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", message)
+            who = f" ({holder[1]}, pid {holder[2]})" if holder else ""
+            raise WarehouseUnavailable(
+                f"{path}: the warehouse is open in another process{who}; close it (a DuckDB"
+                " session, a notebook) and run again. Nothing was changed."
+            ) from None
+        if "not a valid DuckDB database" in message:
+            raise WarehouseUnavailable(
+                f"{path}: not a DuckDB database (damaged or overwritten?); it was left as it"
+                " is: restore it from a backup, or move it aside to start a new warehouse"
+            ) from None
+        raise
+
+
 def open_warehouse(
     path: Path, registry: IdentifierRegistry | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -103,7 +130,7 @@ def open_warehouse(
     An identifier type registered since the warehouse was made gets its column here.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = connect_warehouse(path)
     for ddl in PUBLISHED_TABLES.values():
         con.execute(ddl)
     # columns added to published tables since a warehouse was made
