@@ -80,7 +80,7 @@ def acquire(path: Path, run_id: str) -> LockHolder:
         if _create(path, holder):
             return holder
         current = read_holder(path)
-        if current is None or not _is_stale(current):
+        if current is None or not is_stale(current):
             raise WarehouseLocked(path, current)
         log.warning("cleared a stale warehouse lock: %s is no longer running", current.describe())
         path.unlink(missing_ok=True)
@@ -113,7 +113,7 @@ def _create(path: Path, holder: LockHolder) -> bool:
         temporary.unlink(missing_ok=True)
 
 
-def _is_stale(holder: LockHolder) -> bool:
+def is_stale(holder: LockHolder) -> bool:
     """Only a holder on this host can be checked: a dead pid, or a reused one."""
     if holder.host != socket.gethostname():
         return False

@@ -297,20 +297,13 @@ def _min_rows(night: Night, config: SourceConfig) -> int | None:
 
 
 def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
-    """Write the night's results in one transaction; returns the run status."""
-    with transaction(night.con) as con:
+    """Write the night's records in one transaction; returns the run's status to be.
+
+    The run stays `running` until finish_night: a run killed after this is not complete."""
+    with transaction(night.con):
         for intake in intakes:
             _publish_source(night, intake)
-        status = "complete" if all(intake.used for intake in intakes) else "partial"
-        con.execute(
-            "UPDATE run SET finished_at = $now, status = $status WHERE run_id = $run_id",
-            {
-                "now": datetime.now(UTC).replace(tzinfo=None),
-                "status": status,
-                "run_id": night.run_id,
-            },
-        )
-    return status
+    return "complete" if all(intake.used for intake in intakes) else "partial"
 
 
 def _publish_source(night: Night, intake: SourceIntake) -> None:
@@ -525,13 +518,8 @@ def last_published_night(project: ProjectConfig) -> date:
 
 
 def mark_linked(night: Night) -> str:
-    """Close a re-link run (no intake): complete, or partial if it could not link."""
-    status = "unlinked" if night.link_skipped else "complete"
-    night.con.execute(
-        "UPDATE run SET finished_at = $now, status = $status WHERE run_id = $run_id",
-        {"now": datetime.now(UTC).replace(tzinfo=None), "status": status, "run_id": night.run_id},
-    )
-    return status
+    """A re-link run's status (no intake): complete, or unlinked if it could not link."""
+    return "unlinked" if night.link_skipped else "complete"
 
 
 def link_night(night: Night) -> LinkOutcome | None:
@@ -541,10 +529,6 @@ def link_night(night: Night) -> LinkOutcome | None:
     except ModelNotFoundError as error:
         log.warning("run %s: linking skipped: %s", night.run_id, error)
         night.link_skipped = str(error)
-        night.con.execute(
-            "UPDATE run SET status = 'unlinked' WHERE run_id = $run_id AND status = 'complete'",
-            {"run_id": night.run_id},
-        )
         return None
 
 
@@ -647,8 +631,14 @@ def finish_night(night: Night, intakes: list[SourceIntake], report: RunReport) -
     write_html_report(night.report_dir / "validation.html", night.run_id, validations)
     path = report.write(night.report_dir)
     night.con.execute(
-        "UPDATE run SET report_path = $path WHERE run_id = $run_id",
-        {"path": str(path), "run_id": night.run_id},
+        "UPDATE run SET report_path = $path, status = $status, finished_at = $now"
+        " WHERE run_id = $run_id",
+        {
+            "path": str(path),
+            "status": report.status,
+            "now": datetime.now(UTC).replace(tzinfo=None),
+            "run_id": night.run_id,
+        },
     )
     record_run(night.con, night.project, night.run_id, [f for i in intakes for f in i.files])
     night.con.close()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from linkage.lock import LockHolder, lock_path_of, read_holder
+from linkage.lock import LockHolder, is_stale, lock_path_of, read_holder
 from linkage.warehouse import connect_warehouse
 
 GOOD_STATUSES = ("complete", "partial")  # a night whose records and index were published
@@ -58,7 +58,7 @@ def warehouse_status(warehouse: Path) -> WarehouseStatus:
     """Every run, newest first, and the last good night; only the lock holder while a run
     holds the warehouse (DuckDB lets no other process open it then)."""
     holder = read_holder(lock_path_of(warehouse))
-    if holder is not None:
+    if holder is not None and not is_stale(holder):  # a dead holder's lock is cleared later
         return WarehouseStatus([], None, holder)
     if not warehouse.exists():
         return WarehouseStatus([], None, None)
