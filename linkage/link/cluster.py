@@ -24,7 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from linkage.identifiers import default_registry
 from linkage.link.model import ELSE_GAMMA, GuardLevels, default_guard_levels
@@ -203,13 +206,77 @@ def cluster_records(
     for key, partners in decisions.apart().items():
         apart.setdefault(key, {}).update(partners)
     facts = _RecordFacts.of(records, settings.exclusive_sources, settings.hard_identifiers)
-    first = _union(facts, candidates, settings, set(), apart, keys=facts.keys)
+    first = _union_by_component(facts, records, candidates, settings, apart)
     ambiguous = _ambiguous_records(facts, candidates, first)
     final = _recluster_without(ambiguous, first, facts, candidates, settings, apart)
     review += final.review
     review += _ambiguity_reviews(candidates, ambiguous, settings)
     review += _weak_persons(candidates, final.person_of, settings)
     return Clustering(final.person_of, _sorted(review), len(final.refused_edges), ambiguous)
+
+
+def _union_by_component(
+    facts: _RecordFacts,
+    records: pd.DataFrame,
+    edges: pd.DataFrame,
+    settings: ClusterSettings,
+    apart: Apart,
+) -> _UnionResult:
+    """The merge loop's result, looping only where a merge could be refused.
+
+    Merges never cross a connected component of the candidate edges. In a component with
+    at most one value of each hard identifier, at most one record of each one-record-per-
+    person source and no record kept apart from another, the loop refuses nothing: its
+    persons are the connected components of its edges at or above the link threshold
+    (each named by its smallest record key, as _Roots does), and its other edges whose ends
+    stay apart are doubtful links. Only the other components (a few percent) go through the
+    loop. Array operations, so about linear in edges.
+    """
+    if edges.empty:
+        return _union(facts, edges, settings, set(), apart, keys=facts.keys)
+    keys, left, right = _factorized(edges)
+    component = _labels(left, right, len(keys))
+    nodes = pd.DataFrame({"record_key": keys, "component": component})
+    looped = _conflicted(nodes, records, settings, apart)
+    in_loop = np.isin(component[left], looped)
+    result = _union(facts, edges[in_loop], settings, set(), apart, keys=facts.keys)
+
+    strong = ~in_loop & (edges["match_probability"] >= settings.link_threshold).to_numpy()
+    person = _labels(left[strong], right[strong], len(keys))
+    root = nodes.groupby(person)["record_key"].transform("min").to_numpy()
+    free = ~np.isin(component, looped)
+    result.person_of.update(zip(keys[free].tolist(), root[free].tolist(), strict=True))
+    weak = ~in_loop & ~strong & (root[left] != root[right])
+    result.review += [
+        ReviewItem(key_l, key_r, float(probability), "doubtful link")
+        for key_l, key_r, probability in zip(
+            *_columns(edges[weak], ["record_key_l", "record_key_r", "match_probability"]),
+            strict=True,
+        )
+    ]
+    return result
+
+
+def _labels(left: np.ndarray, right: np.ndarray, nodes: int) -> np.ndarray:
+    """Connected-component label of every node (scipy: compiled, linear in edges)."""
+    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(nodes, nodes))
+    return connected_components(graph, directed=False)[1]
+
+
+def _conflicted(
+    nodes: pd.DataFrame, records: pd.DataFrame, settings: ClusterSettings, apart: Apart
+) -> np.ndarray:
+    """Components where the loop could refuse a merge: two values of a hard identifier,
+    two records of a one-record-per-person source, or a record kept apart from another."""
+    held = [name for name in settings.hard_identifiers if name in records.columns]
+    facts = nodes.merge(records[["record_key", "source", *held]], on="record_key", how="left")
+    by_component = facts.groupby("component")
+    conflicted = [by_component[name].nunique().loc[lambda n: n > 1].index for name in held]
+    exclusive = facts[facts["source"].isin(sorted(settings.exclusive_sources))]
+    repeated = exclusive.groupby(["component", "source"]).size().loc[lambda n: n > 1]
+    conflicted.append(repeated.index.get_level_values("component"))
+    conflicted.append(facts.loc[facts["record_key"].isin(list(apart)), "component"])
+    return np.unique(np.concatenate([np.asarray(labels) for labels in conflicted]))
 
 
 def _recluster_without(
@@ -246,13 +313,16 @@ def _recluster_without(
     return _UnionResult(person_of, review + again.review, refused)
 
 
-def _components(edges: pd.DataFrame) -> dict[str, str]:
-    """Record -> its connected component over the edges, ignoring every constraint."""
-    roots = _Roots()
-    left, right = _columns(edges, ["record_key_l", "record_key_r"])
-    for key_l, key_r in zip(left, right, strict=True):
-        roots.join(key_l, key_r)
-    return {key: roots.find(key) for key in {*left, *right}}
+def _components(edges: pd.DataFrame) -> dict[str, int]:
+    """Record -> a label of its connected component over the edges, ignoring constraints."""
+    keys, left, right = _factorized(edges)
+    return dict(zip(keys.tolist(), _labels(left, right, len(keys)).tolist(), strict=True))
+
+
+def _factorized(edges: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """The edges' record keys, and each edge's ends as positions among them."""
+    codes, keys = pd.factorize(pd.concat([edges["record_key_l"], edges["record_key_r"]]))
+    return keys, codes[: len(edges)], codes[len(edges) :]
 
 
 def _apply_decisions(edges: pd.DataFrame, decisions: Decisions, present: set[str]) -> pd.DataFrame:
@@ -475,14 +545,16 @@ def _weak_persons(
     weak = inside[inside["match_probability"] < settings.weak_link]
     if weak.empty:
         return []
-    strong = inside[inside["match_probability"] >= settings.weak_link]
-    roots = _Roots()
-    for key_l, key_r in zip(*_columns(strong, ["record_key_l", "record_key_r"]), strict=True):
-        roots.join(key_l, key_r)
+    keys, left, right = _factorized(inside)
+    strong = (inside["match_probability"] >= settings.weak_link).to_numpy()
+    part = _labels(left[strong], right[strong], len(keys))
+    bridging = inside[~strong & (part[left] != part[right])]  # the only tie between parts
     return [
-        ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), "weak link")
-        for e in weak.itertuples(index=False)
-        if roots.find(e.record_key_l) != roots.find(e.record_key_r)
+        ReviewItem(key_l, key_r, float(probability), "weak link")
+        for key_l, key_r, probability in zip(
+            *_columns(bridging, ["record_key_l", "record_key_r", "match_probability"]),
+            strict=True,
+        )
     ]
 
 
