@@ -46,7 +46,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -385,37 +384,29 @@ def evaluate_night(meter: Meter, config: Path, truth: Path, night: date, label: 
 
 
 def candidate_pairs(meter: Meter, config: Path, model: Path, label: str) -> dict[str, Any]:
-    """Pairs the model's blocking rules give predict to score, per rule (Splink's blocking
-    analysis; estimated from a 5% sample of records each side above 200,000 records)."""
-    from splink import DuckDBAPI
-    from splink.blocking_analysis import count_comparisons_from_blocking_rules
-
+    """Pairs each block the link stage used gives predict to score (after the budget; exact
+    counts from group sizes, linkage/link/blocking.py; a pair two blocks share counts
+    twice here, once in predict)."""
     from linkage.config import load_project
-    from linkage.link.train import load_model_input
+    from linkage.link.blocking import plan_blocking
+    from linkage.link.model import ModelShape, filled_columns
+    from linkage.link.train import model_input
 
-    settings = json.loads(model.read_text())
-    rules = [rule["blocking_rule"] for rule in settings["blocking_rules_to_generate_predictions"]]
     project = load_project(config)
     with meter.stage(label, "candidate pairs", kind="analysis") as figures:
-        records = load_model_input(project.warehouse, project.identifier_registry())
-        con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
-        with warnings.catch_warnings():  # a small sample's instability is said in the result
-            warnings.simplefilter("ignore", UserWarning)
-            counted = count_comparisons_from_blocking_rules(
-                DuckDBAPI(connection=con).register(records),
-                blocking_rules=rules,
-                link_type="dedupe_only",
-                unique_id_column_name=settings["unique_id_column_name"],
-                record_sample_proportion=1.0 if len(records) <= 200_000 else 0.05,
-            )
+        con = duckdb.connect(str(project.warehouse), read_only=True)
+        registry = project.identifier_registry()
+        shape = ModelShape(filled_columns(model_input(con, registry)), registry)
+        plan = plan_blocking(
+            con, "canonical_record", shape, project.linkage.max_pairs_per_record
+        )
         con.close()
-    last = counted[-1]  # records are dicts: one per rule, cumulative over the rules
-    figures.rows_in, figures.rows_out = len(records), int(last["cumulative_comparison_count"])
+    used = [row for row in plan.as_rows() if row["action"] in ("kept", "tightened")]
+    figures.rows_out = sum(row["pairs"] for row in used)
     return {
         "total": figures.rows_out,
-        "estimated": bool(last["is_estimate"]),
-        "by_rule": {c["blocking_rule"]: int(c["marginal_comparison_count"]) for c in counted},
+        "estimated": False,
+        "by_rule": {row["rule"]: int(row["pairs"]) for row in used},
     }
 
 
@@ -556,9 +547,8 @@ def pairs_text(outcome: dict) -> str:
     """Candidate pairs predict scored, and the rule that gave most of them."""
     pairs = outcome["candidate_pairs"]
     rule, most = max(pairs["by_rule"].items(), key=lambda item: item[1])
-    estimated = " (estimated from a 5% sample)" if pairs["estimated"] else ""
     return (
-        f"candidate pairs scored: {pairs['total']:,}{estimated}; {most:,} of them from"
+        f"candidate pairs of the blocks used: {pairs['total']:,}; {most:,} of them from"
         f" `{rule.replace('|', '/')}`; edges kept: {outcome['link_edges']:,}"
     )
 
