@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from linkage import night as stages
 from linkage.alerts import AlertOutcome
@@ -89,11 +91,22 @@ def write_dashboards(project: ProjectConfig, run_id: str) -> None:
         get_run_logger().warning("run %s: dashboards not written: %s", run_id, state.message)
 
 
+NIGHT_TIMEZONE = "Europe/London"  # the schedule's, and the night a run without a date takes
+
+
+def scheduled_night() -> date:
+    """The date this flow run was scheduled for, in Europe/London (today, run by hand)."""
+    scheduled = flow_run.scheduled_start_time
+    if scheduled is None:
+        return datetime.now(ZoneInfo(NIGHT_TIMEZONE)).date()
+    return scheduled.astimezone(ZoneInfo(NIGHT_TIMEZONE)).date()
+
+
 @flow(name="nightly", log_prints=False)
 def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
     """Pull, validate and standardise every extract; link into persons; alert; export."""
     project = load_project(config_path)
-    run_date = run_date or date.today()
+    run_date = run_date or scheduled_night()
     run_id = stages.new_run_id(run_date)
     with warehouse_lock(project.warehouse, run_id):  # one run at a time per warehouse
         return _night(project, stages.start_night(project, run_date, run_id))

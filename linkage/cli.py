@@ -62,6 +62,19 @@ def nightly(
 
 
 @app.command()
+def schedule(
+    config: ConfigOption,
+    name: Annotated[str, typer.Option(help="The deployment's name.")] = "nightly",
+) -> None:
+    """Serve the nightly flow as a Prefect deployment: 02:00 Europe/London, one run at a time
+    (against the server in PREFECT_API_URL; stop with Ctrl-C)."""
+    from flows.schedule import serve_nightly
+
+    console.print(f"serving deployment nightly/{name}: every night at 02:00 Europe/London")
+    _run(lambda: serve_nightly(config, name))
+
+
+@app.command()
 def demo(config: ConfigOption) -> None:
     """Run every night in the landing directory in date order (training once if no model)."""
     from flows.link import relink
