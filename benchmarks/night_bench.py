@@ -397,9 +397,7 @@ def candidate_pairs(meter: Meter, config: Path, model: Path, label: str) -> dict
         con = duckdb.connect(str(project.warehouse), read_only=True)
         registry = project.identifier_registry()
         shape = ModelShape(filled_columns(model_input(con, registry)), registry)
-        plan = plan_blocking(
-            con, "canonical_record", shape, project.linkage.max_pairs_per_record
-        )
+        plan = plan_blocking(con, "canonical_record", shape, project.linkage.max_pairs_per_record)
         con.close()
     used = [row for row in plan.as_rows() if row["action"] in ("kept", "tightened")]
     figures.rows_out = sum(row["pairs"] for row in used)

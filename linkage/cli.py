@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from linkage import PROGRESS_LOGGER
 from linkage.errors import LinkageError
 from linkage.lock import LOCKED_EXIT_CODE, WarehouseLocked
 
@@ -38,7 +39,6 @@ def _quiet_exit() -> None:
 
 atexit.register(_quiet_exit)
 
-PROGRESS = "linkage.progress"  # the logger of the per-stage lines (linkage/night.py)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Project config YAML.")]
 
@@ -390,7 +390,9 @@ def verify(
 class _ConsoleFormat(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        return message if record.name == PROGRESS else f"{record.levelname.lower()}: {message}"
+        return (
+            message if record.name == PROGRESS_LOGGER else f"{record.levelname.lower()}: {message}"
+        )
 
 
 def _configure_logging() -> None:
@@ -404,7 +406,9 @@ def _configure_logging() -> None:
         root.removeHandler(handler)
     handler = logging.StreamHandler()
     handler.setFormatter(_ConsoleFormat())
-    handler.addFilter(lambda record: record.levelno >= logging.WARNING or record.name == PROGRESS)
+    handler.addFilter(
+        lambda record: record.levelno >= logging.WARNING or record.name == PROGRESS_LOGGER
+    )
     root.addHandler(handler)
     root.setLevel(logging.INFO)
 

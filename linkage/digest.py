@@ -86,7 +86,7 @@ def _sources(con: duckdb.DuckDBPyConnection, run_id: str, previous: str | None) 
 
 
 def _persons(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
-    persons, largest, with_5 = con.execute(CLUSTER_SQL).fetchone() or (0, 0, 0)
+    persons, largest, with_5 = fetch_one(con, CLUSTER_SQL) or (0, 0, 0)
     events = con.execute(
         "SELECT event, count(*) FROM person_id_history WHERE run_id = $run_id GROUP BY ALL",
         {"run_id": run_id},

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from linkage import PROGRESS_LOGGER
 from linkage.alerts import AlertOutcome, run_alerts
 from linkage.audit import record_run
 from linkage.config import ProjectConfig, SourceConfig
@@ -647,7 +648,7 @@ def finish_night(night: Night, intakes: list[SourceIntake], report: RunReport) -
 
 # ---- progress: one line per stage, counts only ---------------------------------------------
 
-progress = logging.getLogger("linkage.progress")  # the console shows these (linkage/cli.py)
+progress = logging.getLogger(PROGRESS_LOGGER)  # the console shows these (linkage/cli.py)
 
 
 def intake_progress(night: Night, intakes: list[SourceIntake]) -> None:
