@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -323,28 +323,32 @@ def run_night(meter: Meter, config: Path, night_date: date, label: str, seed: in
     figures.detail = {"status": status}
     if latest_model(project.model_dir) is None:
         train(meter, night, label, seed)
-    with meter.stage(label, "link") as figures:
-        outcome = stages.link_night(night)
-    if outcome is None:
-        raise SystemExit(f"night {label}: not linked: {night.link_skipped}")
-    figures.rows_in, figures.rows_out = records, outcome.persons
-    figures.detail = {
-        "edges": outcome.edges,
-        "review_items": sum(outcome.review_by_reason.values()),
-        "id_changes": outcome.id_changes,
-        "steps_seconds": outcome.stage_seconds,
-    }
-    with meter.stage(label, "alerts") as figures:
-        alerts = stages.alert_night(night, outcome)
-    figures.rows_in = outcome.persons
-    if alerts is not None:
-        figures.rows_out = sum(alerts.delivered_by_recipient.values())
-        figures.detail = {"by_rule_and_status": alerts.by_rule_and_status}
-    with meter.stage(label, "export") as figures:
-        exports = stages.export_night(night, outcome)
-    figures.rows_in = outcome.persons
-    if exports is not None:
-        figures.rows_out = sum(export.rows for export in exports.agencies)
+    with ExitStack() as together:  # as the flow: index, alerts and exports commit as one
+        together.enter_context(stages.published_together(night))
+        with meter.stage(label, "link") as figures:
+            outcome = stages.link_night(night)
+        if outcome is None:
+            raise SystemExit(f"night {label}: not linked: {night.link_skipped}")
+        figures.rows_in, figures.rows_out = records, outcome.persons
+        figures.detail = {
+            "edges": outcome.edges,
+            "review_items": sum(outcome.review_by_reason.values()),
+            "id_changes": outcome.id_changes,
+            "steps_seconds": outcome.stage_seconds,
+        }
+        with meter.stage(label, "alerts") as figures:
+            alerts = stages.alert_night(night, outcome)
+        figures.rows_in = outcome.persons
+        if alerts is not None:
+            figures.rows_out = sum(alerts.delivered_by_recipient.values())
+            figures.detail = {"by_rule_and_status": alerts.by_rule_and_status}
+        with meter.stage(label, "export") as figures:
+            exports = stages.export_night(night, outcome)
+        figures.rows_in = outcome.persons
+        if exports is not None:
+            figures.rows_out = sum(export.rows for export in exports.agencies)
+        with meter.stage(label, "commit"):
+            together.close()  # the one commit, then the files move into place
     with meter.stage(label, "report") as figures:
         report = stages.build_report(night, intakes, status, outcome, alerts, exports)
         stages.finish_night(night, intakes, report)  # closes the warehouse

@@ -26,10 +26,11 @@ def relink(config_path: Path) -> RunReport:
 
 def _relink(project: ProjectConfig, night: stages.Night) -> RunReport:
     try:
-        outcome = link(night)
-        stages.link_progress(night, outcome)
-        alerts = raise_alerts(night, outcome)
-        exports = export(night, outcome)
+        with stages.published_together(night):  # index, alerts and exports: all or none
+            outcome = link(night)
+            stages.link_progress(night, outcome)
+            alerts = raise_alerts(night, outcome)
+            exports = export(night, outcome)
         stages.output_progress(night, alerts, exports)
         status = stages.mark_linked(night)
     except Exception:

@@ -55,7 +55,7 @@ def raise_alerts(night: stages.Night, outcome: LinkOutcome | None) -> AlertOutco
     return stages.alert_night(night, outcome)
 
 
-@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(cache_policy=NO_CACHE)  # no retry: a failure has aborted the night's transaction
 def export(night: stages.Night, outcome: LinkOutcome | None) -> ExportSummary | None:
     return stages.export_night(night, outcome)
 
@@ -121,10 +121,11 @@ def _night(project: ProjectConfig, night: stages.Night) -> RunReport:
         intakes = [validate_source(night, intake) for intake in intakes]
         status = publish(night, intakes)
         stages.intake_progress(night, intakes)
-        outcome = link(night)
-        stages.link_progress(night, outcome)
-        alerts = raise_alerts(night, outcome)
-        exports = export(night, outcome)
+        with stages.published_together(night):  # index, alerts and exports: all or none
+            outcome = link(night)
+            stages.link_progress(night, outcome)
+            alerts = raise_alerts(night, outcome)
+            exports = export(night, outcome)
         stages.output_progress(night, alerts, exports)
     except Exception:
         stages.fail_night(night)  # the published index is untouched; the run is marked failed

@@ -28,6 +28,7 @@ from linkage import alert_match
 from linkage.alert_lifecycle import next_alert_number, next_alerts
 from linkage.config import AlertRule, ProjectConfig, load_alert_rules
 from linkage.export import write_safe_csv
+from linkage.staged import stage_until_commit
 from linkage.warehouse import PUBLISHED_TABLES, transaction
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,10 @@ def run_alerts(
     if project.alert_rules is None:
         return None
     rules = load_alert_rules(project.alert_rules).rules
-    try:
+    out_dir = project.output_dir / "runs" / run_id / "alerts"
+    # The alert table and the files agencies are sent, all or nothing (in a night, one
+    # transaction with its index); a rollback drops the working tables too.
+    with transaction(con):
         alert_match.load_rules(con, rules)
         load_concerns(con, project)
         load_person_ages(con, run_date)
@@ -251,10 +255,10 @@ def run_alerts(
         delivered = _delivered_tonight(con, run_id, run_date)
         counts = con.execute("SELECT rule_id || ' ' || status, count(*) FROM alert GROUP BY ALL")
         by_rule_and_status = {str(key): int(n) for key, n in sorted(counts.fetchall())}
-    finally:
         alert_match.drop_match_tables(con)
-        con.execute("DROP TABLE IF EXISTS temp.alert_next")
-    files = _deliver(delivered, project.output_dir / "runs" / run_id / "alerts")
+        con.execute("DROP TABLE temp.alert_next")
+        staged_files = _deliver(delivered, stage_until_commit(con, out_dir))
+    files = [out_dir / path.name for path in staged_files]
     delivered_by_recipient = {recipient: len(rows) for recipient, rows in delivered.items()}
     log.info(
         "run %s: %d alerts delivered, %d for review",
@@ -301,17 +305,16 @@ def _update_lifecycle(
 def _publish_alerts(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     """Replace `alert` with tonight's alerts and `alert_review` with tonight's doubtful
     matches; returns how many were doubtful."""
-    with transaction(con):
-        con.execute("DELETE FROM alert")
-        con.execute(f"INSERT INTO alert SELECT {', '.join(ALERT_COLUMNS)} FROM alert_next")
-        con.execute("DELETE FROM alert_review")
-        con.execute(
-            "INSERT INTO alert_review"
-            " SELECT $run_id, m.rule_id, m.person_id, m.record_keys, m.confidence, $reason"
-            " FROM alert_match m JOIN alert_rule r USING (rule_id)"
-            " WHERE m.confidence < r.min_confidence",
-            {"run_id": run_id, "reason": BELOW_CONFIDENCE},
-        )
+    con.execute("DELETE FROM alert")
+    con.execute(f"INSERT INTO alert SELECT {', '.join(ALERT_COLUMNS)} FROM alert_next")
+    con.execute("DELETE FROM alert_review")
+    con.execute(
+        "INSERT INTO alert_review"
+        " SELECT $run_id, m.rule_id, m.person_id, m.record_keys, m.confidence, $reason"
+        " FROM alert_match m JOIN alert_rule r USING (rule_id)"
+        " WHERE m.confidence < r.min_confidence",
+        {"run_id": run_id, "reason": BELOW_CONFIDENCE},
+    )
     return int(con.execute("SELECT count(*) FROM alert_review").fetchall()[0][0])
 
 

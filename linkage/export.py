@@ -12,9 +12,12 @@ For every agency in schemas/sharing.yaml, `export_agency_slices` writes
   in which other agencies the person is known to, among those the agency may be told of).
 - `manifest.json`: run id, model version, row counts, sha256 of every file, the grants.
 
-What each agency was last told is kept in the warehouse table `export_state`, replaced only
-after every agency's files are written, so a re-run of the same night gives an empty change
-file. Every CSV goes through `write_safe_csv`, which neutralises spreadsheet formulas.
+What each agency was last told is kept in the warehouse table `export_state`. The files
+are written to a hidden staged directory and moved into place only when the transaction
+replacing `export_state` commits (linkage/staged.py): in a night, the same transaction as
+the index and alerts. So agencies see all of a night's exports or none, and a re-run of the
+same night gives an empty change file. Every CSV goes through `write_safe_csv`, which
+neutralises spreadsheet formulas.
 """
 
 from __future__ import annotations
@@ -24,10 +27,9 @@ import json
 import logging
 import math
 import re
-import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ from linkage.config import FlagSpec, ProjectConfig, SharingRules, load_sharing_r
 from linkage.errors import ConfigError, LinkageError
 from linkage.extract import quote_identifier, sha256_of
 from linkage.index import LinkRun, link_run, published_link_run
+from linkage.lock import warehouse_lock
+from linkage.staged import settle, stage_until_commit
 from linkage.warehouse import fetch_one, open_warehouse, transaction
 
 log = logging.getLogger(__name__)
@@ -59,11 +63,6 @@ CHANGE_COLUMNS = [
 ]
 # Tonight's export_state rows, gathered agency by agency until every export is written.
 TOLD_SQL = "SELECT agency, source_record_id, person_id, known_agencies FROM export_state LIMIT 0"
-
-EXPORT_STATE_DDL = """
-CREATE TABLE IF NOT EXISTS export_state (
-    agency VARCHAR, source_record_id VARCHAR, person_id VARCHAR, known_agencies VARCHAR,
-    run_id VARCHAR)"""
 
 
 @dataclass(frozen=True)
@@ -113,11 +112,13 @@ class ExportSummary:
 
 def export_latest(project: ProjectConfig) -> ExportSummary:
     """Export the published index (the latest linked run) for every agency."""
-    con = open_warehouse(project.warehouse)
-    try:
-        return export_agency_slices(con, project, published_run_id(con))
-    finally:
-        con.close()
+    with warehouse_lock(project.warehouse, "export"):
+        con = open_warehouse(project.warehouse)
+        try:
+            settle(con, project.output_dir)
+            return export_agency_slices(con, project, published_run_id(con))
+        finally:
+            con.close()
 
 
 def published_run_id(con: duckdb.DuckDBPyConnection) -> str:
@@ -140,18 +141,19 @@ def export_agency_slices(
     rules = load_sharing_rules(project.sharing_rules, project.identifier_registry())
     _check_names(rules, project.sharing_rules)
     run = _link_run(con, run_id)
-    con.execute(EXPORT_STATE_DDL)
     run_dir = project.output_dir / "exports" / run_id
     summary = ExportSummary(run_id, run.model_version)
-    define_open_concern(con, project)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE export_told AS {TOLD_SQL}")
-    try:
+    # All agencies or none, files and state: a failed export tells no agency anything, so
+    # its re-run computes the same change files. Inside a night, one with its index.
+    with transaction(con):
+        staged_dir = stage_until_commit(con, run_dir)
+        define_open_concern(con, project)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE export_told AS {TOLD_SQL}")
         for agency in sorted(rules.agencies):
-            summary.agencies.append(export_agency(con, rules, agency, run, run_dir / agency))
-        # All agencies or none: a failed or retried export recomputes the same change files.
+            export = export_agency(con, rules, agency, run, staged_dir / agency)
+            summary.agencies.append(replace(export, directory=run_dir / agency))
         _replace_state(con, run_id)
-    finally:
-        con.execute("DROP TABLE IF EXISTS export_told")
+        con.execute("DROP TABLE export_told")
     summary.seconds = round(time.perf_counter() - started, 2)
     log.info(
         "run %s: exported %d agencies, %d records in %.2f s",
@@ -190,16 +192,11 @@ def export_agency(
         {"agency": agency, "visible": visible_agencies(rules, agency)},
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE export_change AS {CHANGES_SQL}", {"agency": agency})
-    # Written beside the final directory, then moved in, so nobody reads a half export.
-    partial = directory.with_name(f".{directory.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    rows = _write_table(con, "export_slice", "source_record_id", partial / "index")
-    _write_table(con, "export_change", "source_record_id, change", partial / "changes")
+    directory.mkdir(parents=True)
+    rows = _write_table(con, "export_slice", "source_record_id", directory / "index")
+    _write_table(con, "export_change", "source_record_id, change", directory / "changes")
     changes = _change_counts(con)
-    write_manifest(partial, _manifest(con, rules, agency, run, rows, changes))
-    shutil.rmtree(directory, ignore_errors=True)
-    partial.rename(directory)
+    write_manifest(directory, _manifest(con, rules, agency, run, rows, changes))
     con.execute(
         "INSERT INTO export_told SELECT $agency, source_record_id, person_id, known_agencies"
         " FROM export_current",
@@ -422,13 +419,12 @@ UNION ALL SELECT * FROM agency_changes
 
 def _replace_state(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """What the agencies have now been told replaces what they were told before."""
-    with transaction(con):
-        con.execute("DELETE FROM export_state WHERE agency IN (SELECT agency FROM export_told)")
-        con.execute(
-            "INSERT INTO export_state SELECT agency, source_record_id, person_id,"
-            " known_agencies, $run_id FROM export_told",
-            {"run_id": run_id},
-        )
+    con.execute("DELETE FROM export_state WHERE agency IN (SELECT agency FROM export_told)")
+    con.execute(
+        "INSERT INTO export_state SELECT agency, source_record_id, person_id,"
+        " known_agencies, $run_id FROM export_told",
+        {"run_id": run_id},
+    )
 
 
 def _change_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

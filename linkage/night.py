@@ -12,6 +12,8 @@ import logging
 import math
 import secrets
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -48,6 +50,7 @@ from linkage.index import LinkOutcome, ModelNotFoundError, link_warehouse
 from linkage.report import RunReport, SourceReport
 from linkage.schema import canonical_column_names
 from linkage.stage import STAGED_TABLE, create_staged_table, stage_source
+from linkage.staged import settle
 from linkage.standardise import standardise
 from linkage.validate import (
     DUPLICATE_ROW_CHECK,
@@ -133,6 +136,7 @@ def start_night(project: ProjectConfig, run_date: date, run_id: str | None = Non
     started_at = datetime.now(UTC).replace(tzinfo=None)
     run_id = run_id or new_run_id(run_date)
     con = open_warehouse(project.warehouse, project.identifier_registry())
+    settle(con, project.output_dir)  # what a killed run left staged
     create_staged_table(con)
     con.execute(
         "INSERT INTO run VALUES ($run_id, $run_date, $started_at, NULL, 'running', NULL)",
@@ -521,6 +525,15 @@ def last_published_night(project: ProjectConfig) -> date:
 def mark_linked(night: Night) -> str:
     """A re-link run's status (no intake): complete, or unlinked if it could not link."""
     return "unlinked" if night.link_skipped else "complete"
+
+
+@contextmanager
+def published_together(night: Night) -> Iterator[None]:
+    """Tonight's index, alerts and export state commit as one transaction, and the alert and
+    export files appear once it has: a night killed anywhere before leaves the last good
+    night's index, alerts and exports."""
+    with transaction(night.con):
+        yield
 
 
 def link_night(night: Night) -> LinkOutcome | None:

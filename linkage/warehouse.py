@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -84,6 +85,11 @@ PUBLISHED_TABLES = {
         CREATE TABLE IF NOT EXISTS alert_review (
             run_id VARCHAR, rule_id VARCHAR, person_id VARCHAR, record_keys VARCHAR[],
             confidence DOUBLE, reason VARCHAR)""",
+    # What each agency was last told (linkage/export.py): replaced by every export.
+    "export_state": """
+        CREATE TABLE IF NOT EXISTS export_state (
+            agency VARCHAR, source_record_id VARCHAR, person_id VARCHAR,
+            known_agencies VARCHAR, run_id VARCHAR)""",
     "link_run": """
         CREATE TABLE IF NOT EXISTS link_run (
             run_id VARCHAR, run_date DATE, model_version VARCHAR, model_path VARCHAR,
@@ -159,16 +165,54 @@ def last_good_rows(con: duckdb.DuckDBPyConnection, source: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+@dataclass
+class _OpenTransaction:
+    depth: int = 1
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+_open: dict[int, _OpenTransaction] = {}  # by id(connection): DuckDB has no savepoints
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One all-or-nothing write: committed if the block succeeds, else rolled back."""
-    con.execute("BEGIN TRANSACTION")
+    """One all-or-nothing write: committed if the block succeeds, else rolled back.
+
+    A transaction opened inside another joins it, so a night can publish its index, alerts
+    and export state as one: only the outermost block commits, and any failure rolls back
+    everything since the outermost BEGIN.
+    """
+    current = _open.get(id(con))
+    if current is not None:
+        current.depth += 1
+        try:
+            yield con
+        finally:
+            current.depth -= 1
+        return
+    current = _open[id(con)] = _OpenTransaction()
     try:
-        yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+    finally:
+        del _open[id(con)]
+    for action in current.after_commit:
+        action()
+
+
+def after_commit(con: duckdb.DuckDBPyConnection, action: Callable[[], None]) -> None:
+    """Run `action` once the open transaction commits (at once if none is open); a rolled
+    back transaction drops it."""
+    current = _open.get(id(con))
+    if current is None:
+        action()
+    else:
+        current.after_commit.append(action)
 
 
 def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> tuple | None:

@@ -20,6 +20,7 @@ POINTS = {
     "link": ("linkage.index", "cluster_records", "before"),  # scored, not clustered
     "publish": ("linkage.index", "publish_person_sql", "before"),  # inside the transaction
     "export": ("linkage.export", "write_manifest", "after"),  # one agency's files written
+    "reveal": ("linkage.staged", "reveal", "before"),  # committed, no file moved into place
 }
 
 

@@ -120,21 +120,44 @@ def test_a_killed_night_keeps_the_last_good_state_and_its_rerun_equals_an_uninte
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     assert lock_path_of(project.warehouse).exists()  # left behind by the dead process
 
-    after_kill = published(project.warehouse)
-    assert after_kill.told == before.told
-    if point != "export":  # the index and alerts are published before the exports run
-        assert after_kill.index == before.index and after_kill.alerts == before.alerts
+    assert published(project.warehouse) == before  # index, alerts and exports: all last good
     [interrupted, *_] = warehouse_status(project.warehouse).runs
     assert interrupted.status == "interrupted"
-    for run_dir in (project.output / "exports").iterdir():  # never a half export in view
-        for agency in run_dir.iterdir():
-            assert agency.name.startswith(".") or (agency / "manifest.json").exists()
+    assert not (project.output / "exports" / interrupted.run_id).exists()  # nobody sees it
+    assert not (project.output / "runs" / interrupted.run_id / "alerts").exists()
 
     rerun = nightly(project.config, date.fromisoformat(NIGHTS[1]))  # clears the stale lock
     assert rerun.status == "complete"
     expected, expected_files = uninterrupted
     assert published(project.warehouse) == expected
     assert export_files(project.output, rerun.run_id) == expected_files
+    assert not list(project.output.rglob(".*.partial"))  # what the killed run staged: removed
+
+
+def test_a_night_killed_between_its_commit_and_its_files_has_them_moved_in_by_the_next_run(
+    prefect_api, after_night_1, uninterrupted, tmp_path: Path
+) -> None:
+    from flows.nightly import nightly
+
+    project = after_night_1.copy(tmp_path / "p")
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.kill_at", "reveal", "nightly", "--config"]
+        + [str(project.config), "--run-date", NIGHTS[1]],
+        cwd=REPO,
+        env=os.environ | {"PREFECT_API_URL": str(get_current_settings().api.url)},
+        capture_output=True,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    expected, expected_files = uninterrupted
+    assert published(project.warehouse) == expected  # committed: the night's index is out
+    [interrupted, *_] = warehouse_status(project.warehouse).runs
+    assert not (project.output / "exports" / interrupted.run_id).exists()
+
+    nightly(project.config, date.fromisoformat(NIGHTS[1]))  # settles what the kill left
+    assert export_files(project.output, interrupted.run_id) == expected_files
+    assert (project.output / "runs" / interrupted.run_id / "alerts").is_dir()
+    assert not list(project.output.rglob(".*.partial"))
 
 
 def test_a_file_arriving_after_the_run_started_waits_for_the_next_run(

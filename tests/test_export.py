@@ -33,6 +33,7 @@ from linkage.export import (
     sha256_of,
     write_safe_csv,
 )
+from linkage.staged import staged
 from linkage.warehouse import open_warehouse
 from tests.conftest import REPO, sample_project
 
@@ -274,13 +275,14 @@ def test_a_failed_export_tells_no_agency_anything_so_the_retry_gives_the_same_ch
 ) -> None:
     project = copy_project(linked_sample, tmp_path)
     run_id = linked_sample.reports[-1].run_id
-    blocker = project.output_dir / "exports" / run_id / "socialwork"  # the last agency
+    blocker = staged(project.output_dir / "exports" / run_id)
     blocker.parent.mkdir(parents=True)
-    blocker.write_text("a file where the directory should go")
+    blocker.write_text("a file where the staged directory should go")
     with pytest.raises(OSError):
         export_latest(project)
     with duckdb.connect(str(project.warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM export_state").fetchall() == [(0,)]
+    assert not (project.output_dir / "exports" / run_id).exists()
     blocker.unlink()
     retried = export_latest(project)
     assert all(export.changes == {"new_record": export.rows} for export in retried.agencies)
