@@ -206,7 +206,7 @@ PLAIN_COLUMNS = [
 
 def plain_linker(records: pd.DataFrame, variant: str, seed: int) -> Linker:
     """A plain Splink linker trained with Splink's own estimators only."""
-    from linkage.link.train import U_SAMPLE_PAIRS
+    from linkage.link.train import u_sample_pairs
 
     frame = records[PLAIN_COLUMNS].assign(
         full_name=records["forename"].fillna("") + " " + records["surname"].fillna("")
@@ -223,7 +223,7 @@ def plain_linker(records: pd.DataFrame, variant: str, seed: int) -> Linker:
     training.estimate_probability_two_random_records_match(
         PLAIN_PRIOR_RULES, recall=PLAIN_PRIOR_RECALL
     )
-    training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=seed)
+    training.estimate_u_using_random_sampling(max_pairs=u_sample_pairs(len(records)), seed=seed)
     for rule in PLAIN_EM_BLOCKS:
         training.estimate_parameters_using_expectation_maximisation(rule)
     return linker

@@ -430,16 +430,18 @@ PUBLISH_PERSON_SQL = """
 INSERT INTO person
 WITH records AS MATERIALIZED (
     SELECT li.person_id, li.link_confidence, li.source, c.forename, c.surname,
-           c.date_of_birth, c.sex, c.postcode{identifier_columns}
+           c.date_of_birth, c.sex, c.postcode{identifier_columns},
+           count(*) OVER (PARTITION BY li.person_id) AS n
     FROM linked_index li JOIN canonical_record c USING (record_key)
 ),
-record_counts AS MATERIALIZED (SELECT person_id, count(*) AS n FROM records GROUP BY ALL),
+-- Most persons have one record: theirs is the person row as it is. Only the records of
+-- persons with several are voted on and grouped.
+shared AS MATERIALIZED (SELECT * FROM records WHERE n > 1),
 field_values AS (
     UNPIVOT (
         SELECT person_id, forename, surname, CAST(date_of_birth AS VARCHAR) AS date_of_birth,
                sex, postcode
-        FROM records JOIN record_counts USING (person_id)
-        WHERE record_counts.n > 1  -- a lone record's values are its person's as they are
+        FROM shared
     )
     ON forename, surname, date_of_birth, sex, postcode
     INTO NAME field VALUE value
@@ -454,16 +456,6 @@ best AS (
 voted AS (
     PIVOT best ON field IN ('forename', 'surname', 'date_of_birth', 'sex', 'postcode')
     USING first(value) GROUP BY person_id
-),
-best_known AS (
-    SELECT person_id, forename, surname, date_of_birth, sex, postcode FROM voted
-    UNION ALL
-    SELECT person_id, forename, surname, CAST(date_of_birth AS VARCHAR), sex, postcode
-    FROM records JOIN record_counts USING (person_id) WHERE record_counts.n = 1
-),
-reviewed AS (
-    SELECT person_id_l AS person_id FROM link_review
-    UNION SELECT person_id_r FROM link_review
 ),
 identifier_lists AS (
     SELECT person_id, kind, list_sort(list(DISTINCT value)) AS held
@@ -484,35 +476,59 @@ summary AS (
         list_sort(list(DISTINCT source)) AS sources,
         count(*) AS records,
         min(link_confidence) AS min_link_confidence
-    FROM records GROUP BY person_id
+    FROM shared GROUP BY person_id
+),
+persons AS (
+    SELECT s.person_id, v.forename, v.surname, CAST(v.date_of_birth AS DATE) AS date_of_birth,
+           v.sex, v.postcode, coalesce(i.identifiers, MAP {{}}) AS identifiers,
+           coalesce(i.conflicting, []) AS conflicting, s.sources, s.records,
+           s.min_link_confidence
+    FROM summary s
+    LEFT JOIN voted v USING (person_id)
+    LEFT JOIN identifier_maps i USING (person_id)
+    UNION ALL
+    SELECT person_id, forename, surname, date_of_birth, sex, postcode,
+           {lone_identifiers}, [], [source], 1, link_confidence
+    FROM records WHERE n = 1
+),
+reviewed AS (
+    SELECT person_id_l AS person_id FROM link_review
+    UNION SELECT person_id_r FROM link_review
 )
-SELECT s.person_id, b.forename, b.surname, CAST(b.date_of_birth AS DATE), b.sex, b.postcode,
-       coalesce(i.identifiers, MAP {{}}), coalesce(i.conflicting, []), s.sources, s.records,
-       s.min_link_confidence, s.person_id IN (SELECT person_id FROM reviewed), $run_id
-FROM summary s
-LEFT JOIN best_known b USING (person_id)
-LEFT JOIN identifier_maps i USING (person_id)
-ORDER BY s.person_id
+SELECT *, person_id IN (SELECT person_id FROM reviewed), $run_id
+FROM persons
+ORDER BY person_id
 """
 
 
 def publish_person_sql(registry: IdentifierRegistry) -> tuple[str, dict[str, Any]]:
     """The person insert for the registry's identifier columns, and its parameters."""
     params: dict[str, Any] = {"hard": registry.hard_constraints()}
-    selects = []
+    selects, entries = [], []
     for position, name in enumerate(registry.names):
         params[f"kind{position}"] = name
         column = quote_identifier(name)
         selects.append(
             f"SELECT person_id, $kind{position} AS kind, {column} AS value"
-            f" FROM records WHERE {column} IS NOT NULL"
+            f" FROM shared WHERE {column} IS NOT NULL"
         )
+        entries.append((name, f"{{'kind': $kind{position}, 'held': [{column}]}}"))
     values = " UNION ALL ".join(selects) or (
         "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS kind, NULL::VARCHAR AS value"
         " WHERE false"
     )
     columns = "".join(f", c.{quote_identifier(name)}" for name in registry.names)
-    return PUBLISH_PERSON_SQL.format(identifier_values=values, identifier_columns=columns), params
+    # a lone record's identifiers, as the map the grouped persons get (sorted by kind)
+    lone = ", ".join(entry for _, entry in sorted(entries))
+    lone_identifiers = (
+        f"map_from_entries(list_filter([{lone}], lambda e: e.held[1] IS NOT NULL))"
+        if entries
+        else "MAP {}::MAP(VARCHAR, VARCHAR[])"
+    )
+    sql = PUBLISH_PERSON_SQL.format(
+        identifier_values=values, identifier_columns=columns, lone_identifiers=lone_identifiers
+    )
+    return sql, params
 
 
 def _persons_by_sources(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -43,7 +43,9 @@ from linkage.link.model import (
 from linkage.schema import base_columns
 
 log = logging.getLogger(__name__)
-U_SAMPLE_PAIRS = 5e6
+# u is estimated from random pairs: about five per record, at least Splink's default of a
+# million (so a small project does not compare nearly all its pairs), at most 5M.
+U_SAMPLE_PAIRS = (1e6, 5.0, 5e6)  # floor, pairs per record, ceiling
 EM_MAX_PAIRS = 5e6  # a larger EM block is sampled down to this many pairs (max_pairs)
 EM_MIN_PAIRS = 20  # a block with fewer pairs says too little to train on
 PRIOR_RULES_RECALL = 0.8
@@ -113,6 +115,7 @@ class TrainingReport:
     em_blocks: list[dict[str, Any]] = field(default_factory=list)  # name, rule, pairs, used, why
     prior: float | None = None
     prior_rules: list[str] = field(default_factory=list)
+    u_sample_pairs: float = U_SAMPLE_PAIRS[-1]  # random pairs u was estimated from
     levels_settled: list[str] = field(default_factory=list)  # levels no estimate reached
     # per EM block, levels its pairs never showed (expected: a block fixes its own fields)
     levels_not_observed: list[str] = field(default_factory=list)
@@ -221,7 +224,8 @@ def train_model(
     )
     counter = _PairCounter(records)
     _estimate_prior(linker, shape, counter, report)
-    linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=seed)
+    report.u_sample_pairs = u_sample_pairs(len(records))
+    linker.training.estimate_u_using_random_sampling(max_pairs=report.u_sample_pairs, seed=seed)
     _estimate_m_by_em(linker, shape, counter, report)
     _estimate_m_from_labels(linker, records, labelled_matches)
     settled = settle_unobserved_levels(_settings(linker), report)
@@ -256,6 +260,11 @@ class _PairCounter:
         with duckdb.connect() as con:
             con.register("records", self.records[list(columns)])
             return int(con.execute(sql).fetchall()[0][0])
+
+
+def u_sample_pairs(records: int) -> float:
+    floor, per_record, ceiling = U_SAMPLE_PAIRS
+    return min(max(floor, per_record * records), ceiling)
 
 
 def _estimate_prior(
@@ -353,9 +362,10 @@ def settle_unobserved_levels(settings: dict, report: TrainingReport | None = Non
     for a level EM never saw among matches, which can make a near-agreement count against
     a pair. An unseen partial-agreement level is made neutral (m = u: no evidence either
     way); an unseen disagreement level gets m = UNSEEN_DISAGREEMENT_M, rare among matches.
-    A level random sampling never reached is rarer among random pairs than one in
-    U_SAMPLE_PAIRS: it gets half that as its u. A level of LEVEL_TIES takes its partner's.
+    A level random sampling never reached is rarer among random pairs than one in the
+    pairs sampled: it gets half that as its u. A level of LEVEL_TIES takes its partner's.
     """
+    sampled = (report or TrainingReport()).u_sample_pairs
     by_label = {
         (comparison["output_column_name"], level.get("label_for_charts")): level
         for comparison in settings["comparisons"]
@@ -379,7 +389,7 @@ def settle_unobserved_levels(settings: dict, report: TrainingReport | None = Non
                     report.levels_settled.append(f"{label} (as {tied['label_for_charts']})")
                 continue
             if not isinstance(level.get("u_probability"), float):
-                level["u_probability"] = 0.5 / U_SAMPLE_PAIRS
+                level["u_probability"] = 0.5 / sampled
                 if report is not None:
                     report.levels_settled.append(f"{label} (u)")
             if isinstance(level.get("m_probability"), float) and level["m_probability"] > 1e-6:
@@ -414,7 +424,7 @@ def save_model(
         records=len(records),
         labelled_matches=labelled_matches if labelled_matches >= MIN_LABELLED_MATCHES else 0,
         records_by_source=records["source"].value_counts().sort_index().to_dict(),
-        u_sample_pairs=U_SAMPLE_PAIRS,
+        u_sample_pairs=report.u_sample_pairs,
         em_blocking_rules=[block["rule"] for block in report.em_blocks if block["used"]],
         training=asdict(report),
     )
