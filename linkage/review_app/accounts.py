@@ -15,6 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 import duckdb
 
@@ -68,8 +69,10 @@ def verify_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(computed, base64.b64decode(digest))
 
 
-# Checked when a name is unknown, so a wrong name takes as long as a wrong password.
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@cache
+def _dummy_hash() -> str:
+    """Checked when a name is unknown, so a wrong name takes as long as a wrong password."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -155,7 +158,7 @@ def authenticate(con: duckdb.DuckDBPyConnection, name: str, password: str) -> Re
         {"name": name},
     )
     stored = row[0] if row is not None else None
-    matches = verify_password(password, stored or _DUMMY_HASH)
+    matches = verify_password(password, stored or _dummy_hash())
     if row is None or stored is None or not matches:
         return None
     return find_reviewer(con, name)

@@ -148,7 +148,9 @@ def create_app(context: ReviewContext) -> FastAPI:
     @app.get("/login")
     def login_form(request: Request, next: str = "/queue") -> Response:
         token = secrets.token_urlsafe(32)
-        response = render(request, "login.html.j2", login_csrf=token, next=_local(next), error="")
+        response = render(
+            request, "login.html.j2", title="Sign in", login_csrf=token, next=_local(next), error=""
+        )
         response.set_cookie(
             LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies
         )
@@ -168,6 +170,7 @@ def create_app(context: ReviewContext) -> FastAPI:
             return render(
                 request,
                 "login.html.j2",
+                title="Sign in",
                 status_code=429,
                 login_csrf=request.cookies.get(LOGIN_COOKIE, ""),
                 next=target,
@@ -185,6 +188,7 @@ def create_app(context: ReviewContext) -> FastAPI:
             return render(
                 request,
                 "login.html.j2",
+                title="Sign in",
                 status_code=401,
                 login_csrf=request.cookies.get(LOGIN_COOKIE, ""),
                 next=target,
