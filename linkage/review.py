@@ -87,7 +87,7 @@ class FieldChange:
     """One value of a decided record that differs now from when it was decided."""
 
     record_key: str
-    field: str  # a FINGERPRINT_COLUMNS column or identifier; "record" when it is gone
+    field: str  # a FINGERPRINT_COLUMNS column or an identifier
     before: Any
     after: Any
 
@@ -264,7 +264,11 @@ def fingerprint(values: dict[str, Any]) -> str:
 
 def changed_decisions(con: duckdb.DuckDBPyConnection) -> list[ChangedDecision]:
     """Decisions in force (match, non-match) whose records changed at source since: a value
-    differs from when the decision was made, or a record is no longer held."""
+    differs from when the decision was made.
+
+    A decision on a record no longer sent is left alone: it changes nothing while the record
+    is away, and is checked again if the record comes back.
+    """
     rows = con.execute(
         f"SELECT {_DECISION_FIELDS}, record_values, fingerprint_l, fingerprint_r"
         " FROM review_decision WHERE decision IN ('match', 'non-match')"
@@ -291,15 +295,15 @@ def changes_since_decided(
 
 
 def _changes(row: tuple, current: dict[str, dict[str, Any]]) -> list[FieldChange]:
-    """A decision row's changes against the records' current values."""
+    """A decision row's changes against the records' current values (none while one of
+    its records is not held)."""
     then = json.loads(row[7])
+    if row[0] not in current or row[1] not in current:
+        return []
     changes = []
     for key, recorded in ((row[0], row[8]), (row[1], row[9])):
-        now = current.get(key)
-        if now is None:
-            changes.append(FieldChange(key, "record", "held", "no longer held"))
-        elif fingerprint(now) != recorded:
-            changes += _differences(key, then.get(key, {}), now)
+        if fingerprint(current[key]) != recorded:
+            changes += _differences(key, then.get(key, {}), current[key])
     return changes
 
 

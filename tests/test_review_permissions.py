@@ -126,9 +126,8 @@ def test_a_reason_never_names_an_identifier_only_hidden_agencies_hold(reason: st
     ("record_key", "column", "shown"),
     [
         ("health:H1", "surname", True),
-        ("health:H1", "record", True),
+        ("health:H1", "chi", True),
         ("health:H1", "concern_type", False),
-        ("police:P1", "record", False),
         ("police:P1", "surname", False),
     ],
 )
@@ -516,3 +515,39 @@ def _decisions(tiny: Tiny) -> list[tuple]:
             "SELECT record_key_l, record_key_r, decision, note, decided_by, evidence,"
             " evidence_sha256 FROM review_decision ORDER BY ALL"
         ).fetchall()
+
+
+def decide(client: TestClient, key_l: str, key_r: str, decision: str, note: str = "") -> None:
+    page = client.get(f"/pair?l={key_l}&r={key_r}").text
+    evidence = re.search(r'name="evidence" value="([0-9a-f]{64})"', page)
+    assert evidence is not None
+    form = {"l": key_l, "r": key_r, "decision": decision, "note": note}
+    answer = client.post("/decide", data=form | {"csrf": csrf_of(page), "evidence": evidence[1]})
+    assert answer.status_code == 303, answer.text
+
+
+def test_the_queue_filters_lists_not_sure_and_re_queues_changed_decisions(tiny: Tiny):
+    client = signed_in(tiny, "cara")
+    assert "education:E1" in client.get("/queue?reason=doubtful+link").text
+    assert "Nothing to review here" in client.get("/queue?reason=possible+twins").text
+    assert "education:E1" in client.get("/queue?agency=education").text
+    assert "Nothing to review here" in client.get("/queue?agency=socialwork").text
+
+    decide(client, "education:E1", "health:H1", "unsure", "ask the school")
+    assert "Nothing to review here" in client.get("/queue").text
+    unsure = client.get("/queue?status=unsure").text
+    assert "education:E1" in unsure and "not sure: cara" in unsure and "ask the school" in unsure
+
+    decide(client, "education:E1", "health:H1", "match", "same girl")
+    assert "Nothing to review here" in client.get("/queue?status=unsure").text
+    with open_warehouse(tiny.warehouse) as con:
+        con.execute(
+            "UPDATE canonical_record SET surname = 'SMYTHE' WHERE record_key = 'education:E1'"
+        )
+    queue = client.get("/queue").text
+    assert "changed since decided: same person by cara" in queue
+    assert "surname: SMYTH → SMYTHE" in queue
+    item = client.get("/queue/at?pos=0", follow_redirects=True).text
+    assert 'id="changes"' in item and "SMYTHE" in item and "police" not in item.lower()
+    decide(client, "education:E1", "health:H1", "match", "still the same girl")
+    assert "Nothing to review here" in client.get("/queue").text, "confirmed: off the queue"

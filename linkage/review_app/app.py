@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
@@ -23,7 +24,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from linkage.lock import lock_path_of
+from linkage.lock import is_stale, lock_path_of, read_holder
 from linkage.review import DECISION_LABELS, DECISIONS, Shown, save_decision
 from linkage.review_app.accounts import authenticate, find_reviewer
 from linkage.review_app.context import ReviewContext
@@ -326,7 +327,7 @@ def create_app(context: ReviewContext) -> FastAPI:
         key_l, key_r, decision = form.get("l", ""), form.get("r", ""), form.get("decision", "")
         note = form.get("note", "").strip()[:MAX_NOTE]
         pos = int(form["pos"]) if form.get("pos", "").isdigit() else None
-        if lock_path_of(context.project.warehouse).exists():
+        if _run_in_progress(context.project.warehouse):
             return render(
                 request,
                 "error.html.j2",
@@ -449,6 +450,16 @@ async def _form(request: Request) -> dict[str, str]:
         raise HTTPException(status_code=413, detail="form too large")
     parsed = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {key: values[0] for key, values in parsed.items()}
+
+
+def _run_in_progress(warehouse: Path) -> bool:
+    """Whether a run holds the warehouse's lock (a stale lock, its process gone, does not
+    count: the next run clears it)."""
+    path = lock_path_of(warehouse)
+    if not path.exists():
+        return False
+    holder = read_holder(path)
+    return holder is None or not is_stale(holder)
 
 
 def _proxy_user(request: Request, header: str | None, trusted: list[str]) -> str | None:

@@ -46,12 +46,8 @@ class Viewer:
         return self.may_see_source(source) and column not in self.never_shared.get(source, ())
 
     def may_see_change(self, record_key: str, column: str) -> bool:
-        """Whether a change to a decided record's column may be shown ("record": it is gone)."""
-        return (
-            column == "record"
-            and self.may_see_record(record_key)
-            or self.shows(source_of(record_key), column)
-        )
+        """Whether a change to a decided record's column may be shown."""
+        return self.shows(source_of(record_key), column)
 
     def visible(self, record_keys: Iterable[str]) -> list[str]:
         return [key for key in record_keys if self.may_see_record(key)]

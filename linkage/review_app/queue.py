@@ -41,6 +41,7 @@ class QueueFilters:
 @dataclass
 class QueueItem:
     position: int  # 0-based, in the filtered queue
+    kind: Literal["changed", "pending", "unsure"]
     record_key_l: str
     record_key_r: str
     person_id_l: str | None
@@ -148,6 +149,7 @@ def _changed_item(decision: ChangedDecision, viewer: Viewer) -> QueueItem:
     when = d.decided_at.strftime("%Y-%m-%d")
     return QueueItem(
         position=0,
+        kind="changed",
         record_key_l=d.record_key_l,
         record_key_r=d.record_key_r,
         person_id_l=None,
@@ -220,6 +222,7 @@ def _undecided(
     items = [
         QueueItem(
             position=0,
+            kind="pending",
             record_key_l=row[0],
             record_key_r=row[1],
             person_id_l=row[2],
@@ -294,6 +297,7 @@ def _unsure(
         items.append(
             QueueItem(
                 position=position,
+                kind="unsure",
                 record_key_l=key_l,
                 record_key_r=key_r,
                 person_id_l=person_l,
