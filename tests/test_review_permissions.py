@@ -29,11 +29,12 @@ from linkage.review_app.accounts import (
     hash_password,
     verify_password,
 )
-from linkage.review_app.app import LOGIN_COOKIE, SESSION_COOKIE, create_app
+from linkage.review_app.app import create_app
 from linkage.review_app.context import ReviewContext
 from linkage.review_app.graph import layout
 from linkage.review_app.permissions import Viewer, source_of
 from linkage.review_app.sessions import LoginThrottle, SessionStore, same_token
+from linkage.review_app.web import LOGIN_COOKIE, SESSION_COOKIE
 from linkage.warehouse import open_warehouse
 from tests.conftest import sample_project
 

@@ -12,34 +12,41 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import duckdb
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.base import BaseHTTPMiddleware
 
-from linkage.lock import is_stale, lock_path_of, read_holder
 from linkage.review import DECISION_LABELS, DECISIONS, Shown, save_decision
 from linkage.review_app.accounts import authenticate, find_reviewer
 from linkage.review_app.context import ReviewContext
-from linkage.review_app.evidence import pair_evidence, person_evidence, person_fate
+from linkage.review_app.evidence import pair_evidence
 from linkage.review_app.graph import colour_of
 from linkage.review_app.permissions import Viewer
+from linkage.review_app.person import person_evidence, person_fate
 from linkage.review_app.queue import QueueFilters, queue_item, queue_page, search
 from linkage.review_app.sessions import LoginThrottle, Session, SessionStore, same_token
+from linkage.review_app.web import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    guard_headers,
+    link_to,
+    local_target,
+    probability_text,
+    proxy_user,
+    read_form,
+    run_in_progress,
+    set_session_cookie,
+)
 from linkage.warehouse import WarehouseUnavailable
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "linkage_review_session"
-LOGIN_COOKIE = "linkage_review_login"  # the sign-in form's CSRF token (double submit)
-MAX_FORM_BYTES = 16 * 1024
 MAX_NOTE = 2000
 
 
@@ -65,12 +72,12 @@ def create_app(context: ReviewContext) -> FastAPI:
         lstrip_blocks=True,
     )
     templates.globals["decision_labels"] = DECISION_LABELS
-    templates.globals["link"] = _link
-    templates.globals["url"] = _link
-    templates.filters["probability"] = _probability
+    templates.globals["link"] = link_to
+    templates.globals["url"] = link_to
+    templates.filters["probability"] = probability_text
     templates.filters["weight"] = lambda value: f"{value:+.2f}"
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(BaseHTTPMiddleware, dispatch=_guard_headers)
+    app.add_middleware(BaseHTTPMiddleware, dispatch=guard_headers)
 
     def render(
         request: Request,
@@ -94,7 +101,7 @@ def create_app(context: ReviewContext) -> FastAPI:
             " img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         )
         if auth is not None and auth.new_cookie:
-            _set_session_cookie(response, auth.session, settings.secure_cookies)
+            set_session_cookie(response, auth.session, settings.secure_cookies)
         return response
 
     def signed_in(request: Request, con: duckdb.DuckDBPyConnection) -> _Auth | None:
@@ -102,7 +109,7 @@ def create_app(context: ReviewContext) -> FastAPI:
         trusted proxy, else by the session cookie; None if neither, or the account is
         disabled or its role no longer configured."""
         cookie = request.cookies.get(SESSION_COOKIE)
-        proxied = _proxy_user(request, settings.proxy_user_header, settings.trusted_proxies)
+        proxied = proxy_user(request, settings.proxy_user_header, settings.trusted_proxies)
         session = sessions.get(cookie)
         new_cookie = False
         if proxied is not None and (session is None or session.reviewer != proxied):
@@ -147,10 +154,15 @@ def create_app(context: ReviewContext) -> FastAPI:
         return RedirectResponse("/queue", status_code=303)
 
     @app.get("/login")
-    def login_form(request: Request, next: str = "/queue") -> Response:
+    def loginform(request: Request, next: str = "/queue") -> Response:
         token = secrets.token_urlsafe(32)
         response = render(
-            request, "login.html.j2", title="Sign in", login_csrf=token, next=_local(next), error=""
+            request,
+            "login.html.j2",
+            title="Sign in",
+            login_csrf=token,
+            next=local_target(next),
+            error="",
         )
         response.set_cookie(
             LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies
@@ -159,9 +171,9 @@ def create_app(context: ReviewContext) -> FastAPI:
 
     @app.post("/login")
     async def login(request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         name, password = form.get("name", "").strip(), form.get("password", "")
-        target = _local(form.get("next", "/queue"))
+        target = local_target(form.get("next", "/queue"))
         client = request.client.host if request.client else "unknown"
         if not same_token(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf")):
             return PlainTextResponse("the sign-in form expired: reload it", status_code=400)
@@ -200,13 +212,13 @@ def create_app(context: ReviewContext) -> FastAPI:
         session = sessions.start(name)
         log.info("review: a reviewer signed in")
         response = RedirectResponse(target, status_code=303)
-        _set_session_cookie(response, session, settings.secure_cookies)
+        set_session_cookie(response, session, settings.secure_cookies)
         response.delete_cookie(LOGIN_COOKIE)
         return response
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         token = request.cookies.get(SESSION_COOKIE)
         session = sessions.get(token)
         if session is not None and same_token(session.csrf, form.get("csrf")):
@@ -320,14 +332,14 @@ def create_app(context: ReviewContext) -> FastAPI:
 
     @app.post("/decide")
     async def decide(request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         return await run_in_threadpool(_decide, request, form)
 
     def _decide(request: Request, form: dict[str, str]) -> Response:
         key_l, key_r, decision = form.get("l", ""), form.get("r", ""), form.get("decision", "")
         note = form.get("note", "").strip()[:MAX_NOTE]
         pos = int(form["pos"]) if form.get("pos", "").isdigit() else None
-        if _run_in_progress(context.project.warehouse):
+        if run_in_progress(context.project.warehouse):
             return render(
                 request,
                 "error.html.j2",
@@ -423,65 +435,6 @@ def create_app(context: ReviewContext) -> FastAPI:
     return app
 
 
-async def _guard_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
-    """Headers every response carries; one quiet log line per request, without its query
-    string (a URL can hold a record id, which stays out of logs)."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    response.headers.setdefault("Content-Security-Policy", "default-src 'none'")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    log.debug(
-        "review: %s %s %d in %.0f ms",
-        request.method,
-        request.url.path.split("/")[1] if "/" in request.url.path else "",
-        response.status_code,
-        1000 * (time.perf_counter() - started),
-    )
-    return response
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """A url-encoded form's fields (the first value of each), bounded in size."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise HTTPException(status_code=413, detail="form too large")
-    parsed = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    return {key: values[0] for key, values in parsed.items()}
-
-
-def _run_in_progress(warehouse: Path) -> bool:
-    """Whether a run holds the warehouse's lock (a stale lock, its process gone, does not
-    count: the next run clears it)."""
-    path = lock_path_of(warehouse)
-    if not path.exists():
-        return False
-    holder = read_holder(path)
-    return holder is None or not is_stale(holder)
-
-
-def _proxy_user(request: Request, header: str | None, trusted: list[str]) -> str | None:
-    if header is None or request.client is None or request.client.host not in trusted:
-        return None
-    value = request.headers.get(header, "").strip()
-    return value or None
-
-
-def _set_session_cookie(response: Response, session: Session, secure: bool) -> None:
-    response.set_cookie(
-        SESSION_COOKIE, session.token, httponly=True, samesite="strict", secure=secure, path="/"
-    )
-
-
-def _local(target: str) -> str:
-    """Only a path on this site (never //elsewhere or http://elsewhere)."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/queue"
-    return target
-
-
 def _filters(
     viewer: Viewer, reason: str | None, agency: str | None, status: str | None
 ) -> QueueFilters:
@@ -494,23 +447,6 @@ def _filters(
 
 def _colours(context: ReviewContext, viewer: Viewer) -> dict[str, str]:
     return {source: colour_of(source, context.sources) for source in viewer.sorted_agencies}
-
-
-def _link(path: str, *queries: dict[str, Any], **params: Any) -> str:
-    """A path with query parameters, later ones replacing earlier; None drops one."""
-    merged: dict[str, Any] = {}
-    for query in (*queries, params):
-        merged.update(query)
-    kept = {key: value for key, value in merged.items() if value is not None}
-    return f"{path}?{urlencode(kept)}" if kept else path
-
-
-def _probability(value: float | None) -> str:
-    if value is None:
-        return ""
-    if value >= 0.9999:
-        return f"{value:.6f}"
-    return f"{value:.4f}"
 
 
 def _max_weight(evidence: Any) -> float:
