@@ -440,7 +440,6 @@ def _a_merged_pair(served: Served, avoid: set[str]) -> MergedPair:
             JOIN linked_index r ON r.record_key = e.record_key_r
             JOIN person p ON p.person_id = l.person_id
             WHERE e.linked AND l.person_id = r.person_id AND p.records = 2
-              AND NOT list_contains(p.sources, 'education')
             ORDER BY e.match_probability, p.person_id
             """
         ).fetchall()
