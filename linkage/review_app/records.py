@@ -179,7 +179,7 @@ def id_history(con: duckdb.DuckDBPyConnection, person_ids: list[str]) -> list[Hi
         FROM person_id_history
         WHERE person_id IN (SELECT unnest($persons))
            OR related_person_id IN (SELECT unnest($persons))
-        ORDER BY run_date, person_id, event
+        ORDER BY run_date, person_id, event, related_person_id, reason
         """,
         {"persons": sorted(person_ids)},
     ).fetchall()
