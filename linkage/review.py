@@ -24,7 +24,12 @@ from linkage.errors import LinkageError
 from linkage.extract import quote_identifier
 from linkage.link.cluster import Decisions
 from linkage.schema import base_columns
-from linkage.warehouse import REVIEW_DECISION_ADDED, fetch_one, transaction
+from linkage.warehouse import (
+    REVIEW_DECISION_ADDED,
+    canonical_by_keys_sql,
+    fetch_one,
+    transaction,
+)
 
 Decision = Literal["match", "non-match", "unsure"]
 DECISIONS: tuple[Decision, ...] = ("match", "non-match", "unsure")
@@ -235,12 +240,9 @@ def identifier_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
 def record_values(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, dict[str, Any]]:
     """record key -> its fingerprinted values (empty ones left out), for the records held."""
     columns = FINGERPRINT_COLUMNS + identifier_columns(con)
-    selected = ", ".join(quote_identifier(column) for column in columns)
-    rows = con.execute(
-        f"SELECT record_key, {selected} FROM canonical_record"
-        " WHERE record_key IN (SELECT unnest($keys))",
-        {"keys": sorted(set(keys))},
-    ).fetchall()
+    selected = ", ".join(quote_identifier(column) for column in ["record_key", *columns])
+    sql = canonical_by_keys_sql(selected, with_person=False)
+    rows = con.execute(sql, {"keys": sorted(set(keys))}).fetchall()
     return {
         row[0]: {
             column: _plain(value)
@@ -277,6 +279,19 @@ def changed_decisions(con: duckdb.DuckDBPyConnection) -> list[ChangedDecision]:
     current = record_values(con, [key for row in rows for key in row[:2]])
     changed = [ChangedDecision(RecordedDecision(*row[:7]), _changes(row, current)) for row in rows]
     return [decision for decision in changed if decision.changes]
+
+
+def decisions_state(con: duckdb.DuckDBPyConnection) -> tuple:
+    """What `changed_decisions` depends on, cheaply: the nights published (canonical records
+    change only in a night's publish, which writes `source_night` in the same transaction)
+    and the decisions recorded. Equal states give equal changed decisions."""
+    row = fetch_one(
+        con,
+        "SELECT (SELECT count(*) FROM source_night), (SELECT max(run_id) FROM source_night),"
+        " (SELECT count(*) FROM review_decision_log), (SELECT count(*) FROM review_decision),"
+        " (SELECT max(decided_at) FROM review_decision)",
+    )
+    return tuple(row or ())
 
 
 def changes_since_decided(

@@ -244,6 +244,35 @@ def after_commit(con: duckdb.DuckDBPyConnection, action: Callable[[], None]) -> 
         current.after_commit.append(action)
 
 
+def canonical_by_keys_sql(columns: str = "*", with_person: bool = True) -> str:
+    """Canonical records whose record_key is in the list $keys (and their person ids).
+
+    Fetched in two steps because it is several times faster on a million records: the
+    keys' row ids through the one string column, then the wide rows by row id; and the
+    person ids by linked_index's key, not a join over the whole index.
+    """
+    records = f"""
+WITH wanted AS (
+    SELECT rowid AS row_id FROM canonical_record WHERE record_key IN (SELECT unnest($keys))
+),
+records AS (
+    SELECT {columns} FROM canonical_record WHERE rowid IN (SELECT row_id FROM wanted)
+)"""
+    if not with_person:
+        return records + "\nSELECT * FROM records ORDER BY record_key"
+    return (
+        records
+        + """,
+persons AS (
+    SELECT record_key, person_id FROM linked_index WHERE record_key IN (SELECT unnest($keys))
+)
+SELECT records.*, persons.person_id
+FROM records LEFT JOIN persons USING (record_key)
+ORDER BY record_key
+"""
+    )
+
+
 def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> tuple | None:
     """First row of a query, or None.
 

@@ -541,9 +541,12 @@ def test_the_queue_filters_lists_not_sure_and_re_queues_changed_decisions(tiny: 
 
     decide(client, "education:E1", "health:H1", "match", "same girl")
     assert "Nothing to review here" in client.get("/queue?status=unsure").text
-    with open_warehouse(tiny.warehouse) as con:
+    with open_warehouse(tiny.warehouse) as con:  # as a night's publish does
         con.execute(
             "UPDATE canonical_record SET surname = 'SMYTHE' WHERE record_key = 'education:E1'"
+        )
+        con.execute(
+            "INSERT INTO source_night (run_id, source, status) VALUES ('run2', 'education', 'used')"
         )
     queue = client.get("/queue").text
     assert "changed since decided: same person by cara" in queue

@@ -241,7 +241,10 @@ def create_app(context: ReviewContext) -> FastAPI:
             if auth is None:
                 return to_login(request)
             filters = _filters(auth.viewer, reason, agency, status)
-            listed = queue_page(con, auth.viewer, filters, max(page, 1), settings.page_size)
+            changed = context.changed_decisions(con)
+            listed = queue_page(
+                con, auth.viewer, filters, max(page, 1), settings.page_size, changed
+            )
         return render(
             request,
             "queue.html.j2",
@@ -268,7 +271,7 @@ def create_app(context: ReviewContext) -> FastAPI:
             if auth is None:
                 return to_login(request)
             filters = _filters(auth.viewer, reason, agency, status)
-            item = queue_item(con, auth.viewer, filters, pos)
+            item = queue_item(con, auth.viewer, filters, pos, context.changed_decisions(con))
         done = {"recorded": recorded} if recorded in DECISIONS else {}
         if item is None:
             return RedirectResponse(f"/queue?{urlencode(filters.query() | done)}", 303)
@@ -292,16 +295,11 @@ def create_app(context: ReviewContext) -> FastAPI:
                 return to_login(request)
             filters = _filters(auth.viewer, reason, agency, status)
             evidence = pair_evidence(con, context, auth.viewer, left, right)
-            if evidence is None:
-                return not_found(request, auth, "No such pair of records that you may see.")
-            queued = queue_item(con, auth.viewer, filters, pos) if pos is not None else None
-        in_queue = queued is not None and {queued.record_key_l, queued.record_key_r} == {
-            left,
-            right,
-        }
-        return render_pair(
-            request, auth, evidence, pos if in_queue else None, filters, recorded=recorded
-        )
+        if evidence is None:
+            return not_found(request, auth, "No such pair of records that you may see.")
+        # pos is where the pair was in the queue when it was opened: previous and next
+        # resolve against the queue as it is then (checking it here would redo the queue)
+        return render_pair(request, auth, evidence, pos, filters, recorded=recorded)
 
     def render_pair(
         request: Request,

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from linkage.config import ProjectConfig, SourceConfig, load_sharing_rules
+from linkage.review import ChangedDecision, changed_decisions, decisions_state
 from linkage.review_app.accounts import Reviewer
 from linkage.review_app.permissions import Viewer, never_shared_columns
 from linkage.review_app.weights import ModelWeights
@@ -30,6 +31,8 @@ class ReviewContext:
     source_configs: dict[str, SourceConfig]
     never_shared: dict[str, frozenset[str]]
     _models: dict[Path, ModelWeights | None] = field(default_factory=dict)
+    # changed decisions, recomputed only when a night publishes or a decision is recorded
+    _changed: tuple[tuple, list[ChangedDecision]] | None = None
     # One connection at a time in this process: DuckDB refuses a read-only and a
     # read-write connection to one file at once, and pages are quick.
     _warehouse_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,6 +82,14 @@ class ReviewContext:
                 return None
             self._models[model_path] = ModelWeights.from_model(model)
         return self._models[model_path]
+
+    def changed_decisions(self, con: duckdb.DuckDBPyConnection) -> list[ChangedDecision]:
+        """`linkage.review.changed_decisions`, kept until the warehouse's state moves on
+        (it reads every decided record: worth doing once a night, not once a page)."""
+        state = decisions_state(con)
+        if self._changed is None or self._changed[0] != state:
+            self._changed = (state, changed_decisions(con))
+        return self._changed[1]
 
     def prepare_warehouse(self) -> None:
         """Create the review tables and columns a warehouse made before them lacks."""

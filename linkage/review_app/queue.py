@@ -18,7 +18,7 @@ import duckdb
 
 from linkage.review import DECISION_LABELS, ChangedDecision, FieldChange, changed_decisions
 from linkage.review_app.permissions import Viewer, source_of
-from linkage.warehouse import execute
+from linkage.warehouse import canonical_by_keys_sql, execute
 
 Status = Literal["todo", "unsure"]
 CHANGED_REASON = "changed since decided"
@@ -72,23 +72,32 @@ def queue_page(
     filters: QueueFilters,
     page: int = 1,
     page_size: int = 50,
+    changed: list[ChangedDecision] | None = None,
 ) -> QueuePage:
-    """One page of the filtered queue, with its records summarised."""
+    """One page of the filtered queue, with its records summarised; `changed`: the changed
+    decisions if the caller has them (else they are read)."""
     reasons_by_label = _reasons_by_label(con, viewer)
-    total, items = _slice(con, viewer, filters, reasons_by_label, (page - 1) * page_size, page_size)
+    changed = changed_decisions(con) if changed is None else changed
+    offset = (page - 1) * page_size
+    total, items = _slice(con, viewer, filters, reasons_by_label, changed, offset, page_size)
     _summarise(con, items)
     pages = max(1, -(-total // page_size))
     return QueuePage(items, total, page, pages, sorted(reasons_by_label), filters)
 
 
 def queue_item(
-    con: duckdb.DuckDBPyConnection, viewer: Viewer, filters: QueueFilters, position: int
+    con: duckdb.DuckDBPyConnection,
+    viewer: Viewer,
+    filters: QueueFilters,
+    position: int,
+    changed: list[ChangedDecision] | None = None,
 ) -> QueueItem | None:
     """The item at a position of the filtered queue (next and previous, after a decision)."""
     if position < 0:
         return None
     reasons = _reasons_by_label(con, viewer)
-    _, items = _slice(con, viewer, filters, reasons, position, 1)
+    changed = changed_decisions(con) if changed is None else changed
+    _, items = _slice(con, viewer, filters, reasons, changed, position, 1)
     return items[0] if items else None
 
 
@@ -111,6 +120,7 @@ def _slice(
     viewer: Viewer,
     filters: QueueFilters,
     reasons_by_label: dict[str, list[str]],
+    changed_in_force: list[ChangedDecision],
     offset: int,
     limit: int,
 ) -> tuple[int, list[QueueItem]]:
@@ -119,7 +129,7 @@ def _slice(
         return _unsure(con, viewer, filters, reasons_by_label, offset, limit)
     changed = [
         _changed_item(decision, viewer)
-        for decision in changed_decisions(con)
+        for decision in changed_in_force
         if _wanted(decision.decision.record_key_l, decision.decision.record_key_r, viewer, filters)
         and filters.reason in (None, CHANGED_REASON)
     ]
@@ -318,15 +328,8 @@ def _summarise(con: duckdb.DuckDBPyConnection, items: list[QueueItem]) -> None:
     keys = sorted({key for item in items for key in (item.record_key_l, item.record_key_r)})
     if not keys:
         return
-    rows = con.execute(
-        """
-        SELECT c.record_key, c.forename, c.surname, c.date_of_birth, li.person_id
-        FROM canonical_record c
-        LEFT JOIN linked_index li USING (record_key)
-        WHERE c.record_key IN (SELECT unnest($keys))
-        """,
-        {"keys": keys},
-    ).fetchall()
+    columns = "record_key, forename, surname, date_of_birth"
+    rows = con.execute(canonical_by_keys_sql(columns), {"keys": keys}).fetchall()
     found = {row[0]: row[1:] for row in rows}
     for item in items:
         for side in ("l", "r"):

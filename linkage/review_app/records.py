@@ -20,7 +20,7 @@ from linkage.extract.header import ROW_NUMBER
 from linkage.review_app.context import ReviewContext
 from linkage.review_app.graph import Graph, layout
 from linkage.review_app.permissions import Viewer
-from linkage.warehouse import fetch_one
+from linkage.warehouse import canonical_by_keys_sql, fetch_one
 
 PERSON_FIELDS = [
     ("forename", "Forename"),
@@ -74,16 +74,7 @@ class HistoryRow:
 
 def records_by_key(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, dict[str, Any]]:
     """Canonical records (every column) with their person, by record key."""
-    result = con.execute(
-        """
-        SELECT c.*, li.person_id
-        FROM canonical_record c
-        LEFT JOIN linked_index li USING (record_key)
-        WHERE c.record_key IN (SELECT unnest($keys))
-        ORDER BY c.record_key
-        """,
-        {"keys": keys},
-    )
+    result = con.execute(canonical_by_keys_sql(), {"keys": keys})
     columns = [d[0] for d in result.description]
     return {row[0]: dict(zip(columns, row, strict=True)) for row in result.fetchall()}
 
