@@ -244,7 +244,7 @@ def test_sessions_expire_when_idle_and_after_their_lifetime():
         seen = store.get(busy.token)
     assert seen is None, "over its lifetime however active"
     other = store.start("cara")
-    store.end_reviewer("cara")
+    store.end(other.token)
     assert store.get(other.token) is None
     assert store.get(None) is None and store.get("forged") is None
 

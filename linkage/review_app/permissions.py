@@ -9,7 +9,7 @@ a record it may not see answers "not found", as for a record that does not exist
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from linkage.config import SharingRules
@@ -48,9 +48,6 @@ class Viewer:
     def may_see_change(self, record_key: str, column: str) -> bool:
         """Whether a change to a decided record's column may be shown."""
         return self.shows(source_of(record_key), column)
-
-    def visible(self, record_keys: Iterable[str]) -> list[str]:
-        return [key for key in record_keys if self.may_see_record(key)]
 
     @property
     def sorted_agencies(self) -> list[str]:

@@ -65,12 +65,6 @@ class SessionStore:
         with self._lock:
             self._sessions.pop(token or "", None)
 
-    def end_reviewer(self, reviewer: str) -> None:
-        """Sign a reviewer out everywhere (their account was disabled or changed)."""
-        with self._lock:
-            for token in [t for t, s in self._sessions.items() if s.reviewer == reviewer]:
-                del self._sessions[token]
-
     def _expire(self, now: float) -> None:
         expired = [
             token
