@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import getpass
 import logging
 import os
 import sys
@@ -276,18 +277,123 @@ def decide(
     record_b: Annotated[str, typer.Argument(help="The other record key.")],
     match: Annotated[bool, typer.Option("--match/--no-match", help="One person or two.")],
     note: Annotated[str, typer.Option(help="Why (kept with the decision).")] = "",
+    by: Annotated[
+        str, typer.Option(help="Who decides (kept with the decision; default: your login).")
+    ] = "",
 ) -> None:
     """Record an analyst's decision on a pair; every later link stage and training obeys it."""
+
     from linkage.config import load_project
     from linkage.review import record_decision
     from linkage.warehouse import open_warehouse
 
+    who = getpass.getuser()
+
     def decide_pair() -> None:
         with open_warehouse(load_project(config).warehouse) as con:
-            record_decision(con, record_a, record_b, match, note)
+            record_decision(con, record_a, record_b, match, note, decided_by=by or who)
 
     _run(decide_pair)
     console.print(f"recorded: {'match' if match else 'non-match'}; run `linkage link` to apply")
+
+
+@app.command()
+def serve(
+    config: ConfigOption,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+) -> None:
+    """Serve the review application (queue, evidence, decisions) in the browser, until stopped."""
+    from linkage.config import load_project
+    from linkage.review_app import serve as serve_app
+
+    project = _run(lambda: load_project(config))
+    console.print(f"review application: http://{host}:{port}/ (stop with Ctrl-C)")
+    _run(lambda: serve_app(project, host, port))
+
+
+reviewer_app = typer.Typer(
+    help="Reviewer accounts of the review application (`linkage serve`).", no_args_is_help=True
+)
+app.add_typer(reviewer_app, name="reviewer")
+
+
+@reviewer_app.command("add")
+def reviewer_add(
+    config: ConfigOption,
+    name: Annotated[str, typer.Argument(help="The reviewer's sign-in name.")],
+    role: Annotated[str, typer.Option(help="A role of the project config's review.roles.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    proxy_only: Annotated[
+        bool,
+        typer.Option("--proxy-only", help="No password: signs in only by the proxy's header."),
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Change an existing reviewer's role and password.")
+    ] = False,
+) -> None:
+    """Add a reviewer (asks for a password unless --password-stdin or --proxy-only)."""
+    from linkage.config import load_project
+    from linkage.review_app.accounts import add_reviewer
+    from linkage.warehouse import open_warehouse
+
+    project = _run(lambda: load_project(config))
+    roles = _run(project.review_roles)
+    password: str | None = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif not proxy_only:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+    def add():  # noqa: ANN202
+        with open_warehouse(project.warehouse, project.identifier_registry()) as con:
+            return add_reviewer(con, name, role, password, set(roles), replace)
+
+    reviewer = _run(add)
+    how = "password" if reviewer.has_password else "the proxy's header only"
+    console.print(f"reviewer {reviewer.name}: role {reviewer.role} ({how})")
+
+
+@reviewer_app.command("list")
+def reviewer_list(config: ConfigOption) -> None:
+    """List the reviewers, their roles and whether they are disabled."""
+    from linkage.config import load_project
+    from linkage.review_app.accounts import list_reviewers
+    from linkage.warehouse import open_warehouse
+
+    project = _run(lambda: load_project(config))
+    roles = _run(project.review_roles)
+    with open_warehouse(project.warehouse, project.identifier_registry()) as con:
+        reviewers = list_reviewers(con)
+    for reviewer in reviewers:
+        agencies = ", ".join(sorted(roles.get(reviewer.role, []))) or "role no longer configured"
+        state = "" if reviewer.active else f", disabled {reviewer.disabled_at:%Y-%m-%d}"
+        sign_in = "password" if reviewer.has_password else "proxy only"
+        typer.echo(f"{reviewer.name}: {reviewer.role} ({agencies}); {sign_in}{state}")
+    if not reviewers:
+        typer.echo("no reviewers yet: add one with `linkage reviewer add`")
+
+
+@reviewer_app.command("disable")
+def reviewer_disable(
+    config: ConfigOption,
+    name: Annotated[str, typer.Argument(help="The reviewer's sign-in name.")],
+) -> None:
+    """Disable a reviewer: no more sign-ins (their decisions keep their name)."""
+    from linkage.config import load_project
+    from linkage.review_app.accounts import disable_reviewer
+    from linkage.warehouse import open_warehouse
+
+    project = _run(lambda: load_project(config))
+
+    def disable() -> None:
+        with open_warehouse(project.warehouse, project.identifier_registry()) as con:
+            disable_reviewer(con, name)
+
+    _run(disable)
+    console.print(f"reviewer {name} disabled (a running `linkage serve` signs them out)")
 
 
 @app.command()

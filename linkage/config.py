@@ -6,6 +6,8 @@ project's sources directory, never a code change.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -303,6 +305,41 @@ def load_sharing_rules(path: Path, registry: IdentifierRegistry | None = None) -
     return rules
 
 
+# --- the analysts' review application (`linkage serve`) --------------------------------
+
+ALL_AGENCIES_ROLE = "all"  # the one role when the project config names none
+# A header field name (RFC 9110 token), so a typo cannot match a header nobody sends.
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+
+class ReviewSettings(StrictModel):
+    """Who may review what, and how the review application trusts its users."""
+
+    # role -> the agencies (source names) whose records it may see; none: one role `all`
+    roles: dict[str, list[str]] = {}
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)  # signed out after
+    session_max_hours: float = Field(default=8, gt=0, le=7 * 24)  # however active
+    # The reverse proxy's authenticated-user header; believed only from trusted_proxies.
+    proxy_user_header: str | None = Field(default=None, pattern=HEADER_NAME)
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    secure_cookies: bool = False  # true when served over https (behind the proxy)
+    page_size: int = Field(default=50, ge=1, le=500)  # queue items per page
+
+    @model_validator(mode="after")
+    def _roles_name_agencies(self) -> ReviewSettings:
+        for role, agencies in self.roles.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", role):
+                raise ValueError(f"roles: {role!r}: a role is lower case letters, digits, _")
+            if not agencies:
+                raise ValueError(f"roles.{role}: name at least one agency")
+        for address in self.trusted_proxies:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {address!r} is not an IP address") from None
+        return self
+
+
 # How postcodes are kept: "uk" nulls what is not a UK postcode (with a postcode_issue);
 # "as_written" keeps any postcode, upper case, for projects with addresses abroad.
 PostcodeFormat = Literal["uk", "as_written"]
@@ -324,6 +361,7 @@ class ProjectConfig(StrictModel):
     identifiers: Path = DEFAULT_REGISTRY_FILE  # the identifier registry
     postcode_format: PostcodeFormat = "uk"
     drift: DriftSettings = DriftSettings()  # a source's night unlike its last good ones is held
+    review: ReviewSettings = ReviewSettings()  # the review application (`linkage serve`)
 
     @property
     def model_dir(self) -> Path:
@@ -334,6 +372,22 @@ class ProjectConfig(StrictModel):
 
     def identifier_registry(self) -> IdentifierRegistry:
         return load_registry(self.identifiers)
+
+    def review_roles(self) -> dict[str, frozenset[str]]:
+        """role -> agencies it may see; every agency must be a configured source."""
+        sources = sorted(config.source for config in self.source_configs())
+        if not self.review.roles:
+            return {ALL_AGENCIES_ROLE: frozenset(sources)}
+        roles = {}
+        for role, agencies in self.review.roles.items():
+            unknown = sorted(set(agencies) - set(sources))
+            if unknown:
+                raise ConfigError(
+                    f"{self.config_path}: review.roles.{role}: unknown agencies {unknown}"
+                    f" (the sources are: {', '.join(sources)})"
+                )
+            roles[role] = frozenset(agencies)
+        return roles
 
     def event_concern_days(self) -> dict[str, int]:
         """Sources whose concerns are events -> days one counts as open (concern.open_for_days)."""

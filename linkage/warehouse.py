@@ -15,6 +15,23 @@ from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry
 from linkage.schema import canonical_columns, canonical_table_ddl
 
+# Added since the first warehouses: open_warehouse adds them to an older review_decision.
+REVIEW_DECISION_ADDED = [
+    ("decided_by", "VARCHAR"),
+    ("via", "VARCHAR"),  # browser | cli
+    ("link_run_id", "VARCHAR"),  # the published index the decision was made on
+    ("evidence", "VARCHAR"),  # JSON: what the reviewer was shown
+    ("evidence_sha256", "VARCHAR"),
+    ("record_values", "VARCHAR"),  # JSON: record key -> its fingerprinted values then
+    ("fingerprint_l", "VARCHAR"),
+    ("fingerprint_r", "VARCHAR"),
+]
+REVIEW_DECISION_COLUMNS = (
+    "record_key_l VARCHAR, record_key_r VARCHAR, decision VARCHAR, note VARCHAR,"
+    " decided_at TIMESTAMP, "
+    + ", ".join(f"{name} {sql_type}" for name, sql_type in REVIEW_DECISION_ADDED)
+)
+
 PUBLISHED_TABLES = {
     "run": """
         CREATE TABLE IF NOT EXISTS run (
@@ -63,11 +80,21 @@ PUBLISHED_TABLES = {
             record_key_l VARCHAR, record_key_r VARCHAR, person_id_l VARCHAR,
             person_id_r VARCHAR, match_probability DOUBLE, reason VARCHAR, run_id VARCHAR,
             priority INTEGER, stake VARCHAR, queued BOOLEAN)""",
-    # Analysts' decisions on pairs (linkage/review.py): kept for good, read by every link.
-    "review_decision": """
-        CREATE TABLE IF NOT EXISTS review_decision (
-            record_key_l VARCHAR, record_key_r VARCHAR, decision VARCHAR, note VARCHAR,
-            decided_at TIMESTAMP)""",
+    # Analysts' decisions on pairs (linkage/review.py): the current one per pair, kept for
+    # good and read by every link; who decided, what they were shown (JSON and its sha256)
+    # and the records' values then (to re-queue a decision whose records changed).
+    "review_decision": f"""
+        CREATE TABLE IF NOT EXISTS review_decision ({REVIEW_DECISION_COLUMNS})""",
+    # Every decision ever recorded, replaced ones included: the audit of who decided what.
+    "review_decision_log": f"""
+        CREATE TABLE IF NOT EXISTS review_decision_log ({REVIEW_DECISION_COLUMNS})""",
+    # Reviewers of the review application (linkage/review_app/accounts.py): a role names
+    # the agencies whose records they may see; passwords are scrypt hashes (NULL: only
+    # through the reverse proxy's user header).
+    "reviewer": """
+        CREATE TABLE IF NOT EXISTS reviewer (
+            name VARCHAR PRIMARY KEY, role VARCHAR, password_hash VARCHAR,
+            created_at TIMESTAMP, disabled_at TIMESTAMP)""",
     # History: appended by every link stage, never rewritten.
     "person_id_history": """
         CREATE TABLE IF NOT EXISTS person_id_history (
@@ -143,6 +170,8 @@ def open_warehouse(
     con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS blocking_changes VARCHAR")
     for added, sql_type in [("priority", "INTEGER"), ("stake", "VARCHAR"), ("queued", "BOOLEAN")]:
         con.execute(f"ALTER TABLE link_review ADD COLUMN IF NOT EXISTS {added} {sql_type}")
+    for added, sql_type in REVIEW_DECISION_ADDED:
+        con.execute(f"ALTER TABLE review_decision ADD COLUMN IF NOT EXISTS {added} {sql_type}")
     con.execute(canonical_table_ddl("canonical_record", registry))
     present = {row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()}
     for column in canonical_columns(registry):
@@ -213,6 +242,35 @@ def after_commit(con: duckdb.DuckDBPyConnection, action: Callable[[], None]) -> 
         action()
     else:
         current.after_commit.append(action)
+
+
+def canonical_by_keys_sql(columns: str = "*", with_person: bool = True) -> str:
+    """Canonical records whose record_key is in the list $keys (and their person ids).
+
+    Fetched in two steps because it is several times faster on a million records: the
+    keys' row ids through the one string column, then the wide rows by row id; and the
+    person ids by linked_index's key, not a join over the whole index.
+    """
+    records = f"""
+WITH wanted AS (
+    SELECT rowid AS row_id FROM canonical_record WHERE record_key IN (SELECT unnest($keys))
+),
+records AS (
+    SELECT {columns} FROM canonical_record WHERE rowid IN (SELECT row_id FROM wanted)
+)"""
+    if not with_person:
+        return records + "\nSELECT * FROM records ORDER BY record_key"
+    return (
+        records
+        + """,
+persons AS (
+    SELECT record_key, person_id FROM linked_index WHERE record_key IN (SELECT unnest($keys))
+)
+SELECT records.*, persons.person_id
+FROM records LEFT JOIN persons USING (record_key)
+ORDER BY record_key
+"""
+    )
 
 
 def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> tuple | None:

@@ -89,5 +89,7 @@ def test_every_cli_command_is_documented_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     assert commands, "the CLI has commands"
-    for name in commands:
+    for name, command in commands.items():
         assert re.search(rf"`linkage {name}\b", readme), f"`linkage {name}` missing from README"
+        for sub in getattr(command, "commands", {}):  # a group's commands: `linkage reviewer add`
+            assert re.search(rf"`linkage {name} {sub}\b", readme), f"`linkage {name} {sub}`"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,14 @@ from linkage.cli import app
 from linkage.concerns import open_concern_records
 from linkage.config import load_project
 from linkage.link.cluster import Decisions, cluster_records
-from linkage.review import review_queue
+from linkage.review import (
+    Shown,
+    changed_decisions,
+    load_decisions,
+    review_queue,
+    save_decision,
+)
+from linkage.warehouse import open_warehouse
 from tests.conftest import read_table, sample_project
 from tests.test_cluster import SETTINGS, edge, edges, persons, reasons, records
 
@@ -140,3 +148,60 @@ def test_past_the_nightly_cap_items_are_counted_not_queued(project_copy: Path) -
     assert sum(counts["past_cap_by_reason"].values()) == counts["past_cap"]
     first = queue[queue.queued].sort_values(["priority", "match_probability"])
     assert (first.priority == queue.priority.min()).all(), "the most at stake are queued"
+
+
+def test_a_decision_keeps_who_what_was_shown_and_the_records_then(tmp_path: Path) -> None:
+    """A decision is re-queued when one of its records changes at source; "not sure"
+    changes nothing in the index; every decision stays in the log."""
+    with open_warehouse(tmp_path / "w.duckdb") as con:
+        for key, surname in [("health:1", "SMITH"), ("police:2", "SMITH")]:
+            con.execute(
+                "INSERT INTO canonical_record (record_key, source, source_record_id, forename,"
+                " surname, date_of_birth, chi) VALUES (?, ?, ?, 'ANNA', ?, DATE '2010-01-02', ?)",
+                [key, *key.split(":"), surname, "0201101234" if key.startswith("h") else None],
+            )
+        shown = Shown('{"pair": ["health:1", "police:2"]}', "run1")
+        save_decision(con, "police:2", "health:1", "unsure", "ask police", decided_by="ana",
+                      via="browser", shown=shown)  # fmt: skip
+        assert load_decisions(con).matches == frozenset() == load_decisions(con).non_matches
+        save_decision(con, "health:1", "police:2", "match", "same", decided_by="bo", via="browser",
+                      shown=shown)  # fmt: skip
+        assert load_decisions(con).matches == {("health:1", "police:2")}
+        assert changed_decisions(con) == []
+        row = con.execute(
+            "SELECT decided_by, via, link_run_id, evidence, evidence_sha256, record_values"
+            " FROM review_decision"
+        ).fetchall()
+        assert row[0][:4] == ("bo", "browser", "run1", shown.evidence)
+        assert row[0][4] == shown.sha256
+        assert json.loads(row[0][5])["health:1"] == {
+            "chi": "0201101234",
+            "date_of_birth": "2010-01-02",
+            "forename": "ANNA",
+            "surname": "SMITH",
+        }
+        log = con.execute("SELECT decision, decided_by FROM review_decision_log ORDER BY ALL")
+        assert log.fetchall() == [("match", "bo"), ("unsure", "ana")]
+
+        con.execute("UPDATE canonical_record SET surname = 'SMYTH' WHERE record_key = 'police:2'")
+        (changed,) = changed_decisions(con)
+        assert changed.decision.decided_by == "bo"
+        assert [(c.record_key, c.field, c.before, c.after) for c in changed.changes] == [
+            ("police:2", "surname", "SMITH", "SMYTH")
+        ]
+        con.execute("DELETE FROM canonical_record WHERE record_key = 'health:1'")
+        assert changed_decisions(con) == [], "moot while a record is not sent"
+
+
+def test_decide_from_the_cli_says_who_decided(project_copy: Path) -> None:
+    warehouse = project_copy.parent / "copy" / "linkage.duckdb"
+    linked = read_table(warehouse, "edge").query("linked").iloc[0]
+    result = CliRunner().invoke(
+        app,
+        ["decide", "-c", str(project_copy), linked.record_key_l, linked.record_key_r,
+         "--no-match", "--by", "dana"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    decisions = read_table(warehouse, "review_decision")
+    assert list(decisions[["decided_by", "via"]].iloc[0]) == ["dana", "cli"]
+    assert decisions.fingerprint_l.iloc[0] and decisions.evidence.isna().all()
