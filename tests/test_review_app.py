@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -56,7 +57,13 @@ review:
 """
 LAST = date.fromisoformat(NIGHTS[-1])
 NIGHT_4, NIGHT_5 = (LAST + timedelta(days=1)).isoformat(), (LAST + timedelta(days=2)).isoformat()
-DOCS = REPO / "docs"
+# The README's screenshots, refreshed with LINKAGE_SCREENSHOTS=1 (else into a scratch dir,
+# so a test run leaves the working tree as it was)
+DOCS = (
+    REPO / "docs"
+    if os.environ.get("LINKAGE_SCREENSHOTS")
+    else Path(tempfile.mkdtemp(prefix="review-screenshots-"))
+)
 
 
 @dataclass
