@@ -225,7 +225,8 @@ def train_model(
     counter = _PairCounter(records)
     _estimate_prior(linker, shape, counter, report)
     report.u_sample_pairs = u_sample_pairs(len(records))
-    linker.training.estimate_u_using_random_sampling(max_pairs=report.u_sample_pairs, seed=seed)
+    with _quiet_about_sample_size():
+        linker.training.estimate_u_using_random_sampling(max_pairs=report.u_sample_pairs, seed=seed)
     _estimate_m_by_em(linker, shape, counter, report)
     _estimate_m_from_labels(linker, records, labelled_matches)
     settled = settle_unobserved_levels(_settings(linker), report)
@@ -279,6 +280,25 @@ def _estimate_prior(
             rules, recall=PRIOR_RULES_RECALL
         )
     report.prior = float(_settings(linker)["probability_two_random_records_match"])
+
+
+TRAINING_LOGGER = "splink.internals.linker_components.training"
+
+
+@contextmanager
+def _quiet_about_sample_size() -> Iterator[None]:
+    """Splink warns whenever u is sampled from exactly its default of 1e6 pairs; that is
+    our floor for small projects, chosen on purpose (u_sample_pairs), so not for the console."""
+
+    def other_than_the_default_warning(record: logging.LogRecord) -> bool:
+        return "default value for `max_pairs`" not in record.getMessage()
+
+    logger = logging.getLogger(TRAINING_LOGGER)
+    logger.addFilter(other_than_the_default_warning)
+    try:
+        yield
+    finally:
+        logger.removeFilter(other_than_the_default_warning)
 
 
 EM_LOGGER = "splink.internals.expectation_maximisation"
