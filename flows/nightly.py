@@ -103,13 +103,17 @@ def scheduled_night() -> date:
 
 
 @flow(name="nightly", log_prints=False)
-def nightly(config_path: Path, run_date: date | None = None) -> RunReport:
-    """Pull, validate and standardise every extract; link into persons; alert; export."""
+def nightly(config_path: Path, run_date: date | None = None, full: bool = False) -> RunReport:
+    """Pull, validate and standardise every extract; link into persons; alert; export.
+
+    Rows unchanged since a source's last good night are carried; `full` puts every row
+    through the whole intake (after a change the intake version does not see, say)."""
     project = load_project(config_path)
     run_date = run_date or scheduled_night()
     run_id = stages.new_run_id(run_date)
+    full_intake = "a full rebuild was asked for" if full else None
     with warehouse_lock(project.warehouse, run_id):  # one run at a time per warehouse
-        return _night(project, stages.start_night(project, run_date, run_id))
+        return _night(project, stages.start_night(project, run_date, run_id, full_intake))
 
 
 def _night(project: ProjectConfig, night: stages.Night) -> RunReport:

@@ -54,11 +54,14 @@ def nightly(
     run_date: Annotated[
         str | None, typer.Option(help="Night to run, YYYY-MM-DD (default today).")
     ] = None,
+    full: Annotated[
+        bool, typer.Option(help="Every row through the whole intake: nothing carried.")
+    ] = False,
 ) -> None:
     """Run the nightly flow for one night."""
     from flows.nightly import nightly as nightly_flow
 
-    report = _run(lambda: nightly_flow(config, _parse_date(run_date)))
+    report = _run(lambda: nightly_flow(config, _parse_date(run_date), full))
     _where(config, report)
 
 

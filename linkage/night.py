@@ -24,6 +24,19 @@ import pyarrow as pa
 from linkage import PROGRESS_LOGGER
 from linkage.alerts import AlertOutcome, run_alerts
 from linkage.audit import record_run
+from linkage.carry import (
+    CARRIED_TABLE,
+    SourceDelta,
+    append_carried,
+    carried_rows,
+    changed_rows_sql,
+    copy_carried_flags,
+    create_carry_tables,
+    intake_version,
+    keep_accepted,
+    save_delta,
+    set_aside_unchanged,
+)
 from linkage.config import ProjectConfig, SourceConfig
 from linkage.digest import build_digest
 from linkage.drift import (
@@ -57,6 +70,7 @@ from linkage.validate import (
     SourceValidation,
     Validator,
     exact_duplicate_rows,
+    row_checks,
     write_html_report,
 )
 from linkage.warehouse import (
@@ -81,6 +95,7 @@ class Night:
     con: duckdb.DuckDBPyConnection
     validator: Validator
     started_at: datetime
+    full_intake: str | None = None  # why every row goes through the whole intake tonight
     link_skipped: str | None = None  # why the person index was not rebuilt tonight
     stage_seconds: dict[str, float] = field(default_factory=dict)  # for the run report
 
@@ -104,6 +119,8 @@ class SourceIntake:
     error: str | None = None
     validation: SourceValidation | None = None
     measures: list[FieldMeasure] = field(default_factory=list)  # for drift (linkage/drift.py)
+    version: str = ""  # the intake version its rows are standardised under (linkage/carry.py)
+    delta: SourceDelta = SourceDelta()  # against its last good night
 
     @property
     def source(self) -> str:
@@ -131,18 +148,27 @@ def new_run_id(run_date: date) -> str:
     return f"{run_date:%Y%m%d}-{datetime.now(UTC):%H%M%S}-{secrets.token_hex(3)}"
 
 
-def start_night(project: ProjectConfig, run_date: date, run_id: str | None = None) -> Night:
-    """Open the warehouse and scratch tables for a new run (the caller holds its lock)."""
+def start_night(
+    project: ProjectConfig,
+    run_date: date,
+    run_id: str | None = None,
+    full_intake: str | None = None,
+) -> Night:
+    """Open the warehouse and scratch tables for a new run (the caller holds its lock).
+
+    Rows unchanged since a source's last good night are carried (linkage/carry.py) unless
+    `full_intake` says why every row must go through the whole intake tonight."""
     started_at = datetime.now(UTC).replace(tzinfo=None)
     run_id = run_id or new_run_id(run_date)
     con = open_warehouse(project.warehouse, project.identifier_registry())
     settle(con, project.output_dir)  # what a killed run left staged
     create_staged_table(con)
+    create_carry_tables(con)
     con.execute(
         "INSERT INTO run VALUES ($run_id, $run_date, $started_at, NULL, 'running', NULL)",
         {"run_id": run_id, "run_date": run_date, "started_at": started_at},
     )
-    return Night(project, run_date, run_id, con, Validator(), started_at)
+    return Night(project, run_date, run_id, con, Validator(), started_at, full_intake)
 
 
 def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
@@ -169,12 +195,33 @@ def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
 
 def standardise_night(night: Night, intakes: list[SourceIntake]) -> list[SourceIntake]:
     """Standardise every staged source at once; if that fails, fail only the sources
-    that cannot be standardised alone, and standardise the others together."""
+    that cannot be standardised alone, and standardise the others together. Rows unchanged
+    since their source's last good night are carried, not standardised again."""
+    _set_aside_unchanged(night, intakes)
     try:
         _standardise(night, STAGED_TABLE, STANDARDISED_TABLE)
-        return intakes
     except Exception as error:  # noqa: BLE001
         log.warning("standardise failed (%s): trying each source alone", type(error).__name__)
+        _standardise_each_alone(night, intakes)
+    append_carried(night.con, STANDARDISED_TABLE)
+    return intakes
+
+
+def _set_aside_unchanged(night: Night, intakes: list[SourceIntake]) -> None:
+    used = [intake for intake in intakes if intake.used]
+    for intake in used:
+        intake.version = intake_version(night.project, intake.config)
+    deltas = set_aside_unchanged(
+        night.con,
+        {intake.source: intake.version for intake in used},
+        night.run_date,
+        night.full_intake,
+    )
+    for intake in used:
+        intake.delta = deltas[intake.source]
+
+
+def _standardise_each_alone(night: Night, intakes: list[SourceIntake]) -> None:
     for intake in (intake for intake in intakes if intake.used):
         night.con.execute(
             "CREATE OR REPLACE TEMP TABLE staged_one_source AS"
@@ -188,7 +235,6 @@ def standardise_night(night: Night, intakes: list[SourceIntake]) -> list[SourceI
     night.con.execute("DROP TABLE IF EXISTS staged_one_source")
     night.con.execute("DROP TABLE IF EXISTS standardised_one_source")
     _standardise(night, STAGED_TABLE, STANDARDISED_TABLE)
-    return intakes
 
 
 def _standardise(night: Night, staged_table: str, out_table: str) -> int:
@@ -217,13 +263,15 @@ def _validate(night: Night, intake: SourceIntake) -> None:
     registry = night.project.identifier_registry()
     raw_table = quote_identifier(raw_table_name(intake.source))
     duplicates = exact_duplicate_rows(night.con, raw_table)
+    # carried rows passed these checks on their last good night: only the others are run
     intake.validation = night.validator.validate_rows(
         night.con,
         intake.source,
-        STANDARDISED_TABLE,
+        changed_rows_sql(STANDARDISED_TABLE),
         _min_rows(night, intake.config),
         registry,
         duplicates,
+        carried=carried_rows(night.con, intake.source),
     )
     if not intake.validation.file_checks_passed:
         intake.error = f"{intake.source}: " + "; ".join(intake.validation.file_failures)
@@ -293,7 +341,8 @@ def _fail_source(night: Night, intake: SourceIntake, stage: str, error: Exceptio
     error_file = night.report_dir / "errors" / f"{intake.source}.txt"
     error_file.parent.mkdir(parents=True, exist_ok=True)
     error_file.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
-    night.con.execute("DELETE FROM staged_record WHERE source = $source", {"source": intake.source})
+    for table in (STAGED_TABLE, CARRIED_TABLE):
+        night.con.execute(f"DELETE FROM {table} WHERE source = $source", {"source": intake.source})
 
 
 def _min_rows(night: Night, config: SourceConfig) -> int | None:
@@ -316,6 +365,8 @@ def _publish_source(night: Night, intake: SourceIntake) -> None:
     if intake.used:
         _insert_failures(night, intake)
         _replace_canonical_records(night.con, params, night.project.identifier_registry())
+        keep_accepted(night.con, params, STANDARDISED_TABLE, intake.version)
+        save_delta(night.con, params, intake.delta)
     save_measures(night.con, params, intake.measures)
     counts = _source_counts(night.con, params) if intake.used else (0, 0, 0)
     accepted, quarantined, flagged = counts
@@ -368,6 +419,9 @@ def _insert_failures(night: Night, intake: SourceIntake) -> None:
         )
     if intake.flagged:
         _insert_read_flags(con, intake.flagged, params)
+    if intake.delta.carried:
+        registry = night.project.identifier_registry()
+        copy_carried_flags(con, params, [check.name for check in row_checks(registry)])
     failures = intake.validation.row_failures if intake.validation else []
     if not failures:
         return
@@ -620,6 +674,7 @@ def build_report(
                 rows_flagged=flagged,
                 quarantine_reasons=quarantine_reasons,
                 flag_reasons=flag_reasons,
+                delta=asdict(intake.delta),
             )
         )
     seconds = (datetime.now(UTC).replace(tzinfo=None) - night.started_at).total_seconds()
@@ -669,11 +724,12 @@ def intake_progress(night: Night, intakes: list[SourceIntake]) -> None:
     used = [intake for intake in intakes if intake.used]
     skipped = sorted(intake.source for intake in intakes if not intake.used)
     progress.info(
-        "%s intake: %d of %d sources, %s rows read, %s quarantined%s",
+        "%s intake: %d of %d sources, %s rows read (%s unchanged), %s quarantined%s",
         night.run_date,
         len(used),
         len(intakes),
         f"{sum(intake.rows_read for intake in intakes):,}",
+        f"{sum(intake.delta.carried for intake in used):,}",
         f"{sum(_quarantined_rows(intake) for intake in used):,}",
         f"; skipped: {', '.join(skipped)}" if skipped else "",
     )

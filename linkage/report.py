@@ -26,6 +26,11 @@ class SourceReport:
     rows_flagged: int
     quarantine_reasons: dict[str, int]  # check -> distinct rows quarantined by it
     flag_reasons: dict[str, int] = field(default_factory=dict)  # check -> rows flagged by it
+    delta: dict[str, Any] = field(default_factory=dict)  # records carried, changed, new, removed
+
+
+# A source's records against its last good night (linkage/carry.py), in report order.
+DELTA_KINDS = ("carried", "changed", "new", "removed")
 
 
 @dataclass
@@ -91,7 +96,8 @@ def _markdown(report: RunReport) -> list[str]:
         lines += ["## Stands out", ""] + [f"- {w}" for w in digest["warnings"]] + [""]
     before = {s["source"]: s["previous_rows_read"] for s in digest.get("sources", [])}
     lines += ["## Sources", ""] + _table(
-        ["source", "status", "read", "change", "accepted", "quarantined", "flagged"],
+        ["source", "status", "read", "change", "accepted", "quarantined", "flagged"]
+        + ["unchanged", "changed", "new", "removed"],
         [
             [
                 s.source,
@@ -101,10 +107,15 @@ def _markdown(report: RunReport) -> list[str]:
                 s.rows_accepted,
                 s.rows_quarantined,
                 s.rows_flagged,
+                *(s.delta.get(kind, "") for kind in DELTA_KINDS),
             ]
             for s in report.sources
         ],
     )
+    for source in report.sources:
+        if source.delta.get("full") and source.status == "used":
+            whole = f"{source.source}: every row through the whole intake: {source.delta['full']}"
+            lines += [whole, ""]
     for source in report.sources:
         reasons = [*source.quarantine_reasons.items(), *source.flag_reasons.items()]
         if reasons:

@@ -42,6 +42,12 @@ PUBLISHED_TABLES = {
             run_id VARCHAR, run_date DATE, source VARCHAR, status VARCHAR, error VARCHAR,
             files VARCHAR, sha256 VARCHAR, size_bytes BIGINT, rows_read BIGINT,
             rows_accepted BIGINT, rows_quarantined BIGINT, rows_flagged BIGINT)""",
+    # Per source and night: records carried unchanged, changed, new and removed (carry.py).
+    "source_delta": """
+        CREATE TABLE IF NOT EXISTS source_delta (
+            run_id VARCHAR, run_date DATE, source VARCHAR, rows_carried BIGINT,
+            rows_changed BIGINT, rows_new BIGINT, records_removed BIGINT,
+            full_intake VARCHAR)""",
     # Per source, night and field: rows filled and failing, codes seen (linkage/drift.py).
     "field_night": """
         CREATE TABLE IF NOT EXISTS field_night (
