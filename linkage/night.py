@@ -26,6 +26,7 @@ from linkage.alerts import AlertOutcome, run_alerts
 from linkage.audit import record_run
 from linkage.carry import (
     CARRIED_TABLE,
+    FINGERPRINT_TABLE,
     SourceDelta,
     append_carried,
     carried_rows,
@@ -34,6 +35,7 @@ from linkage.carry import (
     create_carry_tables,
     intake_version,
     keep_accepted,
+    refresh_carried,
     save_delta,
     set_aside_unchanged,
 )
@@ -357,6 +359,8 @@ def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
     with transaction(night.con):
         for intake in intakes:
             _publish_source(night, intake)
+    for table in (STAGED_TABLE, STANDARDISED_TABLE, FINGERPRINT_TABLE, CARRIED_TABLE):
+        night.con.execute(f"DROP TABLE IF EXISTS {table}")  # their memory goes to the link
     return "complete" if all(intake.used for intake in intakes) else "partial"
 
 
@@ -501,31 +505,40 @@ def _replace_canonical_records(
 
     A record keeps what it held on earlier nights as evidence: its earlier postcodes in
     `previous_postcodes` and its earlier surnames in `other_surnames`, so a person who
-    moves or marries still matches the agencies that have not caught up yet.
+    moves or marries still matches the agencies that have not caught up yet. A record
+    carried unchanged (linkage/carry.py) keeps its row as it is, with tonight's file, row
+    and line: only the others are deleted and inserted.
     """
     columns = ", ".join(f'"{name}"' for name in canonical_column_names(registry))
+    not_carried = (
+        f"c.source = $source AND NOT EXISTS (SELECT 1 FROM {CARRIED_TABLE} r"
+        " WHERE r.source = $source AND r.record_key = c.record_key)"
+    )
+    source = {"source": params["source"]}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE earlier_values AS"
         " SELECT record_key, postcode, previous_postcodes, surname, other_surnames"
-        " FROM canonical_record WHERE source = $source",
-        {"source": params["source"]},
+        f" FROM canonical_record c WHERE {not_carried}",
+        source,
     )
-    con.execute("DELETE FROM canonical_record WHERE source = $source", {"source": params["source"]})
-    execute(con, CARRY_FORWARD_SQL.format(columns=columns), params)
+    con.execute(f"DELETE FROM canonical_record c WHERE {not_carried}", source)
+    refresh_carried(con, params["source"])
+    sql = CARRY_FORWARD_SQL.format(columns=columns, rows=changed_rows_sql(STANDARDISED_TABLE))
+    execute(con, sql, params)
     con.execute("DROP TABLE earlier_values")
 
 
 CARRY_FORWARD_SQL = """
 INSERT INTO canonical_record ({columns})
 WITH accepted AS (
-    SELECT s.* FROM standardised_record s
+    SELECT s.* FROM {rows} s
     WHERE s.source = $source
       AND NOT EXISTS (
           SELECT 1 FROM quarantine q
           WHERE q.run_id = $run_id AND q.source = s.source
             AND q.source_row_number = s.source_row_number)
 ),
-carried AS (
+with_earlier AS (
     SELECT
         accepted.* REPLACE (
             nullif(list_sort(list_filter(
@@ -541,7 +554,7 @@ carried AS (
         )
     FROM accepted LEFT JOIN earlier_values AS earlier USING (record_key)
 )
-SELECT {columns} FROM carried
+SELECT {columns} FROM with_earlier
 """
 
 

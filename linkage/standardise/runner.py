@@ -75,7 +75,8 @@ def standardise(
     registry: IdentifierRegistry | None = None,
     postcode_format: PostcodeFormat = "uk",
 ) -> int:
-    """Standardise every staged record into out_table (replaced); returns its row count.
+    """Standardise every staged record into out_table (a temporary table, replaced);
+    returns its row count.
 
     out_table holds the canonical columns (schemas/canonical_record.yaml, then one per
     registered identifier), in order and with their types, then the check columns
@@ -201,7 +202,7 @@ def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dic
 
 
 FINAL_SELECT_SQL = """
-CREATE OR REPLACE TABLE {out_table} AS
+CREATE OR REPLACE TEMP TABLE {out_table} AS
 WITH
 given AS (
     SELECT *{given}
