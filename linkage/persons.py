@@ -10,10 +10,11 @@ same ids and an id says nothing about the person.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 ID_PREFIX = "P"
 ID_DIGITS = 10
@@ -28,9 +29,14 @@ class IdChange(NamedTuple):  # a tuple: a first link records one per person, a m
     reason: str
 
 
+# record_key, cluster_key / record_key, person_id: an Arrow table (cheap to hand to DuckDB
+# at a million rows) or a pandas frame
+Table: TypeAlias = pa.Table | pd.DataFrame
+
+
 @dataclass
 class IdAssignment:
-    person_of: pd.DataFrame  # record_key, person_id
+    person_of: pa.Table  # record_key, person_id, in record_key order
     changes: list[IdChange]
 
 
@@ -42,9 +48,7 @@ def person_number(person_id: str) -> int:
     return int(person_id.removeprefix(ID_PREFIX))
 
 
-def assign_person_ids(
-    clusters: pd.DataFrame, previous: pd.DataFrame, next_number: int
-) -> IdAssignment:
+def assign_person_ids(clusters: Table, previous: Table, next_number: int) -> IdAssignment:
     """clusters (record_key, cluster_key) + previous (record_key, person_id) -> stable ids.
 
     Set-based in DuckDB: only the contested clusters and persons (a merge or a split: a few
@@ -53,8 +57,10 @@ def assign_person_ids(
     """
     con = duckdb.connect()
     try:
-        con.register("clusters", clusters[["record_key", "cluster_key"]])
-        con.register("previous", previous[["record_key", "person_id"]])
+        con.register("clusters_in", clusters)
+        con.register("previous_in", previous)
+        con.execute("CREATE TEMP VIEW clusters AS SELECT record_key, cluster_key FROM clusters_in")
+        con.execute("CREATE TEMP VIEW previous AS SELECT record_key, person_id FROM previous_in")
         con.execute(OVERLAP_SQL)
         contested = con.execute(CONTESTED_SQL).fetchall()
         con.register(
@@ -63,10 +69,10 @@ def assign_person_ids(
         )
         con.execute(INHERITED_SQL)
         con.execute(NAMED_SQL, {"id_format": ID_FORMAT, "next_number": next_number})
-        person_of = con.execute(
+        person_of = con.sql(
             "SELECT record_key, person_id FROM clusters JOIN named USING (cluster_key)"
             " ORDER BY record_key"
-        ).df()
+        ).to_arrow_table()
         changes = list(map(IdChange._make, con.execute(CHANGES_SQL).fetchall()))
     finally:
         con.close()
