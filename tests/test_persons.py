@@ -26,9 +26,7 @@ def published(**persons: list[str]) -> pd.DataFrame:
 def ids(assignment) -> dict[str, str]:  # noqa: ANN001
     person_of = assignment.person_of
     return dict(
-        zip(
-            person_of["record_key"].to_pylist(), person_of["person_id"].to_pylist(), strict=True
-        )
+        zip(person_of["record_key"].to_pylist(), person_of["person_id"].to_pylist(), strict=True)
     )
 
 
