@@ -32,7 +32,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from linkage.identifiers import default_registry
-from linkage.link.codes import EDGE_CODES, RecordCodes
+from linkage.link.codes import EDGE_CODES, RecordCodes, arrow_array
 from linkage.link.model import ELSE_GAMMA, GuardLevels, default_guard_levels
 
 # A record is ambiguous when its edge to another person is within this many match-weight
@@ -157,7 +157,7 @@ def _one_source(edges: pd.DataFrame) -> pd.Series:
 def _source_part(keys: pd.Series) -> pa.Array:
     """What precedes a key's first ':' (all of it if none), as str.partition(':')[0] gives;
     in Arrow, as pandas' str methods cost ~1 s a million keys."""
-    matched = pc.extract_regex(pa.array(keys, type=pa.large_string()), r"^(?P<source>[^:]*)")
+    matched = pc.extract_regex(arrow_array(keys, pa.large_string()), r"^(?P<source>[^:]*)")
     return pc.struct_field(matched, [0])
 
 

@@ -41,7 +41,7 @@ class RecordCodes:
 
     def column(self, records: pd.DataFrame, name: str) -> pa.Array:
         """A column of the records (the frame they were coded from), in code order."""
-        values = pa.array(records[name], from_pandas=True)
+        values = arrow_array(records[name])
         return values if self.rows is None else values.take(pa.array(self.rows))
 
     def codes_of(self, keys: Iterable[str]) -> np.ndarray:
@@ -54,8 +54,12 @@ class RecordCodes:
         return self.keys.take(pa.array(codes, type=pa.int64())).to_pylist()
 
 
+def arrow_array(values: pd.Series, type: pa.DataType | None = None) -> pa.Array:
+    """A column as one Arrow array (no copy for pandas' Arrow-backed str columns in one chunk)."""
+    array = pa.array(values, type=type, from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
 def _string_array(values: pd.Series) -> pa.Array:
-    array = pa.array(values, from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = arrow_array(values)
     return array.cast(pa.large_string()) if array.type == pa.null() else array
