@@ -19,6 +19,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkage.concerns import open_concern_records
 from linkage.config import LinkageSettings, ProjectConfig
@@ -27,6 +29,7 @@ from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry
 from linkage.link.blocking import BLOCK_COUNT_COLUMNS, BlockingPlan, plan_blocking
 from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
+from linkage.link.codes import EDGE_CODES
 from linkage.link.model import ModelShape, filled_columns, guard_levels
 from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import latest_model, model_input
@@ -152,10 +155,8 @@ def link_warehouse(
     settings = cluster_settings(project.linkage, exclusive, registry, model_path)
     clustering = cluster_records(records, edges, settings, load_decisions(con))
     stage.done("cluster")
-    clusters = pd.DataFrame(
-        list(clustering.person_of.items()), columns=["record_key", "cluster_key"]
-    )
-    previous = con.execute("SELECT record_key, person_id FROM linked_index").df()
+    previous = con.sql("SELECT record_key, person_id FROM linked_index").to_arrow_table()
+    clusters = pa.table({"record_key": clustering.keys, "cluster_key": clustering.root})
     assignment = assign_person_ids(clusters, previous, _next_person_number(con))
     stage.done("person ids")
     version = model_version(model_path)
@@ -180,7 +181,7 @@ def link_warehouse(
     outcome = LinkOutcome(
         model_version=version,
         records=len(records),
-        persons=int(assignment.person_of["person_id"].nunique()),
+        persons=pc.count_distinct(assignment.person_of["person_id"]).as_py(),
         edges=len(edges),
         review_by_reason=dict(Counter(item.reason for item in clustering.review)),
         id_changes=dict(Counter(change.event for change in assignment.changes)),
@@ -272,15 +273,12 @@ def _publish(
     registry: IdentifierRegistry,
 ) -> None:
     person_of = assignment.person_of
-    cluster_of = clustering.person_of  # dict lookups: Series.map(dict) copies it into a Series
-    linked = [
-        cluster_of[key_l] == cluster_of[key_r]
-        for key_l, key_r in zip(
-            edges["record_key_l"].tolist(), edges["record_key_r"].tolist(), strict=True
-        )
-    ]
+    root = clustering.root
+    ends = [edges[code].to_numpy() for code in EDGE_CODES]  # score_pairs gives them
     columns = edge_columns(edges)
-    edge_frame = edges[columns].assign(linked=pd.Series(linked, index=edges.index, dtype=bool))
+    edge_frame = pa.Table.from_pandas(edges[columns], preserve_index=False).append_column(
+        "linked", pa.array(root[ends[0]] == root[ends[1]])
+    )
     review = pd.DataFrame(
         [vars(item) for item in clustering.review],
         columns=["record_key_l", "record_key_r", "match_probability", "reason"],

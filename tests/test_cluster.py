@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from linkage.link.cluster import ClusterSettings, cluster_records
@@ -146,6 +147,24 @@ def test_same_edges_in_any_order_give_the_same_persons() -> None:
     first = cluster_records(recs, scored, SETTINGS)
     second = cluster_records(recs, scored.iloc[::-1], SETTINGS)
     assert first.person_of == second.person_of and first.review == second.review
+
+
+def test_records_in_any_row_order_or_arrow_chunking_give_the_same_persons() -> None:
+    # model_input's frames come from Arrow, in several chunks a column at a million records
+    recs = records(
+        ("h:1", "health", "111", None),
+        ("h:2", "health", "222", None),
+        ("p:1", "police", None, None),
+        ("e:1", "education", None, "9"),
+    )
+    scored = edges(("h:1", "p:1", 0.9999), ("h:2", "p:1", 0.91), ("e:1", "h:2", 0.999))
+    table = pa.Table.from_pandas(recs, preserve_index=False)
+    chunked = pa.concat_tables([table.slice(0, 2), table.slice(2)]).to_pandas()
+    first = cluster_records(recs, scored, SETTINGS)
+    for other in (recs.iloc[::-1].reset_index(drop=True), chunked):
+        again = cluster_records(other, scored, SETTINGS)
+        assert again.person_of == first.person_of and again.review == first.review
+    assert persons(first) == [["e:1", "h:2"], ["h:1", "p:1"]]
 
 
 def test_without_an_ambiguous_record_a_merge_it_blocked_goes_ahead() -> None:

@@ -24,7 +24,10 @@ def published(**persons: list[str]) -> pd.DataFrame:
 
 
 def ids(assignment) -> dict[str, str]:  # noqa: ANN001
-    return dict(zip(assignment.person_of.record_key, assignment.person_of.person_id, strict=True))
+    person_of = assignment.person_of
+    return dict(
+        zip(person_of["record_key"].to_pylist(), person_of["person_id"].to_pylist(), strict=True)
+    )
 
 
 def test_first_run_mints_ids_in_record_order() -> None:

@@ -26,11 +26,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from linkage.identifiers import default_registry
-from linkage.link.model import ELSE_GAMMA, GuardLevels, default_guard_levels
+from linkage.link.codes import EDGE_CODES, RecordCodes
+from linkage.link.guards import GUARDS
+from linkage.link.model import GuardLevels, default_guard_levels
 
 # A record is ambiguous when its edge to another person is within this many match-weight
 # bits (a factor of 8 in likelihood) of its best edge into its own.
@@ -57,16 +61,12 @@ class Decisions:
     matches: frozenset[tuple[str, str]] = frozenset()
     non_matches: frozenset[tuple[str, str]] = frozenset()
 
-    def apart(self) -> Apart:
-        """record key -> the records it must never share a person with, and why."""
-        return _apart(self.non_matches, "reviewed apart")
+
+# record code -> {record it must never share a person with: why}
+Apart = dict[int, dict[int, str]]
 
 
-# record key -> {record it must never share a person with: why}
-Apart = dict[str, dict[str, str]]
-
-
-def _apart(pairs: frozenset[tuple[str, str]] | set[tuple[str, str]], reason: str) -> Apart:
+def _apart(pairs: set[tuple[int, int]], reason: str) -> Apart:
     partners: Apart = {}
     for left, right in pairs:
         partners.setdefault(left, {})[right] = reason
@@ -75,6 +75,7 @@ def _apart(pairs: frozenset[tuple[str, str]] | set[tuple[str, str]], reason: str
 
 
 REVIEWED_MATCH_WEIGHT = 1000.0  # merged before any scored edge
+EDGE_KEYS = ["record_key_l", "record_key_r"]
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,27 @@ class ReviewItem:
 
 @dataclass
 class Clustering:
-    person_of: dict[str, str]  # record_key -> cluster key (its smallest record key)
+    keys: pa.Array  # the records' keys in code order (linkage/link/codes.py)
+    root: np.ndarray  # per record code: the code of its cluster's smallest record
     review: list[ReviewItem]
     refused: int
     ambiguous: set[str] = field(default_factory=set)
+
+    def clusters(self) -> pa.Table:
+        """record_key, cluster_key (the cluster's smallest record key), in key order."""
+        return pa.table({"record_key": self.keys, "cluster_key": self.keys.take(self.root)})
+
+    @property
+    def person_of(self) -> dict[str, str]:
+        """record_key -> cluster key, as a dict (a million Python strings at scale)."""
+        clusters = self.clusters()
+        return dict(
+            zip(
+                clusters["record_key"].to_pylist(),
+                clusters["cluster_key"].to_pylist(),
+                strict=True,
+            )
+        )
 
 
 @dataclass
@@ -112,149 +130,150 @@ def _conflict(a: _Person, b: _Person) -> str | None:
     return None
 
 
-def possible_twins(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
-    """Same surname and date of birth, no shared identifier, and something only twins
-    explain: unrelated forenames, different sexes, or two records of one agency where a
-    forename is missing (newborn twins not yet named)."""
-    if not {"gamma_date_of_birth", "gamma_surname", "gamma_forename"} <= set(edges.columns):
-        return pd.Series(False, index=edges.index)
-    same_birth = edges["gamma_date_of_birth"].isin(guard.birth_same)
-    same_surname = edges["gamma_surname"].isin(guard.surname_same)
-    # an agency may hold many rows of one person with forename typos (police incidents), so
-    # within one agency only a missing forename says twins: newborns not yet named
-    unnamed_at_one_agency = _one_source(edges) & (edges["gamma_forename"] == -1)
-    only_twins_explain = _differs(edges, "forename") | _differs(edges, "sex")
-    only_twins_explain |= unnamed_at_one_agency
-    return same_birth & same_surname & only_twins_explain & ~_shared_identifier(edges, guard)
-
-
-def _one_source(edges: pd.DataFrame) -> pd.Series:
-    """Both records of the pair come from one source (record_key is '<source>:<id>')."""
-    return (
-        edges["record_key_l"].str.partition(":")[0] == edges["record_key_r"].str.partition(":")[0]
-    )
-
-
-def possible_relatives(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
-    """Birth dates far apart (both known), no shared identifier: a father and son of one
-    name at one address, say, whom names and address alone would join."""
-    return _differs(edges, "date_of_birth") & ~_shared_identifier(edges, guard)
-
-
-def possible_namesakes(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
-    """Two records of one agency at unrelated addresses, no shared identifier.
-
-    An agency rarely holds two live records of one person at two addresses at once (a
-    re-registration repeats the address), while two people of one name and birth date do
-    turn up in a large population. Across agencies a different address is common (one
-    agency has not caught up with a move), so this guard stays within one source.
-    """
-    unrelated_address = _differs(edges, "address")
-    return unrelated_address & _one_source(edges) & ~_shared_identifier(edges, guard)
-
-
-def _differs(edges: pd.DataFrame, comparison: str) -> pd.Series:
-    """The pair reached the comparison's else level (False where the model lacks it)."""
-    column = f"gamma_{comparison}"
-    if column not in edges.columns:
-        return pd.Series(False, index=edges.index)
-    return edges[column] == ELSE_GAMMA
-
-
-def _shared_identifier(edges: pd.DataFrame, guard: GuardLevels) -> pd.Series:
-    shared = pd.Series(False, index=edges.index)
-    for name in guard.identifiers:
-        if f"gamma_{name}" in edges.columns:
-            shared |= edges[f"gamma_{name}"] > 0
-    return shared
-
-
-# Pairs the model's score never links by itself, and why: each is kept apart (no third
-# record can chain them) and, if the model would have linked it, reviewed.
-GUARDS = {
-    "possible twins": possible_twins,
-    "possible relatives: birth dates far apart": possible_relatives,
-    "possible namesakes: one agency, unrelated addresses": possible_namesakes,
-}
-
-
 def cluster_records(
     records: pd.DataFrame,
     edges: pd.DataFrame,
     settings: ClusterSettings,
     decisions: Decisions = Decisions(),
 ) -> Clustering:
-    """Cluster records (record_key, source, identifiers) along scored edges."""
-    edges = _apply_decisions(edges, decisions, set(records["record_key"].tolist()))
-    reviewable = edges["match_probability"] >= settings.review_threshold
-    guarded = pd.Series(False, index=edges.index)
+    """Cluster records (record_key, source, identifiers) along scored edges.
+
+    The edges may carry their ends' record codes (record_code_l, record_code_r, as
+    score_pairs gives them); otherwise they are looked up from the keys.
+    """
+    codes = RecordCodes.of(records)
+    edges = _apply_decisions(edges, decisions, codes)
+    scored = _Edges.of(edges, codes)
+    reviewable = scored.probability >= settings.review_threshold
+    guarded = np.zeros(len(scored), dtype=bool)
     apart: Apart = {}
-    review: list[ReviewItem] = []
+    review: list[_Item] = []
+    matches = _code_pairs(decisions.matches, codes)
     for reason, guard in GUARDS.items():
-        hit = guard(edges, settings.guard) & ~guarded
+        hit = guard(edges, settings.guard).to_numpy(dtype=bool) & ~guarded
         guarded |= hit
-        review += [
-            ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), reason)
-            for e in edges[hit & reviewable].itertuples(index=False)
-        ]
+        review += scored.items(hit & reviewable, reason)
         # kept apart, not just unlinked: a record that matches both (one with no forename
         # or no birth date) must not chain them into one person
-        pairs = set(zip(*_columns(edges[hit], ["record_key_l", "record_key_r"]), strict=True))
-        for key, partners in _apart(pairs - decisions.matches, reason).items():
+        pairs = set(zip(scored.left[hit].tolist(), scored.right[hit].tolist(), strict=True))
+        for key, partners in _apart(pairs - matches, reason).items():
             apart.setdefault(key, {}).update(partners)
-    candidates = edges[~guarded & reviewable]
-    for key, partners in decisions.apart().items():
+    candidates = scored.subset(~guarded & reviewable)
+    reviewed_apart = _apart(_code_pairs(decisions.non_matches, codes), "reviewed apart")
+    for key, partners in reviewed_apart.items():
         apart.setdefault(key, {}).update(partners)
-    facts = _RecordFacts.of(records, settings.exclusive_sources, settings.hard_identifiers)
-    first = _union_by_component(facts, records, candidates, settings, apart)
+    facts = _RecordFacts.of(records, codes, settings.exclusive_sources, settings.hard_identifiers)
+    component = _labels(candidates.left, candidates.right, len(codes))
+    first = _union_by_component(facts, candidates, component, settings, apart)
     ambiguous = _ambiguous_records(facts, candidates, first)
-    final = _recluster_without(ambiguous, first, facts, candidates, settings, apart)
+    final = _recluster_without(ambiguous, first, facts, candidates, component, settings, apart)
     review += final.review
     review += _ambiguity_reviews(candidates, ambiguous, settings)
     review += _weak_persons(candidates, final.person_of, settings)
-    return Clustering(final.person_of, _sorted(review), len(final.refused_edges), ambiguous)
+    return Clustering(
+        codes.keys,
+        final.person_of,
+        _sorted(review, codes),
+        len(final.refused_edges),
+        set(codes.keys_of(sorted(ambiguous))),
+    )
+
+
+def _code_pairs(pairs: frozenset[tuple[str, str]], codes: RecordCodes) -> set[tuple[int, int]]:
+    """Pairs of record keys as pairs of codes, leaving out any with a record now gone."""
+    if not pairs:
+        return set()
+    ordered = sorted(pairs)
+    left = codes.codes_of(pair[0] for pair in ordered).tolist()
+    right = codes.codes_of(pair[1] for pair in ordered).tolist()
+    return {(a, b) for a, b in zip(left, right, strict=True) if a >= 0 and b >= 0}
+
+
+# An edge's ends as record codes, its match weight and probability, and the review reason.
+_Item = tuple[int, int, float, str]
+
+
+@dataclass(frozen=True)
+class _Edges:
+    """Edges as arrays: the ends' record codes (left < right), weight and probability."""
+
+    left: np.ndarray
+    right: np.ndarray
+    weight: np.ndarray
+    probability: np.ndarray
+
+    @classmethod
+    def of(cls, edges: pd.DataFrame, codes: RecordCodes) -> _Edges:
+        if set(EDGE_CODES) <= set(edges.columns):
+            left, right = (edges[name].to_numpy(dtype=np.int64) for name in EDGE_CODES)
+        else:
+            left, right = (codes.codes_of(edges[name]) for name in EDGE_KEYS)
+            if (left < 0).any() or (right < 0).any():
+                raise ValueError("an edge joins a record missing from the records")
+        return cls(
+            left,
+            right,
+            edges["match_weight"].to_numpy(dtype=np.float64),
+            edges["match_probability"].to_numpy(dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+    def subset(self, rows: np.ndarray) -> _Edges:
+        return _Edges(self.left[rows], self.right[rows], self.weight[rows], self.probability[rows])
+
+    def items(self, rows: np.ndarray, reason: str) -> list[_Item]:
+        """Review items for the edges in rows (a boolean mask)."""
+        return [
+            (left, right, probability, reason)
+            for left, right, probability in zip(
+                self.left[rows].tolist(),
+                self.right[rows].tolist(),
+                self.probability[rows].tolist(),
+                strict=True,
+            )
+        ]
 
 
 def _union_by_component(
     facts: _RecordFacts,
-    records: pd.DataFrame,
-    edges: pd.DataFrame,
+    edges: _Edges,
+    component: np.ndarray,
     settings: ClusterSettings,
     apart: Apart,
 ) -> _UnionResult:
     """The merge loop's result, looping only where a merge could be refused.
 
-    Merges never cross a connected component of the candidate edges. In a component with
-    at most one value of each hard identifier, at most one record of each one-record-per-
-    person source and no record kept apart from another, the loop refuses nothing: its
-    persons are the connected components of its edges at or above the link threshold
-    (each named by its smallest record key, as _Roots does), and its other edges whose ends
-    stay apart are doubtful links. Only the other components (a few percent) go through the
-    loop. Array operations, so about linear in edges.
+    Merges never cross a connected component of the candidate edges (`component`: each
+    record's). In a component with at most one value of each hard identifier, at most one
+    record of each one-record-per-person source and no record kept apart from another, the
+    loop refuses nothing: its persons are the connected components of its edges at or above
+    the link threshold (each named by its smallest record code, as _Roots does), and its
+    other edges whose ends stay apart are doubtful links. Only the other components (a few
+    percent) go through the loop. Array operations, so about linear in edges.
     """
-    if edges.empty:
-        return _union(facts, edges, settings, set(), apart, keys=facts.keys)
-    keys, left, right = _factorized(edges)
-    component = _labels(left, right, len(keys))
-    nodes = pd.DataFrame({"record_key": keys, "component": component})
-    looped = _conflicted(nodes, records, settings, apart)
-    in_loop = np.isin(component[left], looped)
-    result = _union(facts, edges[in_loop], settings, set(), apart, keys=facts.keys)
+    records = len(component)
+    looped = _conflicted(component, edges, facts, apart)
+    in_loop = looped[component[edges.left]]
+    result = _union(facts, edges.subset(in_loop), settings, set(), apart)
 
-    strong = ~in_loop & (edges["match_probability"] >= settings.link_threshold).to_numpy()
-    person = _labels(left[strong], right[strong], len(keys))
-    root = nodes.groupby(person)["record_key"].transform("min").to_numpy()
-    free = ~np.isin(component, looped)
-    result.person_of.update(zip(keys[free].tolist(), root[free].tolist(), strict=True))
-    weak = ~in_loop & ~strong & (root[left] != root[right])
-    result.review += [
-        ReviewItem(key_l, key_r, float(probability), "doubtful link")
-        for key_l, key_r, probability in zip(
-            *_columns(edges[weak], ["record_key_l", "record_key_r", "match_probability"]),
-            strict=True,
+    strong = ~in_loop & (edges.probability >= settings.link_threshold)
+    root = _smallest_member(_labels(edges.left[strong], edges.right[strong], records))
+    person_of = np.where(looped[component], np.arange(records), root)
+    _set(person_of, result.person_of)
+    weak = ~in_loop & ~strong & (root[edges.left] != root[edges.right])
+    return _UnionResult(
+        person_of, result.review + edges.items(weak, "doubtful link"), result.refused_edges
+    )
+
+
+def _set(person_of: np.ndarray, roots: dict[int, int]) -> None:
+    """Write the loop's roots (record code -> root code) into the per-record array."""
+    if roots:
+        person_of[np.fromiter(roots.keys(), dtype=np.int64, count=len(roots))] = np.fromiter(
+            roots.values(), dtype=np.int64, count=len(roots)
         )
-    ]
-    return result
 
 
 def _labels(left: np.ndarray, right: np.ndarray, nodes: int) -> np.ndarray:
@@ -263,27 +282,49 @@ def _labels(left: np.ndarray, right: np.ndarray, nodes: int) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
+def _smallest_member(label: np.ndarray) -> np.ndarray:
+    """Per record: the smallest record code with its label (codes are positions)."""
+    _, first, inverse = np.unique(label, return_index=True, return_inverse=True)
+    return first[inverse]
+
+
 def _conflicted(
-    nodes: pd.DataFrame, records: pd.DataFrame, settings: ClusterSettings, apart: Apart
+    component: np.ndarray, edges: _Edges, facts: _RecordFacts, apart: Apart
 ) -> np.ndarray:
-    """Components where the loop could refuse a merge: two values of a hard identifier,
-    two records of a one-record-per-person source, or a record kept apart from another."""
-    held = [name for name in settings.hard_identifiers if name in records.columns]
-    facts = nodes.merge(records[["record_key", "source", *held]], on="record_key", how="left")
-    by_component = facts.groupby("component")
-    conflicted = [by_component[name].nunique().loc[lambda n: n > 1].index for name in held]
-    exclusive = facts[facts["source"].isin(sorted(settings.exclusive_sources))]
-    repeated = exclusive.groupby(["component", "source"]).size().loc[lambda n: n > 1]
-    conflicted.append(repeated.index.get_level_values("component"))
-    conflicted.append(facts.loc[facts["record_key"].isin(list(apart)), "component"])
-    return np.unique(np.concatenate([np.asarray(labels) for labels in conflicted]))
+    """Per component label, whether the loop could refuse a merge in it: two values of a
+    hard identifier, two records of a one-record-per-person source, or a record kept apart
+    from another."""
+    looped = np.zeros(len(component), dtype=bool)
+    nodes = np.unique(np.concatenate([edges.left, edges.right]))
+    labels = component[nodes]
+    for name in facts.identifiers:
+        distinct = _pair_counts(labels, facts.identifier_codes(name, nodes))[0]
+        owners, values = np.unique(distinct, return_counts=True)
+        looped[owners[values > 1]] = True  # two different values of the identifier
+    owners, records = _pair_counts(labels, facts.exclusive_source[nodes])
+    looped[owners[records > 1]] = True  # two records of one exclusive source
+    if apart:
+        looped[component[np.fromiter(apart.keys(), dtype=np.int64, count=len(apart))]] = True
+    return looped
+
+
+def _pair_counts(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (label, value) pairs where a value is held (>= 0): each pair's label,
+    and how many records hold it."""
+    held = values >= 0
+    width = int(values.max(initial=0)) + 1  # one number per pair: label * width + value
+    distinct, count = np.unique(
+        labels[held].astype(np.int64) * width + values[held], return_counts=True
+    )
+    return distinct // width, count
 
 
 def _recluster_without(
-    ambiguous: set[str],
+    ambiguous: set[int],
     first: _UnionResult,
     facts: _RecordFacts,
-    edges: pd.DataFrame,
+    edges: _Edges,
+    component: np.ndarray,
     settings: ClusterSettings,
     apart: Apart,
 ) -> _UnionResult:
@@ -299,153 +340,174 @@ def _recluster_without(
     """
     if not ambiguous:
         return first
-    component = _components(edges)
-    affected = {component[key] for key in ambiguous}
-    inside = [component[key] in affected for key in edges["record_key_l"].tolist()]
-    again = _union(facts, edges[inside], settings, ambiguous, apart, keys=None)
-    person_of = dict(first.person_of)
-    for key, root in component.items():
-        if root in affected:
-            person_of[key] = again.person_of.get(key, key)
-    review = [item for item in first.review if component[item.record_key_l] not in affected]
-    refused = [edge for edge in first.refused_edges if component[edge[0]] not in affected]
-    refused += again.refused_edges
-    return _UnionResult(person_of, review + again.review, refused)
+    affected = np.zeros(len(component), dtype=bool)
+    affected[component[np.fromiter(ambiguous, dtype=np.int64, count=len(ambiguous))]] = True
+    again = _union(facts, edges.subset(affected[component[edges.left]]), settings, ambiguous, apart)
+    person_of = first.person_of.copy()
+    members = np.flatnonzero(affected[component])
+    person_of[members] = members
+    _set(person_of, again.person_of)
+    review = [item for item in first.review if not affected[component[item[0]]]]
+    refused = [edge for edge in first.refused_edges if not affected[component[edge[0]]]]
+    return _UnionResult(person_of, review + again.review, refused + again.refused_edges)
 
 
-def _components(edges: pd.DataFrame) -> dict[str, int]:
-    """Record -> a label of its connected component over the edges, ignoring constraints."""
-    keys, left, right = _factorized(edges)
-    return dict(zip(keys.tolist(), _labels(left, right, len(keys)).tolist(), strict=True))
-
-
-def _factorized(edges: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray]:
-    """The edges' record keys, and each edge's ends as positions among them."""
-    codes, keys = pd.factorize(pd.concat([edges["record_key_l"], edges["record_key_r"]]))
-    return keys, codes[: len(edges)], codes[len(edges) :]
-
-
-def _apply_decisions(edges: pd.DataFrame, decisions: Decisions, present: set[str]) -> pd.DataFrame:
+def _apply_decisions(edges: pd.DataFrame, decisions: Decisions, codes: RecordCodes) -> pd.DataFrame:
     """Drop reviewed non-matches; add or promote reviewed matches above every scored edge."""
     if not decisions.matches and not decisions.non_matches:
         return edges
     pairs = list(zip(edges["record_key_l"], edges["record_key_r"], strict=True))
     decided = decisions.matches | decisions.non_matches
     kept = edges[[pair not in decided for pair in pairs]]
+    present = sorted(_code_pairs(decisions.matches, codes))  # a decided record may have left
+    ends = [codes.keys_of([pair[end] for pair in present]) for end in (0, 1)]
     reviewed = pd.DataFrame(
-        [
-            {"record_key_l": left, "record_key_r": right, "match_probability": 1.0}
-            | {"match_weight": REVIEWED_MATCH_WEIGHT}
-            for left, right in sorted(decisions.matches)
-            if left in present and right in present  # a decided record may have left since
-        ],
-        columns=["record_key_l", "record_key_r", "match_probability", "match_weight"],
+        {
+            "record_key_l": ends[0],
+            "record_key_r": ends[1],
+            "match_probability": 1.0,
+            "match_weight": REVIEWED_MATCH_WEIGHT,
+        }
+        | {code: [pair[end] for pair in present] for end, code in enumerate(EDGE_CODES)},
+        columns=[*EDGE_KEYS, "match_probability", "match_weight", *EDGE_CODES],
     )
     gammas = [column for column in edges.columns if column.startswith("gamma_")]
     reviewed[gammas] = -1  # no levels: not a scored pair, so no guard applies
+    reviewed = reviewed[[column for column in reviewed.columns if column in kept.columns]]
     return pd.concat([kept, reviewed.astype(kept.dtypes.to_dict())], ignore_index=True)
 
 
 @dataclass
 class _UnionResult:
-    person_of: dict[str, str]
-    review: list[ReviewItem]
-    refused_edges: list[tuple[str, str, float]]
+    person_of: np.ndarray  # per record code: its person's root code
+    review: list[_Item]
+    refused_edges: list[tuple[int, int, float]]
+
+
+@dataclass
+class _LoopResult:
+    person_of: dict[int, int]  # only the records the merges touched: code -> root code
+    review: list[_Item]
+    refused_edges: list[tuple[int, int, float]]
 
 
 @dataclass(frozen=True)
 class _RecordFacts:
-    """What the merge loop needs to know of each record, read once from the records."""
+    """What the merge loop needs to know of each record (by code), read once."""
 
-    keys: list[str]
-    identifiers: dict[str, dict[str, str]]  # only records holding an identifier
-    exclusive_source: dict[str, str]  # records of a one-record-per-person source
+    identifiers: dict[str, pa.Array]  # hard identifier -> values in code order
+    with_identifier: np.ndarray  # per code: holds a hard identifier
+    exclusive_source: np.ndarray  # per code: its one-record-per-person source's number, or -1
+    exclusive_names: list[str]  # those sources, by number
 
     @classmethod
     def of(
-        cls, records: pd.DataFrame, exclusive_sources: frozenset[str], hard: tuple[str, ...]
+        cls,
+        records: pd.DataFrame,
+        codes: RecordCodes,
+        exclusive_sources: frozenset[str],
+        hard: tuple[str, ...],
     ) -> _RecordFacts:
-        identifiers: dict[str, dict[str, str]] = {}
-        for name in hard:
-            if name not in records.columns:
-                continue
-            held = records[records[name].notna()]
-            for key, value in zip(*_columns(held, ["record_key", name]), strict=True):
-                identifiers.setdefault(key, {})[name] = value
-        exclusive = records[records["source"].isin(sorted(exclusive_sources))]
+        identifiers = {
+            name: codes.column(records, name) for name in hard if name in records.columns
+        }
+        with_identifier = np.zeros(len(codes), dtype=bool)
+        for values in identifiers.values():
+            with_identifier |= pc.is_valid(values).to_numpy(zero_copy_only=False)
+        names = sorted(exclusive_sources)
+        source = codes.column(records, "source")
+        number = pc.index_in(source, value_set=pa.array(names, type=source.type))
         return cls(
-            records["record_key"].tolist(),
             identifiers,
-            dict(zip(*_columns(exclusive, ["record_key", "source"]), strict=True)),
+            with_identifier,
+            pc.fill_null(number, -1).to_numpy().astype(np.int64),
+            names,
         )
 
-    def person(self, key: str) -> _Person:
-        """The record as a person of its own (shared, never mutated)."""
-        source = self.exclusive_source.get(key)
-        if source is None and key not in self.identifiers:
-            return NOBODY
-        return _Person(
-            self.identifiers.get(key, {}), frozenset((source,)) if source else frozenset()
-        )
+    def identifier_codes(self, name: str, records: np.ndarray) -> np.ndarray:
+        """The records' values of a hard identifier as numbers (-1: none), equal if equal."""
+        encoded = pc.dictionary_encode(self.identifiers[name].take(pa.array(records)))
+        return pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
+
+    def persons(self, records: np.ndarray) -> dict[int, _Person]:
+        """The records (codes) that hold an identifier or are of an exclusive source, each
+        as a person of its own (shared, never mutated); the others are NOBODY."""
+        records = np.unique(records)
+        held: dict[int, dict[str, str]] = {}
+        for name, values in self.identifiers.items():
+            found = values.take(pa.array(records)).to_pylist()
+            for code, value in zip(records.tolist(), found, strict=True):
+                if value is not None:
+                    held.setdefault(code, {})[name] = value
+        sources = self.exclusive_source[records]
+        exclusive = {
+            code: frozenset((self.exclusive_names[number],))
+            for code, number in zip(records.tolist(), sources.tolist(), strict=True)
+            if number >= 0
+        }
+        return {
+            code: _Person(held.get(code, {}), exclusive.get(code, frozenset()))
+            for code in held.keys() | exclusive.keys()
+        }
 
 
 def _union(
     facts: _RecordFacts,
-    edges: pd.DataFrame,
+    edges: _Edges,
     settings: ClusterSettings,
-    detached: set[str],
+    detached: set[int],
     apart: Apart,
-    keys: list[str] | None = None,
-) -> _UnionResult:
-    """Merge along edges strongest first; person_of covers `keys` (all records by default)
-    or, with keys=None, only the records the merges touched."""
+) -> _LoopResult:
+    """Merge along edges strongest first; person_of holds the records the merges touched."""
     # Only records on an edge ever get state: the others stay persons of their own.
     roots = _Roots()
     root = roots.find
-    persons: dict[str, _Person] = {}
+    alone = facts.persons(np.concatenate([edges.left, edges.right]))
+    persons: dict[int, _Person] = {}
 
-    def person(key: str) -> _Person:  # merged persons are kept; lone records are looked up
-        found = persons.get(key)
-        return facts.person(key) if found is None else found
+    def person(code: int) -> _Person:  # merged persons are kept; lone records are looked up
+        found = persons.get(code)
+        return alone.get(code, NOBODY) if found is None else found
 
     # per person, its records that a reviewed non-match keeps from some other record
-    constrained: dict[str, set[str]] = {key: {key} for key in apart}
+    constrained: dict[int, set[int]] = {code: {code} for code in apart}
 
-    def kept_apart(left: str, right: str) -> str | None:
-        for key in constrained.get(left, ()):
-            for other, reason in apart[key].items():
+    def kept_apart(left: int, right: int) -> str | None:
+        for code in constrained.get(left, ()):
+            for other, reason in apart[code].items():
                 if root(other) == right:
                     return reason
         return None
 
-    review: list[ReviewItem] = []
-    refused: list[tuple[str, str, float]] = []
-    ordered = edges.sort_values(
-        ["match_weight", "record_key_l", "record_key_r"], ascending=[False, True, True]
-    )
-    for key_l, key_r, weight, probability in zip(
-        *_columns(ordered, ["record_key_l", "record_key_r", "match_weight", "match_probability"]),
+    review: list[_Item] = []
+    refused: list[tuple[int, int, float]] = []
+    order = np.lexsort((edges.right, edges.left, -edges.weight))  # strongest, then by keys
+    for code_l, code_r, weight, probability in zip(
+        edges.left[order].tolist(),
+        edges.right[order].tolist(),
+        edges.weight[order].tolist(),
+        edges.probability[order].tolist(),
         strict=True,
     ):
-        if key_l in detached or key_r in detached:
+        if code_l in detached or code_r in detached:
             continue
-        left, right = root(key_l), root(key_r)
+        left, right = root(code_l), root(code_r)
         if left == right:
             continue
         if probability < settings.link_threshold:
-            review.append(ReviewItem(key_l, key_r, float(probability), "doubtful link"))
+            review.append((code_l, code_r, probability, "doubtful link"))
             continue
         held_apart = apart and (kept_apart(left, right) or kept_apart(right, left))
         if held_apart:
             # a refusal like any other: a record matching both sides is ambiguous
-            refused.append((key_l, key_r, float(weight)))
-            review.append(ReviewItem(key_l, key_r, float(probability), f"refused: {held_apart}"))
+            refused.append((code_l, code_r, weight))
+            review.append((code_l, code_r, probability, f"refused: {held_apart}"))
             continue
         reviewed = weight >= REVIEWED_MATCH_WEIGHT
         reason = None if reviewed else _conflict(person(left), person(right))
         if reason:
-            refused.append((key_l, key_r, float(weight)))
-            review.append(ReviewItem(key_l, key_r, float(probability), f"refused: {reason}"))
+            refused.append((code_l, code_r, weight))
+            review.append((code_l, code_r, probability, f"refused: {reason}"))
             continue
         keep, absorb = roots.join(left, right)
         kept, absorbed = person(keep), person(absorb)
@@ -457,27 +519,25 @@ def _union(
             )
         if absorb in constrained:
             constrained.setdefault(keep, set()).update(constrained.pop(absorb))
-    person_of = {} if keys is None else dict(zip(keys, keys, strict=True))
-    person_of.update((key, root(key)) for key in roots.parent)
-    return _UnionResult(person_of, review, refused)
+    return _LoopResult({code: root(code) for code in roots.parent}, review, refused)
 
 
 class _Roots:
-    """Union-find over record keys; a key never joined is its own root."""
+    """Union-find over record codes; a code never joined is its own root."""
 
     def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
+        self.parent: dict[int, int] = {}
 
-    def find(self, key: str) -> str:
+    def find(self, code: int) -> int:
         path = []
-        while (up := self.parent.get(key, key)) != key:
-            path.append(key)
-            key = up
+        while (up := self.parent.get(code, code)) != code:
+            path.append(code)
+            code = up
         for step in path:
-            self.parent[step] = key
-        return key
+            self.parent[step] = code
+        return code
 
-    def join(self, a: str, b: str) -> tuple[str, str]:
+    def join(self, a: int, b: int) -> tuple[int, int]:
         """Join the sets of a and b; the smaller root stays (order-independent).
 
         Returns (kept root, absorbed root); they are equal if a and b were already joined."""
@@ -488,76 +548,53 @@ class _Roots:
         return keep, absorb
 
 
-def _columns(frame: pd.DataFrame, names: list[str]) -> list[list]:
-    """Columns as Python lists: iterating rows of Arrow-backed strings (itertuples) costs
-    about 0.5 us a value, several seconds a link at a million records."""
-    return [frame[name].tolist() for name in names]
-
-
-def _ambiguous_records(facts: _RecordFacts, edges: pd.DataFrame, first: _UnionResult) -> set[str]:
+def _ambiguous_records(facts: _RecordFacts, edges: _Edges, first: _UnionResult) -> set[int]:
     """Records without identifiers whose refused edge is about as strong as their best kept one."""
     if not first.refused_edges:
         return set()
-    with_identifier = facts.identifiers
-    best_inside: dict[str, float] = {}
     person_of = first.person_of
-    for key_l, key_r, weight in zip(
-        *_columns(edges, ["record_key_l", "record_key_r", "match_weight"]), strict=True
-    ):
-        if person_of[key_l] == person_of[key_r]:
-            for key in (key_l, key_r):
-                best_inside[key] = max(best_inside.get(key, float("-inf")), weight)
+    inside = person_of[edges.left] == person_of[edges.right]
+    best_inside = np.full(len(person_of), -np.inf)
+    for end in (edges.left, edges.right):
+        np.maximum.at(best_inside, end[inside], edges.weight[inside])
     ambiguous = set()
-    for key_l, key_r, weight in first.refused_edges:
-        for key in (key_l, key_r):
-            if key in with_identifier or key not in best_inside:
-                continue
-            if weight >= best_inside[key] - AMBIGUITY_MARGIN_BITS:
-                ambiguous.add(key)
+    for code_l, code_r, weight in first.refused_edges:
+        for code in (code_l, code_r):
+            if facts.with_identifier[code] or best_inside[code] == -np.inf:
+                continue  # holds an identifier, or has no edge inside its person
+            if weight >= best_inside[code] - AMBIGUITY_MARGIN_BITS:
+                ambiguous.add(code)
     return ambiguous
 
 
 def _ambiguity_reviews(
-    edges: pd.DataFrame, ambiguous: set[str], settings: ClusterSettings
-) -> list[ReviewItem]:
-    strong = edges["match_probability"] >= settings.link_threshold
-    touching = edges["record_key_l"].isin(ambiguous) | edges["record_key_r"].isin(ambiguous)
-    reason = "ambiguous: matches two persons who cannot be one"
-    return [
-        ReviewItem(e.record_key_l, e.record_key_r, float(e.match_probability), reason)
-        for e in edges[strong & touching].itertuples(index=False)
-    ]
+    edges: _Edges, ambiguous: set[int], settings: ClusterSettings
+) -> list[_Item]:
+    strong = edges.probability >= settings.link_threshold
+    listed = np.fromiter(ambiguous, dtype=np.int64, count=len(ambiguous))
+    touching = np.isin(edges.left, listed) | np.isin(edges.right, listed)
+    return edges.items(strong & touching, "ambiguous: matches two persons who cannot be one")
 
 
-def _weak_persons(
-    edges: pd.DataFrame, person_of: dict[str, str], settings: ClusterSettings
-) -> list[ReviewItem]:
+def _weak_persons(edges: _Edges, person_of: np.ndarray, settings: ClusterSettings) -> list[_Item]:
     """Edges below weak_link that are the only tie between parts of a person."""
-    # dict lookups, not Series.map(dict), which turns the million-entry dict into a Series
-    same_person = [
-        person_of[key_l] == person_of[key_r]
-        for key_l, key_r in zip(*_columns(edges, ["record_key_l", "record_key_r"]), strict=True)
-    ]
-    inside = edges[
-        (edges["match_probability"] >= settings.link_threshold)
-        & pd.Series(same_person, index=edges.index, dtype=bool)
-    ]
-    weak = inside[inside["match_probability"] < settings.weak_link]
-    if weak.empty:
+    linked = edges.probability >= settings.link_threshold
+    inside = linked & (person_of[edges.left] == person_of[edges.right])
+    if not (inside & (edges.probability < settings.weak_link)).any():
         return []
-    keys, left, right = _factorized(inside)
-    strong = (inside["match_probability"] >= settings.weak_link).to_numpy()
-    part = _labels(left[strong], right[strong], len(keys))
-    bridging = inside[~strong & (part[left] != part[right])]  # the only tie between parts
+    strong = inside & (edges.probability >= settings.weak_link)
+    part = _labels(edges.left[strong], edges.right[strong], len(person_of))
+    bridging = inside & ~strong & (part[edges.left] != part[edges.right])  # the only tie
+    return edges.items(bridging, "weak link")
+
+
+def _sorted(review: list[_Item], codes: RecordCodes) -> list[ReviewItem]:
+    """One item per edge and reason, in key order (code order is key order)."""
+    unique = {(left, right, reason): probability for left, right, probability, reason in review}
+    ordered = sorted(unique)
+    keys_l = codes.keys_of([left for left, _, _ in ordered])
+    keys_r = codes.keys_of([right for _, right, _ in ordered])
     return [
-        ReviewItem(key_l, key_r, float(probability), "weak link")
-        for key_l, key_r, probability in zip(
-            *_columns(bridging, ["record_key_l", "record_key_r", "match_probability"]),
-            strict=True,
-        )
+        ReviewItem(key_l, key_r, float(unique[item]), item[2])
+        for key_l, key_r, item in zip(keys_l, keys_r, ordered, strict=True)
     ]
-
-
-def _sorted(review: list[ReviewItem]) -> list[ReviewItem]:
-    unique = {(r.record_key_l, r.record_key_r, r.reason): r for r in review}
-    return sorted(unique.values(), key=lambda r: (r.record_key_l, r.record_key_r, r.reason))

@@ -7,9 +7,13 @@ import logging
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 from splink import DuckDBAPI, Linker
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
+
+from linkage.link.codes import EDGE_CODES, RECORD_CODE, RecordCodes
 
 # Kept per edge: the pair, its score, then one gamma_<comparison> column per comparison of
 # the model (the levels the guards and explanations read).
@@ -21,10 +25,16 @@ def load_linker(
     model_path: Path,
     blocking_rules: list[BlockingRuleCreator] | None = None,
     connection: duckdb.DuckDBPyConnection | None = None,
+    unique_id: str | None = None,
 ) -> Linker:
     """A linker over the records with a saved model (in its own in-memory DuckDB, or in
-    `connection`); blocking_rules, when given, replace the model's prediction rules."""
+    `connection`); blocking_rules, when given, replace the model's prediction rules, and
+    unique_id the model's unique id column (record_key)."""
     settings = json.loads(model_path.read_text(encoding="utf-8"))
+    if unique_id is not None:
+        # Splink reads the id only through this setting (blocking's l.id < r.id, the
+        # pairs' id columns); the model's comparisons never name it
+        settings["unique_id_column_name"] = unique_id
     if blocking_rules is not None:
         settings["blocking_rules_to_generate_predictions"] = [
             rule.create_blocking_rule_dict("duckdb") for rule in blocking_rules
@@ -43,16 +53,46 @@ def score_pairs(
     floor: float,
     blocking_rules: list[BlockingRuleCreator] | None = None,
 ) -> pd.DataFrame:
-    """Pairs from the blocking rules (default: the model's) with match probability >= floor."""
+    """Pairs from the blocking rules (default: the model's) with match probability >= floor.
+
+    Splink pairs records by their integer code (an integer join key is cheaper than a
+    string one, and the clustering wants codes); the keys are looked up once at the end.
+    Code order is key order, so the pairs and their orientation (key_l < key_r) are the
+    ones record_key would give.
+    """
+    codes = RecordCodes.of(records)
+    coded = records.assign(**{RECORD_CODE: _codes_in_frame_order(codes)})
     # closed at once: Splink's tables of a night's pairs hold a gigabyte or more until the
     # linker's reference cycle is collected, which can be after the next stage's peak
     with duckdb.connect() as connection:
-        linker = load_linker(records, model_path, blocking_rules, connection)
+        linker = load_linker(coded, model_path, blocking_rules, connection, RECORD_CODE)
         predictions = linker.inference.predict(threshold_match_probability=floor)
         # only the edge columns leave DuckDB: the model retains every intermediate column
         relation = predictions.as_duckdbpyrelation()
         gammas = [column for column in relation.columns if column.startswith("gamma_")]
-        return relation.select(*EDGE_COLUMNS, *gammas).df()
+        scored = relation.select(*EDGE_CODES, *EDGE_COLUMNS[2:], *gammas).to_arrow_table()
+    ends = [codes.keys.take(scored[code]) for code in EDGE_CODES]
+    edges = scored.drop_columns(EDGE_CODES)
+    edges = edges.add_column(0, EDGE_COLUMNS[1], ends[1]).add_column(0, EDGE_COLUMNS[0], ends[0])
+    edges = edges.append_column(EDGE_CODES[0], scored[EDGE_CODES[0]])
+    return edges.append_column(EDGE_CODES[1], scored[EDGE_CODES[1]]).to_pandas(
+        types_mapper=_pandas_type
+    )
+
+
+def _codes_in_frame_order(codes: RecordCodes) -> np.ndarray:
+    if codes.rows is None:
+        return np.arange(len(codes), dtype=np.int64)
+    in_frame = np.empty(len(codes), dtype=np.int64)
+    in_frame[codes.rows] = np.arange(len(codes), dtype=np.int64)
+    return in_frame
+
+
+def _pandas_type(arrow_type: pa.DataType) -> object:
+    """Strings as pandas' default str dtype, as .df() gives them."""
+    if arrow_type in (pa.string(), pa.large_string()):
+        return pd.StringDtype(na_value=np.nan)
+    return None
 
 
 def edge_columns(edges: pd.DataFrame) -> list[str]:

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import splink
 from splink import DuckDBAPI, Linker, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
@@ -170,7 +172,37 @@ def model_input(
     else:
         wanted = model_columns(registry)
     columns = ", ".join(quote_identifier(column) for column in wanted if column in present)
-    return con.execute(f"SELECT {columns} FROM canonical_record ORDER BY record_key").df()
+    return _frame(con.sql(f"SELECT {columns} FROM canonical_record ORDER BY record_key"))
+
+
+def _frame(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+    """relation.df(), the same frame in half the time at a million records.
+
+    .df() builds its str columns value by value; pandas' str dtype is Arrow-backed, so
+    from Arrow they cost next to nothing. Every other column (dates, lists, a text column
+    with no value at all, which .df() leaves as object) still goes through DuckDB's own
+    conversion, so the frame's values and dtypes are exactly .df()'s.
+    """
+    table = relation.to_arrow_table()
+    text = [
+        column.name
+        for column in table.schema
+        if column.type in (pa.string(), pa.large_string())
+        and table[column.name].null_count < table.num_rows
+    ]
+    frame = table.select(text).to_pandas(types_mapper=_pandas_str)
+    others = [name for name in table.column_names if name not in text]
+    if others:
+        with duckdb.connect() as scratch:
+            rest = scratch.from_arrow(table.select(others)).df()
+        frame = pd.concat([frame, rest], axis=1)
+    return frame[table.column_names]
+
+
+def _pandas_str(arrow_type: pa.DataType) -> pd.StringDtype | None:
+    if arrow_type in (pa.string(), pa.large_string()):
+        return pd.StringDtype(na_value=np.nan)
+    return None
 
 
 def load_model_input(warehouse: Path, registry: IdentifierRegistry | None = None) -> pd.DataFrame:
