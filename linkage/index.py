@@ -8,6 +8,7 @@ failed link stage leaves the last published index as it was.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -20,7 +21,6 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from linkage.concerns import open_concern_records
 from linkage.config import LinkageSettings, ProjectConfig
@@ -29,7 +29,9 @@ from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry
 from linkage.link.blocking import BLOCK_COUNT_COLUMNS, BlockingPlan, plan_blocking
 from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
-from linkage.link.codes import EDGE_CODES
+from linkage.link.codes import RecordCodes
+from linkage.link.incremental import increment as incremental_scope
+from linkage.link.incremental import record_changes, save_link_input
 from linkage.link.model import ModelShape, filled_columns, guard_levels
 from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import latest_model, model_input
@@ -57,6 +59,8 @@ class LinkOutcome:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     blocking: list[dict] = field(default_factory=list)  # per block: pairs, action, why
     review_queue: dict[str, Any] = field(default_factory=dict)  # queued, past the cap, ...
+    linked: str = "incremental"  # or why every record was linked
+    records_relinked: int = 0  # records scored, clustered and replaced tonight
 
 
 class _StageClock:
@@ -131,9 +135,18 @@ def cluster_settings(
 
 
 def link_warehouse(
-    con: duckdb.DuckDBPyConnection, project: ProjectConfig, run_id: str, run_date: date
+    con: duckdb.DuckDBPyConnection,
+    project: ProjectConfig,
+    run_id: str,
+    run_date: date,
+    full: str | None = None,
 ) -> LinkOutcome:
-    """Link the warehouse's canonical records and publish the index (one transaction)."""
+    """Link the warehouse's canonical records and publish the index (one transaction).
+
+    Incremental once an index is published (linkage/link/incremental.py): only the records
+    a change since the last link reaches are scored, clustered and replaced. `full`, or
+    any reason _why_full finds, links every record instead.
+    """
     started = time.perf_counter()
     stage = _StageClock()
     model_path = resolve_model(project)
@@ -150,12 +163,33 @@ def link_warehouse(
     for change in blocking.changes():
         log.info("run %s: blocking on a budget: %s", run_id, change)
     stage.done("count blocks")
-    edges = score_pairs(records, model_path, project.linkage.edge_floor, blocking.rules())
-    stage.done("predict")
     settings = cluster_settings(project.linkage, exclusive, registry, model_path)
-    clustering = cluster_records(records, edges, settings, load_decisions(con))
-    stage.done("cluster")
-    previous = con.sql("SELECT record_key, person_id FROM linked_index").to_arrow_table()
+    decisions = load_decisions(con)
+    basis = link_basis(model_path, blocking, settings, project.linkage)
+    changes = record_changes(con, list(records.columns))
+    full = full or _why_full(con, basis, run_id)
+    increment = None
+    if full:
+        log.info("run %s: linking every record: %s", run_id, full)
+        edges = score_pairs(records, model_path, project.linkage.edge_floor, blocking.rules())
+        stage.done("predict")
+        clustering = cluster_records(records, edges, settings, decisions)
+        stage.done("cluster")
+        previous = con.sql("SELECT record_key, person_id FROM linked_index").to_arrow_table()
+    else:
+        increment = incremental_scope(
+            con,
+            records,
+            changes,
+            model_path,
+            project.linkage.edge_floor,
+            blocking.rules(),
+            decisions,
+        )
+        edges, previous = increment.edges, increment.previous
+        stage.done("predict")
+        clustering = cluster_records(increment.records, edges, settings, decisions)
+        stage.done("cluster")
     clusters = pa.table({"record_key": clustering.keys, "cluster_key": clustering.root})
     assignment = assign_person_ids(clusters, previous, _next_person_number(con))
     stage.done("person ids")
@@ -171,19 +205,25 @@ def link_warehouse(
             blocking,
             project.linkage.review_cap,
             settings.guard.identifiers,
+            basis,
         ),
         edges,
         clustering,
         assignment,
         registry,
+        None if increment is None else increment.touched,
     )
     stage.done("publish")
     outcome = LinkOutcome(
         model_version=version,
         records=len(records),
-        persons=pc.count_distinct(assignment.person_of["person_id"]).as_py(),
-        edges=len(edges),
-        review_by_reason=dict(Counter(item.reason for item in clustering.review)),
+        linked=full or "incremental",
+        records_relinked=len(records) if increment is None else len(increment.records),
+        persons=_count(con, "SELECT count(*) FROM person"),
+        edges=_count(con, "SELECT count(*) FROM edge"),
+        review_by_reason=dict(
+            con.execute("SELECT reason, count(*) FROM link_review GROUP BY 1").fetchall()
+        ),
         id_changes=dict(Counter(change.event for change in assignment.changes)),
         seconds=round(time.perf_counter() - started, 2),
         persons_by_sources=_persons_by_sources(con),
@@ -201,7 +241,7 @@ def link_warehouse(
         outcome.records,
         outcome.persons,
         outcome.edges,
-        len(clustering.review),
+        sum(outcome.review_by_reason.values()),
     )
     return outcome
 
@@ -243,6 +283,45 @@ def _next_person_number(con: duckdb.DuckDBPyConnection) -> int:
     return 1 if row is None or row[0] is None else person_number(row[0]) + 1
 
 
+def link_basis(
+    model_path: Path, blocking: BlockingPlan, clustering: ClusterSettings, linkage: LinkageSettings
+) -> str:
+    """What tonight's links follow from besides the records: the model, the blocks and the
+    settings. An index linked on another basis is not kept incrementally."""
+    parts = [model_path.read_text(encoding="utf-8"), repr(clustering), linkage.model_dump_json()]
+    for rule in blocking.rules():
+        parts.append(rule.create_blocking_rule_dict("duckdb")["blocking_rule"])
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _why_full(con: duckdb.DuckDBPyConnection, basis: str, run_id: str) -> str | None:
+    """Why tonight must link every record, or None to link incrementally."""
+    published = fetch_one(
+        con,
+        "SELECT l.link_basis FROM link_run l"
+        " WHERE l.run_id = (SELECT any_value(run_id) FROM linked_index)",
+    )
+    if published is None:
+        return "no index published yet"
+    if published[0] != basis:
+        return "the model, the blocking or the link settings changed since the index was linked"
+    if _count(con, "SELECT count(*) FROM link_input") == 0:
+        return "no record of what the published index was linked on"
+    last = fetch_one(
+        con,
+        "SELECT status FROM run WHERE run_id <> $run_id ORDER BY started_at DESC LIMIT 1",
+        {"run_id": run_id},
+    )
+    if last is not None and last[0] in ("failed", "running"):
+        return "the last run did not finish"
+    return None
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = fetch_one(con, sql)
+    return 0 if row is None else int(row[0])
+
+
 @dataclass(frozen=True)
 class PublishedRun:
     """What the publish records of the link run itself."""
@@ -254,6 +333,7 @@ class PublishedRun:
     blocking: BlockingPlan
     review_cap: int
     identifier_comparisons: tuple[str, ...]  # equal identifiers: evidence against "twins"
+    basis: str  # link_basis: what the index was linked with
 
 
 def _review_sql(identifier_comparisons: tuple[str, ...]) -> str:
@@ -271,13 +351,16 @@ def _publish(
     clustering: Clustering,
     assignment: IdAssignment,
     registry: IdentifierRegistry,
+    touched: pa.Table | None = None,
 ) -> None:
-    person_of = assignment.person_of
-    root = clustering.root
-    ends = [edges[code].to_numpy() for code in EDGE_CODES]  # score_pairs gives them
+    """Publish tonight's persons, edges and review items in one transaction: everything
+    (touched None), or only the records in `touched` (an incremental link: the records it
+    re-clustered and the removed ones), the rest of the index kept as it is."""
+    codes = RecordCodes.of(pd.DataFrame({"record_key": clustering.keys}))
+    ends = [codes.codes_of(edges[key].tolist()) for key in ("record_key_l", "record_key_r")]
     columns = edge_columns(edges)
     edge_frame = pa.Table.from_pandas(edges[columns], preserve_index=False).append_column(
-        "linked", pa.array(root[ends[0]] == root[ends[1]])
+        "linked", pa.array(clustering.root[ends[0]] == clustering.root[ends[1]])
     )
     review = pd.DataFrame(
         [vars(item) for item in clustering.review],
@@ -285,34 +368,34 @@ def _publish(
     )
     history = pd.DataFrame(assignment.changes, columns=list(IdChange._fields))
     blocks = pd.DataFrame(run.blocking.as_rows(), columns=BLOCK_COUNT_COLUMNS)
-    for name, frame in [
-        ("new_person_of", person_of),
-        ("new_edge", edge_frame),
-        ("new_review", review),
-        ("new_history", history),
-        ("new_block_count", blocks),
-    ]:
+    frames = {
+        "new_person_of": assignment.person_of,
+        "new_edge": edge_frame,
+        "new_review": review,
+        "new_history": history,
+        "new_block_count": blocks,
+        "touched": pa.table({"record_key": pa.array([], pa.string())})
+        if touched is None
+        else touched,
+    }
+    for name, frame in frames.items():
         con.register(name, frame)
     run_id, run_date, version = run.run_id, run.run_date, run.model_version
     params = {"run_id": run_id, "run_date": run_date, "version": version}
+    gammas = [quote_identifier(c) for c in columns if c.startswith("gamma_")]
     try:
         with transaction(con):
-            _empty_table(con, "linked_index")
-            con.execute(PUBLISH_LINKED_INDEX_SQL, {"run_id": run_id})
-            # re-created with the model's gamma columns (edge's DDL has the fixed ones only)
-            con.execute("DROP TABLE edge")
-            kept = [*columns[:4], "linked", "$run_id AS run_id", "$version AS model_version"]
-            kept += [quote_identifier(c) for c in columns if c.startswith("gamma_")]
-            con.execute(
-                f"CREATE TABLE edge AS SELECT {', '.join(kept)} FROM new_edge",
-                {"run_id": run_id, "version": version},
-            )
-            con.execute("DELETE FROM link_review")
+            if touched is None:
+                _replace_all(con, columns, gammas, params)
+            else:
+                _replace_touched(con, gammas, params)
             review_params = {"run_id": run_id, "cap": run.review_cap}
             con.execute(_review_sql(run.identifier_comparisons), review_params)
-            _empty_table(con, "person")
-            person_sql, person_params = publish_person_sql(registry)
+            person_sql, person_params = publish_person_sql(registry, only_new=touched is not None)
             con.execute(person_sql, person_params | {"run_id": run_id})
+            if touched is not None:  # every published row belongs to tonight's run
+                for table in ("linked_index", "person", "edge"):
+                    con.execute(f"UPDATE {table} SET run_id = $run_id", {"run_id": run_id})
             con.execute(
                 "INSERT INTO person_id_history SELECT $run_id, $run_date, person_id, event,"
                 " related_person_id, records, reason FROM new_history",
@@ -320,23 +403,73 @@ def _publish(
             )
             con.execute(
                 "INSERT INTO link_run SELECT $run_id, $run_date, $version, $path,"
-                " (SELECT count(*) FROM new_person_of),"
-                " (SELECT count(DISTINCT person_id) FROM new_person_of),"
-                " (SELECT count(*) FROM new_edge), (SELECT count(*) FROM new_review), NULL,"
-                " $blocking_changes",
+                " (SELECT count(*) FROM linked_index),"
+                " (SELECT count(*) FROM person),"
+                " (SELECT count(*) FROM edge), (SELECT count(*) FROM link_review), NULL,"
+                " $blocking_changes, $basis",
                 params
                 | {
                     "path": str(run.model_path),
                     "blocking_changes": "; ".join(run.blocking.changes()) or None,
+                    "basis": run.basis,
                 },
             )
             con.execute(
                 "INSERT INTO blocking_rule_run SELECT $run_id, $run_date, * FROM new_block_count",
                 {"run_id": run_id, "run_date": run_date},
             )
+            save_link_input(con)
     finally:
-        for name in ("new_person_of", "new_edge", "new_review", "new_history", "new_block_count"):
+        for name in frames:
             con.unregister(name)
+
+
+def _replace_all(
+    con: duckdb.DuckDBPyConnection, columns: list[str], gammas: list[str], params: dict
+) -> None:
+    """A full link's index, edges and review items replace the published ones."""
+    _empty_table(con, "linked_index")
+    con.execute(PUBLISH_LINKED_INDEX_SQL, {"run_id": params["run_id"]})
+    # re-created with the model's gamma columns (edge's DDL has the fixed ones only)
+    con.execute("DROP TABLE edge")
+    kept = [*columns[:4], "linked", "$run_id AS run_id", "$version AS model_version", *gammas]
+    con.execute(
+        f"CREATE TABLE edge AS SELECT {', '.join(kept)} FROM new_edge",
+        {"run_id": params["run_id"], "version": params["version"]},
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE review_items AS SELECT * FROM new_review")
+    con.execute("DELETE FROM link_review")
+    _empty_table(con, "person")
+
+
+def _replace_touched(con: duckdb.DuckDBPyConnection, gammas: list[str], params: dict) -> None:
+    """An incremental link's records replace theirs; every other row stays as it is."""
+    # the review items of untouched pairs, kept before link_review is rewritten
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE review_items AS"
+        " SELECT record_key_l, record_key_r, match_probability, reason FROM link_review"
+        " WHERE record_key_l NOT IN (SELECT record_key FROM touched)"
+        " AND record_key_r NOT IN (SELECT record_key FROM touched)"
+        " UNION ALL SELECT * FROM new_review"
+    )
+    con.execute("DELETE FROM link_review")
+    con.execute(
+        "DELETE FROM person WHERE person_id IN (SELECT person_id FROM linked_index WHERE"
+        " record_key IN (SELECT record_key FROM touched)) OR person_id IN"
+        " (SELECT person_id FROM new_person_of)"
+    )
+    con.execute("DELETE FROM linked_index WHERE record_key IN (SELECT record_key FROM touched)")
+    con.execute(PUBLISH_LINKED_INDEX_SQL, {"run_id": params["run_id"]})
+    con.execute(
+        "DELETE FROM edge WHERE record_key_l IN (SELECT record_key FROM touched)"
+        " OR record_key_r IN (SELECT record_key FROM touched)"
+    )
+    kept = ["record_key_l", "record_key_r", "match_weight", "match_probability", "linked"]
+    con.execute(
+        f"INSERT INTO edge BY NAME SELECT {', '.join(kept + gammas)}, $run_id AS run_id,"
+        " $version AS model_version FROM new_edge",
+        {"run_id": params["run_id"], "version": params["version"]},
+    )
 
 
 def _empty_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -379,13 +512,13 @@ INSERT INTO link_review
 WITH items AS (
     SELECT r.record_key_l, r.record_key_r, pl.person_id AS person_id_l,
            pr.person_id AS person_id_r, r.match_probability, r.reason
-    FROM new_review r
-    JOIN new_person_of pl ON pl.record_key = r.record_key_l
-    JOIN new_person_of pr ON pr.record_key = r.record_key_r
+    FROM review_items r
+    JOIN linked_index pl ON pl.record_key = r.record_key_l
+    JOIN linked_index pr ON pr.record_key = r.record_key_r
 ),
 concern_agencies AS (
     SELECT p.person_id, list(DISTINCT c.source) AS agencies
-    FROM review_open_concern c JOIN new_person_of p USING (record_key)
+    FROM review_open_concern c JOIN linked_index p USING (record_key)
     GROUP BY p.person_id
 ),
 weighed AS (
@@ -397,7 +530,7 @@ weighed AS (
     FROM items i
     LEFT JOIN concern_agencies cl ON cl.person_id = i.person_id_l
     LEFT JOIN concern_agencies cr ON cr.person_id = i.person_id_r
-    LEFT JOIN new_edge e USING (record_key_l, record_key_r)
+    LEFT JOIN edge e USING (record_key_l, record_key_r)
 ),
 prioritised AS (
     SELECT *,
@@ -430,7 +563,7 @@ WITH records AS MATERIALIZED (
     SELECT li.person_id, li.link_confidence, li.source, c.forename, c.surname,
            c.date_of_birth, c.sex, c.postcode{identifier_columns},
            count(*) OVER (PARTITION BY li.person_id) AS n
-    FROM linked_index li JOIN canonical_record c USING (record_key)
+    FROM linked_index li JOIN canonical_record c USING (record_key){only_new}
 ),
 -- Most persons have one record: theirs is the person row as it is. Only the records of
 -- persons with several are voted on and grouped.
@@ -499,8 +632,11 @@ ORDER BY person_id
 """
 
 
-def publish_person_sql(registry: IdentifierRegistry) -> tuple[str, dict[str, Any]]:
-    """The person insert for the registry's identifier columns, and its parameters."""
+def publish_person_sql(
+    registry: IdentifierRegistry, only_new: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The person insert for the registry's identifier columns, and its parameters; with
+    only_new, the persons of new_person_of only (an incremental link's)."""
     params: dict[str, Any] = {"hard": registry.hard_constraints()}
     selects, entries = [], []
     for position, name in enumerate(registry.names):
@@ -524,7 +660,14 @@ def publish_person_sql(registry: IdentifierRegistry) -> tuple[str, dict[str, Any
         else "MAP {}::MAP(VARCHAR, VARCHAR[])"
     )
     sql = PUBLISH_PERSON_SQL.format(
-        identifier_values=values, identifier_columns=columns, lone_identifiers=lone_identifiers
+        identifier_values=values,
+        identifier_columns=columns,
+        lone_identifiers=lone_identifiers,
+        only_new=(
+            "\n    WHERE li.person_id IN (SELECT DISTINCT person_id FROM new_person_of)"
+            if only_new
+            else ""
+        ),
     )
     return sql, params
 

@@ -127,7 +127,10 @@ PUBLISHED_TABLES = {
         CREATE TABLE IF NOT EXISTS link_run (
             run_id VARCHAR, run_date DATE, model_version VARCHAR, model_path VARCHAR,
             records BIGINT, persons BIGINT, edges BIGINT, review_items BIGINT,
-            seconds DOUBLE, blocking_changes VARCHAR)""",
+            seconds DOUBLE, blocking_changes VARCHAR, link_basis VARCHAR)""",
+    # What each record was last linked on: the hash of its model input (link/incremental.py).
+    "link_input": """
+        CREATE TABLE IF NOT EXISTS link_input (record_key VARCHAR, input_hash UBIGINT)""",
     # Every prediction block's pairs each link run, and what the budget made of it.
     "blocking_rule_run": """
         CREATE TABLE IF NOT EXISTS blocking_rule_run (
@@ -174,6 +177,7 @@ def open_warehouse(
         con.execute(ddl)
     # columns added to published tables since a warehouse was made
     con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS blocking_changes VARCHAR")
+    con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS link_basis VARCHAR")
     for added, sql_type in [("priority", "INTEGER"), ("stake", "VARCHAR"), ("queued", "BOOLEAN")]:
         con.execute(f"ALTER TABLE link_review ADD COLUMN IF NOT EXISTS {added} {sql_type}")
     for added, sql_type in REVIEW_DECISION_ADDED:

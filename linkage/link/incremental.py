@@ -15,21 +15,25 @@ person keeps its records and its id untouched.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
 from linkage.extract import quote_identifier
 from linkage.link.cluster import Decisions
+from linkage.link.codes import EDGE_CODES, RecordCodes
+from linkage.link.predict import score_pairs
 
 INPUT_TABLE = "link_input"  # record_key, input_hash: what each record was last linked on
-INPUT_TABLE_DDL = f"CREATE TABLE IF NOT EXISTS {INPUT_TABLE} (record_key VARCHAR, input_hash UBIGINT)"
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,6 @@ def input_hash_sql(columns: list[str]) -> str:
 
 def record_changes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> RecordChanges:
     """What changed in canonical_record since the last link (one pass, set-based)."""
-    con.execute(INPUT_TABLE_DDL)
     con.execute(f"CREATE OR REPLACE TEMP TABLE tonight_input AS {input_hash_sql(columns)}")
     changed = con.execute(
         f"SELECT t.record_key FROM tonight_input t LEFT JOIN {INPUT_TABLE} l USING (record_key)"
@@ -134,3 +137,79 @@ def affected_records(
     seed_codes = codes.get_indexer(seeds)
     touched = np.unique(label[seed_codes[seed_codes >= 0]])
     return np.flatnonzero(np.isin(label, touched))
+
+
+@dataclass
+class Increment:
+    """Tonight's work for an incremental link: the records a change reaches and their edges."""
+
+    records: pd.DataFrame  # the affected records (model input)
+    edges: pd.DataFrame  # every edge among them: stored ones and tonight's new scores
+    previous: pa.Table  # record_key, person_id published for them and for removed records
+    touched: pa.Table  # record_key: affected and removed records (what the publish replaces)
+    scored: int  # pairs scored tonight (touching a changed record)
+
+
+def increment(
+    con: duckdb.DuckDBPyConnection,
+    records: pd.DataFrame,
+    changes: RecordChanges,
+    model_path: Path,
+    floor: float,
+    rules: list[BlockingRuleCreator],
+    decisions: Decisions,
+) -> Increment:
+    """Score the changed records' pairs and find every record they reach."""
+    tf_columns = tf_adjustment_columns(model_path)
+    partners = block_partners(records, changes.changed, rules)
+    scored = pd.DataFrame()
+    if changes.changed:
+        scored = score_pairs(
+            partners, model_path, floor, rules, term_frequencies(records, tf_columns)
+        ).drop(columns=EDGE_CODES)  # codes of the partners, not of all records
+        changed = scored["record_key_l"].isin(changes.changed)
+        scored = scored[changed | scored["record_key_r"].isin(changes.changed)]
+    gone = pa.table({"record_key": pa.array(changes.changed + changes.removed, pa.string())})
+    con.register("gone_records", gone)
+    try:
+        kept = con.sql(
+            "SELECT * EXCLUDE (linked, run_id, model_version) FROM edge"
+            " WHERE record_key_l NOT IN (SELECT record_key FROM gone_records)"
+            " AND record_key_r NOT IN (SELECT record_key FROM gone_records)"
+        ).df()
+        previous = con.sql("SELECT record_key, person_id FROM linked_index").to_arrow_table()
+        orphaned = con.sql(  # records that shared a published person with a removed one
+            "SELECT record_key FROM linked_index WHERE person_id IN (SELECT person_id FROM"
+            " linked_index WHERE record_key IN (SELECT record_key FROM gone_records))"
+        ).fetchall()
+    finally:
+        con.unregister("gone_records")
+    edges = pd.concat([kept, scored], ignore_index=True) if len(scored) else kept
+    decided = [key for pair in decisions.matches | decisions.non_matches for key in pair]
+    seeds = changes.changed + [row[0] for row in orphaned] + decided
+    codes = RecordCodes.of(records)
+    affected = affected_records(codes.keys, edges, previous, decisions, seeds)
+    affected_keys = set(codes.keys.take(pa.array(affected, pa.int64())).to_pylist())
+    inside = edges["record_key_l"].isin(affected_keys)
+    touched = sorted(affected_keys | set(changes.removed))
+    was = pc.is_in(previous["record_key"], value_set=pa.array(touched, pa.string()))
+    return Increment(
+        records=records[records["record_key"].isin(affected_keys)],
+        edges=edges[inside].reset_index(drop=True),
+        previous=previous.filter(was),
+        touched=pa.table({"record_key": pa.array(touched, pa.string())}),
+        scored=len(scored),
+    )
+
+
+def tf_adjustment_columns(model_path: Path) -> list[str]:
+    """The columns the model's comparison levels adjust for term frequency."""
+    settings = json.loads(model_path.read_text(encoding="utf-8"))
+    return sorted(
+        {
+            level["tf_adjustment_column"]
+            for comparison in settings["comparisons"]
+            for level in comparison["comparison_levels"]
+            if level.get("tf_adjustment_column")
+        }
+    )

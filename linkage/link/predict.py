@@ -52,8 +52,13 @@ def score_pairs(
     model_path: Path,
     floor: float,
     blocking_rules: list[BlockingRuleCreator] | None = None,
+    term_frequencies: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Pairs from the blocking rules (default: the model's) with match probability >= floor.
+
+    term_frequencies (column -> its table, as linkage/link/incremental.py makes them)
+    replace the ones Splink would compute from `records`: a few records scored as they
+    would be among the whole population.
 
     Splink pairs records by their integer code (an integer join key is cheaper than a
     string one, and the clustering wants codes); the keys are looked up once at the end.
@@ -66,6 +71,9 @@ def score_pairs(
     # linker's reference cycle is collected, which can be after the next stage's peak
     with duckdb.connect() as connection:
         linker = load_linker(coded, model_path, blocking_rules, connection, RECORD_CODE)
+        for column, table in (term_frequencies or {}).items():
+            lookup = linker._db_api.register(table)
+            linker.table_management.register_term_frequency_lookup(lookup, column)
         predictions = linker.inference.predict(threshold_match_probability=floor)
         # only the edge columns leave DuckDB: the model retains every intermediate column
         relation = predictions.as_duckdbpyrelation()
