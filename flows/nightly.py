@@ -91,6 +91,7 @@ def write_dashboards(project: ProjectConfig, run_id: str) -> None:
         get_run_logger().warning("run %s: dashboards not written: %s", run_id, state.message)
 
 
+FULL_REBUILD = "a full rebuild was asked for"
 NIGHT_TIMEZONE = "Europe/London"  # the schedule's, and the night a run without a date takes
 
 
@@ -106,14 +107,15 @@ def scheduled_night() -> date:
 def nightly(config_path: Path, run_date: date | None = None, full: bool = False) -> RunReport:
     """Pull, validate and standardise every extract; link into persons; alert; export.
 
-    Rows unchanged since a source's last good night are carried; `full` puts every row
-    through the whole intake (after a change the intake version does not see, say)."""
+    Rows unchanged since a source's last good night are carried and only the records a
+    change reaches are re-linked; `full` puts every row and record through the whole
+    night (a full rebuild, after a change the intake and link versions do not see)."""
     project = load_project(config_path)
     run_date = run_date or scheduled_night()
     run_id = stages.new_run_id(run_date)
-    full_intake = "a full rebuild was asked for" if full else None
+    rebuild = FULL_REBUILD if full else None
     with warehouse_lock(project.warehouse, run_id):  # one run at a time per warehouse
-        return _night(project, stages.start_night(project, run_date, run_id, full_intake))
+        return _night(project, stages.start_night(project, run_date, run_id, rebuild))
 
 
 def _night(project: ProjectConfig, night: stages.Night) -> RunReport:

@@ -55,7 +55,8 @@ def nightly(
         str | None, typer.Option(help="Night to run, YYYY-MM-DD (default today).")
     ] = None,
     full: Annotated[
-        bool, typer.Option(help="Every row through the whole intake: nothing carried.")
+        bool,
+        typer.Option(help="A full rebuild: every row and record through the whole night."),
     ] = False,
 ) -> None:
     """Run the nightly flow for one night."""
@@ -135,6 +136,16 @@ def link(config: ConfigOption) -> None:
     from flows.link import relink
 
     report = _run(lambda: relink(config))
+    console.print(report.to_markdown())
+
+
+@app.command()
+def rebuild(config: ConfigOption) -> None:
+    """Re-derive every person from the current records (no intake) and publish, saying how
+    far the incrementally kept index had drifted from the rebuild."""
+    from flows.link import rebuild as rebuild_flow
+
+    report = _run(lambda: rebuild_flow(config))
     console.print(report.to_markdown())
 
 

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from linkage.link.model import ModelShape, filled_columns, guard_levels
 from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import latest_model, model_input
 from linkage.persons import IdAssignment, IdChange, assign_person_ids, person_number
+from linkage.rebuild import index_drift
 from linkage.review import load_decisions
 from linkage.warehouse import PUBLISHED_TABLES, fetch_one, transaction
 
@@ -61,6 +62,8 @@ class LinkOutcome:
     review_queue: dict[str, Any] = field(default_factory=dict)  # queued, past the cap, ...
     linked: str = "incremental"  # or why every record was linked
     records_relinked: int = 0  # records scored, clustered and replaced tonight
+    # a full link's persons against the index it replaces (linkage/rebuild.py)
+    drift: dict[str, Any] = field(default_factory=dict)
 
 
 class _StageClock:
@@ -193,6 +196,10 @@ def link_warehouse(
     clusters = pa.table({"record_key": clustering.keys, "cluster_key": clustering.root})
     assignment = assign_person_ids(clusters, previous, _next_person_number(con))
     stage.done("person ids")
+    drift = {}
+    if full and previous.num_rows:
+        drift = asdict(index_drift(previous, assignment.person_of))
+        log.info("run %s: against the published index, %s", run_id, drift["persons"])
     version = model_version(model_path)
     open_concern_records(con, project, run_date, "review_open_concern")
     _publish(
@@ -218,6 +225,7 @@ def link_warehouse(
         model_version=version,
         records=len(records),
         linked=full or "incremental",
+        drift=drift,
         records_relinked=len(records) if increment is None else len(increment.records),
         persons=_count(con, "SELECT count(*) FROM person"),
         edges=_count(con, "SELECT count(*) FROM edge"),

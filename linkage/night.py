@@ -97,7 +97,7 @@ class Night:
     con: duckdb.DuckDBPyConnection
     validator: Validator
     started_at: datetime
-    full_intake: str | None = None  # why every row goes through the whole intake tonight
+    full: str | None = None  # why every row and record go through the whole night tonight
     link_skipped: str | None = None  # why the person index was not rebuilt tonight
     stage_seconds: dict[str, float] = field(default_factory=dict)  # for the run report
 
@@ -154,12 +154,13 @@ def start_night(
     project: ProjectConfig,
     run_date: date,
     run_id: str | None = None,
-    full_intake: str | None = None,
+    full: str | None = None,
 ) -> Night:
     """Open the warehouse and scratch tables for a new run (the caller holds its lock).
 
     Rows unchanged since a source's last good night are carried (linkage/carry.py) unless
-    `full_intake` says why every row must go through the whole intake tonight."""
+    the link stage links only what changed (linkage/link/incremental.py), unless `full`
+    says why every row and record must go through the whole night."""
     started_at = datetime.now(UTC).replace(tzinfo=None)
     run_id = run_id or new_run_id(run_date)
     con = open_warehouse(project.warehouse, project.identifier_registry())
@@ -170,7 +171,7 @@ def start_night(
         "INSERT INTO run VALUES ($run_id, $run_date, $started_at, NULL, 'running', NULL)",
         {"run_id": run_id, "run_date": run_date, "started_at": started_at},
     )
-    return Night(project, run_date, run_id, con, Validator(), started_at, full_intake)
+    return Night(project, run_date, run_id, con, Validator(), started_at, full)
 
 
 def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
@@ -217,7 +218,7 @@ def _set_aside_unchanged(night: Night, intakes: list[SourceIntake]) -> None:
         night.con,
         {intake.source: intake.version for intake in used},
         night.run_date,
-        night.full_intake,
+        night.full,
     )
     for intake in used:
         intake.delta = deltas[intake.source]
@@ -606,7 +607,7 @@ def published_together(night: Night) -> Iterator[None]:
 def link_night(night: Night) -> LinkOutcome | None:
     """Link tonight's canonical records into the person index; None if no model exists."""
     try:
-        return link_warehouse(night.con, night.project, night.run_id, night.run_date)
+        return link_warehouse(night.con, night.project, night.run_id, night.run_date, night.full)
     except ModelNotFoundError as error:
         log.warning("run %s: linking skipped: %s", night.run_id, error)
         night.link_skipped = str(error)
@@ -754,10 +755,16 @@ def link_progress(night: Night, outcome: LinkOutcome | None) -> None:
         progress.info("%s link: skipped (the warning above says why)", night.run_date)
         return
     queue = outcome.review_queue
+    how = (
+        f"{outcome.records_relinked:,} re-linked"
+        if outcome.linked == "incremental"
+        else f"all linked: {outcome.linked}"
+    )
     progress.info(
-        "%s link: %s records -> %s persons in %.0f s; review: %s queued, %s recorded",
+        "%s link: %s records (%s) -> %s persons in %.0f s; review: %s queued, %s recorded",
         night.run_date,
         f"{outcome.records:,}",
+        how,
         f"{outcome.persons:,}",
         outcome.seconds,
         f"{queue.get('queued', 0):,}",

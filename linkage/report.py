@@ -147,6 +147,7 @@ def _markdown(report: RunReport) -> list[str]:
                 ]
             ],
         )
+    lines += _linking_lines(report.stages.get("linkage", {}))
     review = digest.get("review", {})
     if review:
         lines += ["## Review queue", ""] + _table(
@@ -165,6 +166,26 @@ def _markdown(report: RunReport) -> list[str]:
     if digest.get("versions"):
         lines += ["## Versions", ""]
         lines += _table(["model or config", "version (sha256)"], list(digest["versions"].items()))
+    return lines
+
+
+def _linking_lines(linkage: dict[str, Any]) -> list[str]:
+    """How tonight linked: incrementally (how many records) or in full (why), and a full
+    link's drift from the index it replaced."""
+    if "linked" not in linkage:
+        return []
+    if linkage["linked"] == "incremental":
+        line = (
+            f"Linked incrementally: {linkage['records_relinked']:,} of"
+            f" {linkage['records']:,} records re-linked."
+        )
+    else:
+        line = f"Linked every record: {linkage['linked']}."
+    lines = [line, ""]
+    drift = linkage.get("drift") or {}
+    if drift:
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in drift["persons"].items())
+        lines += [f"Against the index it replaced, persons: {kinds}.", ""]
     return lines
 
 

@@ -67,3 +67,23 @@ def test_a_generated_population_over_several_nights_equals_a_full_rebuild(tmp_pa
         kept, rebuilt = rebuilt_alongside(config, tmp_path, night)
         drift = index_drift(kept, rebuilt)
         assert drift.differing_persons == 0, (night, drift)
+
+
+def test_a_rebuild_links_every_record_and_reports_no_drift_after_incremental_nights(
+    linked_sample, tmp_path
+):
+    from flows.link import rebuild
+    from flows.nightly import FULL_REBUILD
+    from tests.conftest import sample_project
+
+    config = sample_project(tmp_path, "r")
+    shutil.copytree(linked_sample.warehouse.parent, tmp_path / "r")
+    report = rebuild(config)
+    linkage = report.stages["linkage"]
+    assert linkage["linked"] == FULL_REBUILD
+    assert linkage["records_relinked"] == linkage["records"]
+    assert set(linkage["drift"]["persons"]) == {"same"}
+    assert "Against the index it replaced, persons: same" in report.to_markdown()
+    # the night after a rebuild is incremental again
+    with duckdb.connect(str(tmp_path / "r" / "linkage.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM link_input").fetchall()[0][0] > 0
