@@ -335,6 +335,8 @@ def run_night(meter: Meter, config: Path, night_date: date, label: str, seed: in
             "review_items": sum(outcome.review_by_reason.values()),
             "id_changes": outcome.id_changes,
             "steps_seconds": outcome.stage_seconds,
+            "linked": outcome.linked,
+            "records_relinked": outcome.records_relinked,
         }
         with meter.stage(label, "alerts") as figures:
             alerts = stages.alert_night(night, outcome)
@@ -363,6 +365,27 @@ def run_night(meter: Meter, config: Path, night_date: date, label: str, seed: in
         "records": records,
         "model": str(latest_model(project.model_dir)),
     }
+
+
+def full_rebuild(meter: Meter, config: Path, night_date: date, label: str) -> dict:
+    """`linkage rebuild` after the last night: every record linked again (the incremental
+    nights' yardstick), and how far their index had drifted from it."""
+    from linkage import night as stages
+    from linkage.config import load_project
+
+    project = load_project(config)
+    night = stages.start_night(project, night_date, full="benchmark: full rebuild")
+    with ExitStack() as together:
+        together.enter_context(stages.published_together(night))
+        with meter.stage(label, "rebuild (full link)", kind="rebuild") as figures:
+            outcome = stages.link_night(night)
+        if outcome is None:
+            raise SystemExit(f"rebuild after night {label}: not linked: {night.link_skipped}")
+        figures.rows_in, figures.rows_out = outcome.records, outcome.persons
+        figures.detail = {"steps_seconds": outcome.stage_seconds, "drift": outcome.drift}
+    report = stages.build_report(night, [], "complete", outcome)
+    stages.finish_night(night, [], report)
+    return {"seconds": outcome.seconds, "drift": outcome.drift}
 
 
 def train(meter: Meter, night: Any, label: str, seed: int) -> None:
@@ -515,6 +538,7 @@ def bench_population(
         if with_flow and position == len(nights) - 1:  # the warehouse as the flow finds it
             flow_config = copy_for_flow(run_dir, flow_dir, models_dir, folder)
         result["nights"][label] = outcome
+    result["rebuild"] = full_rebuild(meter, config, nights[-1], str(len(nights)))
     if flow_config is not None:
         flow = prefect_flow(flow_config, nights[-1], flow_dir)
         flow["accuracy"] = evaluate_night(meter, flow_config, truth, nights[-1], "flow")
@@ -598,6 +622,19 @@ def markdown(result: dict, context: dict) -> str:
             f" s) | {_cell(p['wall_s'])} | {_cell(p['cpu_s'])}"
             f" | {_cell(p['peak_rss_mib'])} | | | | {p['load_1min_before_after'][1]} |"
         )
+    rebuild = result.get("rebuild")
+    if rebuild:
+        last = str(len(result["nights"]))
+        link = next(s for s in result["stages"] if s["night"] == last and s["name"] == "link")
+        drift = rebuild["drift"]
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in drift.get("persons", {}).items())
+        lines += [
+            "",
+            f"Night {last} linked incrementally in {link['seconds']:.1f} s; a full rebuild of"
+            f" the same records took {rebuild['seconds']:.1f} s"
+            f" ({link['seconds'] / rebuild['seconds']:.2f} of it). The rebuild's persons against"
+            f" the incremental index: {kinds}; records moved: {drift.get('records_moved', 0):,}.",
+        ]
     lines += [
         "",
         "Link stage against plain Splink (same saved model and blocking rules; plain: load +"
