@@ -29,9 +29,9 @@ from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry
 from linkage.link.blocking import BLOCK_COUNT_COLUMNS, BlockingPlan, plan_blocking
 from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
-from linkage.link.codes import RecordCodes
+from linkage.link.codes import EDGE_CODES, RecordCodes
+from linkage.link.incremental import RecordChanges, record_changes, save_link_input
 from linkage.link.incremental import increment as incremental_scope
-from linkage.link.incremental import record_changes, save_link_input
 from linkage.link.model import ModelShape, filled_columns, guard_levels
 from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import latest_model, model_input
@@ -219,6 +219,7 @@ def link_warehouse(
         assignment,
         registry,
         None if increment is None else increment.touched,
+        None if increment is None else changes,
     )
     stage.done("publish")
     outcome = LinkOutcome(
@@ -360,12 +361,16 @@ def _publish(
     assignment: IdAssignment,
     registry: IdentifierRegistry,
     touched: pa.Table | None = None,
+    changes: RecordChanges | None = None,
 ) -> None:
     """Publish tonight's persons, edges and review items in one transaction: everything
     (touched None), or only the records in `touched` (an incremental link: the records it
     re-clustered and the removed ones), the rest of the index kept as it is."""
-    codes = RecordCodes.of(pd.DataFrame({"record_key": clustering.keys}))
-    ends = [codes.codes_of(edges[key].tolist()) for key in ("record_key_l", "record_key_r")]
+    if set(EDGE_CODES) <= set(edges.columns):  # score_pairs gives them for all records
+        ends = [edges[code].to_numpy() for code in EDGE_CODES]
+    else:  # an incremental link's edges: codes among the records it re-clustered
+        codes = RecordCodes.of(pd.DataFrame({"record_key": clustering.keys}))
+        ends = [codes.codes_of(edges[key].tolist()) for key in ("record_key_l", "record_key_r")]
     columns = edge_columns(edges)
     edge_frame = pa.Table.from_pandas(edges[columns], preserve_index=False).append_column(
         "linked", pa.array(clustering.root[ends[0]] == clustering.root[ends[1]])
@@ -426,7 +431,7 @@ def _publish(
                 "INSERT INTO blocking_rule_run SELECT $run_id, $run_date, * FROM new_block_count",
                 {"run_id": run_id, "run_date": run_date},
             )
-            save_link_input(con)
+            save_link_input(con, changes)
     finally:
         for name in frames:
             con.unregister(name)

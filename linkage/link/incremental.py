@@ -23,7 +23,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
@@ -64,79 +63,51 @@ def record_changes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> Record
     return RecordChanges([row[0] for row in changed], [row[0] for row in removed])
 
 
-def save_link_input(con: duckdb.DuckDBPyConnection) -> None:
-    """What tonight's records were linked on (inside the publish transaction)."""
-    con.execute(f"CREATE OR REPLACE TABLE {INPUT_TABLE} AS SELECT * FROM tonight_input")
+def save_link_input(con: duckdb.DuckDBPyConnection, changes: RecordChanges | None) -> None:
+    """What tonight's records were linked on (inside the publish transaction): all of it
+    after a full link, only the changed and removed records' after an incremental one."""
+    if changes is None:
+        con.execute(f"CREATE OR REPLACE TABLE {INPUT_TABLE} AS SELECT * FROM tonight_input")
+        return
+    keys = pa.table({"record_key": _keys(changes.changed + changes.removed)})
+    con.register("input_changed", keys)
+    try:
+        con.execute(
+            f"DELETE FROM {INPUT_TABLE} WHERE record_key IN (SELECT record_key FROM input_changed)"
+        )
+        con.execute(
+            f"INSERT INTO {INPUT_TABLE} SELECT * FROM tonight_input"
+            " WHERE record_key IN (SELECT record_key FROM input_changed)"
+        )
+    finally:
+        con.unregister("input_changed")
 
 
-def term_frequencies(records: pd.DataFrame, columns: list[str]) -> dict[str, pd.DataFrame]:
-    """Splink's term frequency table of each column, over every record (as Splink computes
-    it from its input: a value's share of the column's non-null values)."""
+def term_frequencies(con: duckdb.DuckDBPyConnection, columns: list[str]) -> dict[str, pd.DataFrame]:
+    """Splink's term frequency table of each column over every canonical record, as Splink
+    computes it from its input: a value's share of the column's non-null values."""
     tables = {}
-    with duckdb.connect() as con:
-        con.register("records", records[columns])
-        for column in columns:
-            name = quote_identifier(column)
-            tables[column] = con.sql(
-                f"SELECT {name}, CAST(count(*) AS DOUBLE) /"
-                f" (SELECT count({name}) FROM records) AS {quote_identifier('tf_' + column)}"
-                f" FROM records WHERE {name} IS NOT NULL GROUP BY {name}"
-            ).df()
+    for column in columns:
+        name = quote_identifier(column)
+        tables[column] = con.sql(
+            f"SELECT {name}, CAST(count(*) AS DOUBLE) /"
+            f" (SELECT count({name}) FROM canonical_record) AS {quote_identifier('tf_' + column)}"
+            f" FROM canonical_record WHERE {name} IS NOT NULL GROUP BY {name}"
+        ).df()
     return tables
 
 
-def block_partners(
-    records: pd.DataFrame, changed: list[str], rules: list[BlockingRuleCreator]
-) -> pd.DataFrame:
-    """The changed records and every record sharing a prediction block with one of them:
-    all the records tonight's pairs touching a change can involve."""
-    conditions = [rule.create_blocking_rule_dict("duckdb")["blocking_rule"] for rule in rules]
-    with duckdb.connect() as con:
-        con.register("records", records)
-        con.register("changed", pa.table({"record_key": pa.array(changed, pa.string())}))
-        partners = " UNION ".join(
-            f"SELECT r.record_key FROM records l JOIN records r ON ({condition})"
-            " WHERE l.record_key IN (SELECT record_key FROM changed)"
-            for condition in conditions
-        )
-        keys = con.sql(
-            f"SELECT record_key FROM changed{' UNION ' + partners if partners else ''}"
-        ).to_arrow_table()
-    return records[records["record_key"].isin(keys["record_key"].to_pylist())]
-
-
-def affected_records(
-    keys: pa.Array,
-    edges: pd.DataFrame,
-    previous: pa.Table,
-    decisions: Decisions,
-    seeds: list[str],
-) -> np.ndarray:
-    """Codes (positions in `keys`, the records in key order) of every record connected to a
-    seed through an edge, a reviewed match or a shared published person."""
-    codes = pd.Index(keys.to_pylist())
-    left = [codes.get_indexer(edges["record_key_l"]), codes.get_indexer(edges["record_key_r"])]
-    matched = sorted(decisions.matches)
-    left += [
-        codes.get_indexer([pair[0] for pair in matched]),
-        codes.get_indexer([pair[1] for pair in matched]),
+def block_partners(con: duckdb.DuckDBPyConnection, rules: list[BlockingRuleCreator]) -> pa.Array:
+    """Keys of the changed records (table changed_records) and of every record sharing a
+    prediction block with one: all the records tonight's pairs touching a change involve."""
+    partners = [
+        "SELECT r.record_key FROM canonical_record l JOIN canonical_record r"
+        f" ON ({rule.create_blocking_rule_dict('duckdb')['blocking_rule']})"
+        " WHERE l.record_key IN (SELECT record_key FROM changed_records)"
+        for rule in rules
     ]
-    members = codes.get_indexer(previous["record_key"].to_pylist())
-    person = pd.factorize(pd.Series(previous["person_id"].to_pylist()))[0]
-    anchor = np.full(person.max() + 1 if len(person) else 0, -1, dtype=np.int64)
-    present = members >= 0
-    anchor[person[present]] = members[present]
-    ends_l = np.concatenate([left[0], left[2], members[present]])
-    ends_r = np.concatenate([left[1], left[3], anchor[person[present]]])
-    kept = (ends_l >= 0) & (ends_r >= 0)
-    n = len(codes)
-    graph = coo_matrix(
-        (np.ones(int(kept.sum()), dtype=np.int8), (ends_l[kept], ends_r[kept])), shape=(n, n)
-    )
-    label = connected_components(graph, directed=False)[1]
-    seed_codes = codes.get_indexer(seeds)
-    touched = np.unique(label[seed_codes[seed_codes >= 0]])
-    return np.flatnonzero(np.isin(label, touched))
+    union = " UNION ".join(["SELECT record_key FROM changed_records", *partners])
+    return con.sql(union).to_arrow_table()["record_key"].combine_chunks()
 
 
 @dataclass
@@ -159,47 +130,139 @@ def increment(
     rules: list[BlockingRuleCreator],
     decisions: Decisions,
 ) -> Increment:
-    """Score the changed records' pairs and find every record they reach."""
-    tf_columns = tf_adjustment_columns(model_path)
-    partners = block_partners(records, changes.changed, rules)
-    scored = pd.DataFrame()
-    if changes.changed:
-        scored = score_pairs(
-            partners, model_path, floor, rules, term_frequencies(records, tf_columns)
-        ).drop(columns=EDGE_CODES)  # codes of the partners, not of all records
-        changed = scored["record_key_l"].isin(changes.changed)
-        scored = scored[changed | scored["record_key_r"].isin(changes.changed)]
-    gone = pa.table({"record_key": pa.array(changes.changed + changes.removed, pa.string())})
-    con.register("gone_records", gone)
-    try:
-        kept = con.sql(
-            "SELECT * EXCLUDE (linked, run_id, model_version) FROM edge"
-            " WHERE record_key_l NOT IN (SELECT record_key FROM gone_records)"
-            " AND record_key_r NOT IN (SELECT record_key FROM gone_records)"
-        ).df()
-        previous = con.sql("SELECT record_key, person_id FROM linked_index").to_arrow_table()
-        orphaned = con.sql(  # records that shared a published person with a removed one
-            "SELECT record_key FROM linked_index WHERE person_id IN (SELECT person_id FROM"
-            " linked_index WHERE record_key IN (SELECT record_key FROM gone_records))"
-        ).fetchall()
-    finally:
-        con.unregister("gone_records")
-    edges = pd.concat([kept, scored], ignore_index=True) if len(scored) else kept
-    decided = [key for pair in decisions.matches | decisions.non_matches for key in pair]
-    seeds = changes.changed + [row[0] for row in orphaned] + decided
+    """Score the changed records' pairs and find every record they reach (set-based: the
+    keys are joined in DuckDB, the components found over integer codes)."""
     codes = RecordCodes.of(records)
-    affected = affected_records(codes.keys, edges, previous, decisions, seeds)
-    affected_keys = set(codes.keys.take(pa.array(affected, pa.int64())).to_pylist())
-    inside = edges["record_key_l"].isin(affected_keys)
-    touched = sorted(affected_keys | set(changes.removed))
-    was = pc.is_in(previous["record_key"], value_set=pa.array(touched, pa.string()))
+    scratch = {
+        "changed_records": pa.table({"record_key": _keys(changes.changed)}),
+        "gone_records": pa.table({"record_key": _keys(changes.changed + changes.removed)}),
+        "record_codes": pa.table({"record_key": codes.keys, "code": np.arange(len(codes))}),
+        "decided_pairs": pa.table(
+            {
+                "record_key_l": _keys([pair[0] for pair in sorted(decisions.matches)]),
+                "record_key_r": _keys([pair[1] for pair in sorted(decisions.matches)]),
+            }
+        ),
+        "decided_records": pa.table(
+            {
+                "record_key": _keys(
+                    sorted({k for pair in decisions.matches | decisions.non_matches for k in pair})
+                )
+            }
+        ),
+    }
+    for name, table in scratch.items():
+        con.register(name, table)
+    try:
+        scored = _score_changed(con, records, model_path, floor, rules)
+        con.register("scored_pairs", scored[["record_key_l", "record_key_r"]])
+        affected = _affected_codes(con, len(codes))
+        affected_keys = codes.keys.take(pa.array(affected, pa.int64()))
+        con.register("affected_records", pa.table({"record_key": affected_keys}))
+        kept = con.sql(KEPT_EDGES_SQL).df()
+        touched = con.sql(
+            "SELECT record_key FROM affected_records UNION"
+            " SELECT record_key FROM gone_records WHERE record_key NOT IN"
+            " (SELECT record_key FROM canonical_record)"
+        ).to_arrow_table()
+        previous = con.sql(
+            "SELECT record_key, person_id FROM linked_index"
+            " WHERE record_key IN (SELECT record_key FROM affected_records)"
+            " OR record_key IN (SELECT record_key FROM gone_records)"
+        ).to_arrow_table()
+    finally:
+        for name in [*scratch, "scored_pairs", "affected_records"]:
+            con.unregister(name)
+    rows = affected if codes.rows is None else codes.rows[affected]
     return Increment(
-        records=records[records["record_key"].isin(affected_keys)],
-        edges=edges[inside].reset_index(drop=True),
-        previous=previous.filter(was),
-        touched=pa.table({"record_key": pa.array(touched, pa.string())}),
+        records=records.iloc[np.sort(rows)],
+        edges=pd.concat([kept, scored], ignore_index=True) if len(scored) else kept,
+        previous=previous,
+        touched=touched,
         scored=len(scored),
     )
+
+
+def _keys(values: list[str]) -> pa.Array:
+    return pa.array(values, pa.string())
+
+
+def _score_changed(
+    con: duckdb.DuckDBPyConnection,
+    records: pd.DataFrame,
+    model_path: Path,
+    floor: float,
+    rules: list[BlockingRuleCreator],
+) -> pd.DataFrame:
+    """Tonight's pairs touching a changed record, scored as a full prediction would."""
+    changed = con.sql("SELECT count(*) FROM changed_records").fetchall()[0][0]
+    if not changed:
+        return pd.DataFrame(columns=["record_key_l", "record_key_r"])
+    wanted = block_partners(con, rules)
+    partners = records[records["record_key"].isin(wanted.to_pylist())]
+    is_changed = con.sql("SELECT record_key FROM changed_records").to_arrow_table()
+    partners = partners.assign(
+        changed_record=partners["record_key"].isin(is_changed["record_key"].to_pylist())
+    )
+    tf = term_frequencies(con, tf_adjustment_columns(model_path))
+    scored = score_pairs(partners, model_path, floor, rules, tf, touching="changed_record")
+    return scored.drop(columns=EDGE_CODES)  # the partners' codes, not all records'
+
+
+def _affected_codes(con: duckdb.DuckDBPyConnection, records: int) -> np.ndarray:
+    """Codes of every record connected to a change through a kept or new edge, a reviewed
+    match or a shared published person (components over integer codes)."""
+    ends = con.sql(LINKS_SQL).fetchnumpy()
+    graph = coo_matrix(
+        (np.ones(len(ends["a"]), dtype=np.int8), (ends["a"], ends["b"])), shape=(records,) * 2
+    )
+    label = connected_components(graph, directed=False)[1]
+    seeds = con.sql(SEEDS_SQL).fetchnumpy()["code"]
+    return np.flatnonzero(np.isin(label, np.unique(label[seeds])))
+
+
+# Every tie between two current records, as pairs of codes: stored edges not touching a
+# changed or removed record, tonight's new pairs, reviewed matches, and each published
+# person's records tied to its first one.
+LINKS_SQL = """
+WITH pairs AS (
+    SELECT record_key_l, record_key_r FROM edge
+    WHERE record_key_l NOT IN (SELECT record_key FROM gone_records)
+      AND record_key_r NOT IN (SELECT record_key FROM gone_records)
+    UNION ALL SELECT record_key_l, record_key_r FROM scored_pairs
+    UNION ALL SELECT record_key_l, record_key_r FROM decided_pairs
+),
+members AS (
+    SELECT c.code, min(c.code) OVER (PARTITION BY li.person_id) AS first_code
+    FROM linked_index li JOIN record_codes c USING (record_key)
+)
+SELECT l.code AS a, r.code AS b
+FROM pairs p
+JOIN record_codes l ON l.record_key = p.record_key_l
+JOIN record_codes r ON r.record_key = p.record_key_r
+UNION ALL
+SELECT code, first_code FROM members WHERE code <> first_code
+"""
+
+# Where re-clustering starts: changed records, records that shared a published person with
+# a changed or removed one, and records of reviewed pairs (a decision re-clusters them).
+SEEDS_SQL = """
+SELECT c.code FROM record_codes c
+WHERE c.record_key IN (SELECT record_key FROM changed_records)
+   OR c.record_key IN (SELECT record_key FROM decided_records)
+   OR c.record_key IN (
+       SELECT record_key FROM linked_index WHERE person_id IN (
+           SELECT person_id FROM linked_index
+           WHERE record_key IN (SELECT record_key FROM gone_records)))
+"""
+
+# The stored edges among the affected records (tonight's new ones are added to them).
+KEPT_EDGES_SQL = """
+SELECT * EXCLUDE (linked, run_id, model_version) FROM edge
+WHERE record_key_l IN (SELECT record_key FROM affected_records)
+  AND record_key_l NOT IN (SELECT record_key FROM gone_records)
+  AND record_key_r NOT IN (SELECT record_key FROM gone_records)
+"""
 
 
 def tf_adjustment_columns(model_path: Path) -> list[str]:

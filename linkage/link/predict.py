@@ -13,6 +13,7 @@ import pyarrow as pa
 from splink import DuckDBAPI, Linker
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
+from linkage.extract import quote_identifier
 from linkage.link.codes import EDGE_CODES, RECORD_CODE, RecordCodes
 
 # Kept per edge: the pair, its score, then one gamma_<comparison> column per comparison of
@@ -26,10 +27,12 @@ def load_linker(
     blocking_rules: list[BlockingRuleCreator] | None = None,
     connection: duckdb.DuckDBPyConnection | None = None,
     unique_id: str | None = None,
+    touching: str | None = None,
 ) -> Linker:
     """A linker over the records with a saved model (in its own in-memory DuckDB, or in
     `connection`); blocking_rules, when given, replace the model's prediction rules, and
-    unique_id the model's unique id column (record_key)."""
+    unique_id the model's unique id column (record_key). With `touching` (a boolean column
+    of the records), every block pairs only records where one side has it set."""
     settings = json.loads(model_path.read_text(encoding="utf-8"))
     if unique_id is not None:
         # Splink reads the id only through this setting (blocking's l.id < r.id, the
@@ -39,6 +42,10 @@ def load_linker(
         settings["blocking_rules_to_generate_predictions"] = [
             rule.create_blocking_rule_dict("duckdb") for rule in blocking_rules
         ]
+    if touching is not None:
+        column = quote_identifier(touching)
+        for rule in settings["blocking_rules_to_generate_predictions"]:
+            rule["blocking_rule"] = f"({rule['blocking_rule']}) AND (l.{column} OR r.{column})"
     db_api = DuckDBAPI(connection=connection or duckdb.connect())
     return Linker(
         db_api.register(records, dataset_display_name="canonical_record"),
@@ -53,12 +60,14 @@ def score_pairs(
     floor: float,
     blocking_rules: list[BlockingRuleCreator] | None = None,
     term_frequencies: dict[str, pd.DataFrame] | None = None,
+    touching: str | None = None,
 ) -> pd.DataFrame:
     """Pairs from the blocking rules (default: the model's) with match probability >= floor.
 
-    term_frequencies (column -> its table, as linkage/link/incremental.py makes them)
-    replace the ones Splink would compute from `records`: a few records scored as they
-    would be among the whole population.
+    For a few records scored as they would be among the whole population (an incremental
+    link): term_frequencies (column -> its table) replace the ones Splink would compute
+    from `records`, and `touching` (a boolean column) keeps only pairs where one side has
+    it set.
 
     Splink pairs records by their integer code (an integer join key is cheaper than a
     string one, and the clustering wants codes); the keys are looked up once at the end.
@@ -70,7 +79,7 @@ def score_pairs(
     # closed at once: Splink's tables of a night's pairs hold a gigabyte or more until the
     # linker's reference cycle is collected, which can be after the next stage's peak
     with duckdb.connect() as connection:
-        linker = load_linker(coded, model_path, blocking_rules, connection, RECORD_CODE)
+        linker = load_linker(coded, model_path, blocking_rules, connection, RECORD_CODE, touching)
         for column, table in (term_frequencies or {}).items():
             lookup = linker._db_api.register(table)
             linker.table_management.register_term_frequency_lookup(lookup, column)
