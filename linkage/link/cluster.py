@@ -204,12 +204,7 @@ class _Edges:
 
     @classmethod
     def of(cls, edges: pd.DataFrame, codes: RecordCodes) -> _Edges:
-        if set(EDGE_CODES) <= set(edges.columns):
-            left, right = (edges[name].to_numpy(dtype=np.int64) for name in EDGE_CODES)
-        else:
-            left, right = (codes.codes_of(edges[name]) for name in EDGE_KEYS)
-            if (left < 0).any() or (right < 0).any():
-                raise ValueError("an edge joins a record missing from the records")
+        left, right = _end_codes(edges, codes)
         return cls(
             left,
             right,
@@ -352,13 +347,26 @@ def _recluster_without(
     return _UnionResult(person_of, review + again.review, refused + again.refused_edges)
 
 
+def _end_codes(edges: pd.DataFrame, codes: RecordCodes) -> tuple[np.ndarray, np.ndarray]:
+    """The codes of the edges' ends: given (score_pairs), or looked up from the keys."""
+    if set(EDGE_CODES) <= set(edges.columns):
+        left, right = (edges[name].to_numpy(dtype=np.int64) for name in EDGE_CODES)
+        return left, right
+    left, right = (codes.codes_of(edges[name]) for name in EDGE_KEYS)
+    if (left < 0).any() or (right < 0).any():
+        raise ValueError("an edge joins a record missing from the records")
+    return left, right
+
+
 def _apply_decisions(edges: pd.DataFrame, decisions: Decisions, codes: RecordCodes) -> pd.DataFrame:
     """Drop reviewed non-matches; add or promote reviewed matches above every scored edge."""
     if not decisions.matches and not decisions.non_matches:
         return edges
-    pairs = list(zip(edges["record_key_l"], edges["record_key_r"], strict=True))
-    decided = decisions.matches | decisions.non_matches
-    kept = edges[[pair not in decided for pair in pairs]]
+    # a pair of codes as one number, so the decided edges are found in one array operation
+    left, right = _end_codes(edges, codes)
+    decided = _code_pairs(decisions.matches | decisions.non_matches, codes)
+    numbered = np.array([a * len(codes) + b for a, b in decided], dtype=np.int64)
+    kept = edges[~np.isin(left * len(codes) + right, numbered)]
     present = sorted(_code_pairs(decisions.matches, codes))  # a decided record may have left
     ends = [codes.keys_of([pair[end] for pair in present]) for end in (0, 1)]
     reviewed = pd.DataFrame(
