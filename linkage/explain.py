@@ -27,6 +27,7 @@ from linkage.config import ProjectConfig
 from linkage.errors import LinkageError
 from linkage.extract import quote_identifier
 from linkage.index import LinkRun, link_run, published_link_run
+from linkage.link.incremental import stored_term_frequencies
 from linkage.link.predict import load_linker
 from linkage.link.train import model_input
 from linkage.schema import base_columns
@@ -432,8 +433,14 @@ def _population_linker(
     """
     records = model_input(con)
     linker = load_linker(records, model_path)
-    for column in term_frequency_columns(model_path):
-        linker.table_management.compute_tf_table(column)
+    # the snapshot the published scores used (link/incremental.py), else tonight's
+    stored = stored_term_frequencies(con, term_frequency_columns(model_path))
+    for column, table in stored.items():
+        if len(table):
+            lookup = linker._db_api.register(table)
+            linker.table_management.register_term_frequency_lookup(lookup, column)
+        else:
+            linker.table_management.compute_tf_table(column)
     return linker, records
 
 

@@ -30,7 +30,13 @@ from linkage.identifiers import IdentifierRegistry
 from linkage.link.blocking import BLOCK_COUNT_COLUMNS, BlockingPlan, plan_blocking
 from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
 from linkage.link.codes import EDGE_CODES, RecordCodes
-from linkage.link.incremental import RecordChanges, record_changes, save_link_input
+from linkage.link.incremental import (
+    RecordChanges,
+    record_changes,
+    save_link_input,
+    save_term_frequencies,
+    tf_adjustment_columns,
+)
 from linkage.link.incremental import increment as incremental_scope
 from linkage.link.model import ModelShape, filled_columns, guard_levels
 from linkage.link.predict import edge_columns, score_pairs
@@ -316,6 +322,8 @@ def _why_full(con: duckdb.DuckDBPyConnection, basis: str, run_id: str) -> str | 
         return "the model, the blocking or the link settings changed since the index was linked"
     if _count(con, "SELECT count(*) FROM link_input") == 0:
         return "no record of what the published index was linked on"
+    if _count(con, "SELECT count(*) FROM link_term_frequency") == 0:
+        return "no term frequencies kept from the last full link"
     last = fetch_one(
         con,
         "SELECT status FROM run WHERE run_id <> $run_id ORDER BY started_at DESC LIMIT 1",
@@ -432,6 +440,8 @@ def _publish(
                 {"run_id": run_id, "run_date": run_date},
             )
             save_link_input(con, changes)
+            if touched is None:  # a full link's scores: tonight's term frequencies
+                save_term_frequencies(con, tf_adjustment_columns(run.model_path))
     finally:
         for name in frames:
             con.unregister(name)

@@ -131,6 +131,11 @@ PUBLISHED_TABLES = {
     # What each record was last linked on: the hash of its model input (link/incremental.py).
     "link_input": """
         CREATE TABLE IF NOT EXISTS link_input (record_key VARCHAR, input_hash UBIGINT)""",
+    # The term frequencies the published scores were computed with: refreshed by every full
+    # link, kept by incremental ones so every stored score uses one snapshot.
+    "link_term_frequency": """
+        CREATE TABLE IF NOT EXISTS link_term_frequency (
+            column_name VARCHAR, value VARCHAR, tf DOUBLE)""",
     # Every prediction block's pairs each link run, and what the budget made of it.
     "blocking_rule_run": """
         CREATE TABLE IF NOT EXISTS blocking_rule_run (

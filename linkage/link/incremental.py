@@ -3,8 +3,10 @@
 A record has changed when the model's input for it (its columns of canonical_record) hashes
 differently from when it was last linked (`link_input`). Tonight's pairs touching a changed
 record are scored as a full prediction would score them: the blocks are joined for the
-changed records only, and Splink scores that small set with term frequencies taken from
-the whole population. Pairs between two unchanged records keep their stored scores.
+changed records only, and Splink scores that small set with the term frequencies of the
+whole population as the last full link took them (`link_term_frequency`), so every stored
+score, old or new, uses one snapshot and an explanation adds up to it. Pairs between two
+unchanged records keep their stored scores; a full rebuild takes a new snapshot.
 
 Clustering never merges across a connected component of the edges (linkage/link/cluster.py),
 and person ids only pass between clusters and published persons that share records. So
@@ -83,18 +85,51 @@ def save_link_input(con: duckdb.DuckDBPyConnection, changes: RecordChanges | Non
         con.unregister("input_changed")
 
 
-def term_frequencies(con: duckdb.DuckDBPyConnection, columns: list[str]) -> dict[str, pd.DataFrame]:
-    """Splink's term frequency table of each column over every canonical record, as Splink
-    computes it from its input: a value's share of the column's non-null values."""
-    tables = {}
+TF_TABLE = "link_term_frequency"  # column_name, value, tf: the snapshot scores use
+
+
+def save_term_frequencies(
+    con: duckdb.DuckDBPyConnection, columns: list[str], new_values_only: bool = False
+) -> None:
+    """Term frequencies (each value's share of its column's non-null values over every
+    canonical record, as Splink computes them): a full link's replace the snapshot; an
+    incremental link adds only values the snapshot has never seen (a new surname)."""
+    if not new_values_only:
+        con.execute(f"DELETE FROM {TF_TABLE}")
     for column in columns:
         name = quote_identifier(column)
-        tables[column] = con.sql(
-            f"SELECT {name}, CAST(count(*) AS DOUBLE) /"
-            f" (SELECT count({name}) FROM canonical_record) AS {quote_identifier('tf_' + column)}"
-            f" FROM canonical_record WHERE {name} IS NOT NULL GROUP BY {name}"
+        unseen = (
+            f" AND CAST({name} AS VARCHAR) NOT IN"
+            f" (SELECT value FROM {TF_TABLE} WHERE column_name = $column)"
+            if new_values_only
+            else ""
+        )
+        con.execute(
+            f"INSERT INTO {TF_TABLE} SELECT $column, CAST({name} AS VARCHAR),"
+            f" CAST(count(*) AS DOUBLE) / (SELECT count({name}) FROM canonical_record)"
+            f" FROM canonical_record WHERE {name} IS NOT NULL{unseen} GROUP BY {name}",
+            {"column": column},
+        )
+
+
+def stored_term_frequencies(
+    con: duckdb.DuckDBPyConnection, columns: list[str]
+) -> dict[str, pd.DataFrame]:
+    """The snapshot's table per column, shaped as Splink's lookups (value, tf_<column>);
+    empty tables where there is none (a warehouse older than the snapshot, opened read-only)."""
+    known = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $table", {"table": TF_TABLE}
+    ).fetchall()[0][0]
+    if not known:
+        return {column: pd.DataFrame() for column in columns}
+    return {
+        column: con.execute(
+            f"SELECT value AS {quote_identifier(column)}, tf AS {quote_identifier('tf_' + column)}"
+            f" FROM {TF_TABLE} WHERE column_name = $column",
+            {"column": column},
         ).df()
-    return tables
+        for column in columns
+    }
 
 
 def block_partners(con: duckdb.DuckDBPyConnection, rules: list[BlockingRuleCreator]) -> pa.Array:
@@ -204,7 +239,10 @@ def _score_changed(
     partners = partners.assign(
         changed_record=partners["record_key"].isin(is_changed["record_key"].to_pylist())
     )
-    tf = term_frequencies(con, tf_adjustment_columns(model_path))
+    # the snapshot of the last full link, so every stored score uses the same frequencies
+    columns = tf_adjustment_columns(model_path)
+    save_term_frequencies(con, columns, new_values_only=True)
+    tf = stored_term_frequencies(con, columns)
     scored = score_pairs(partners, model_path, floor, rules, tf, touching="changed_record")
     return scored.drop(columns=EDGE_CODES)  # the partners' codes, not all records'
 

@@ -237,9 +237,13 @@ def _term_frequencies(
     left: dict[str, Any],
     right: dict[str, Any],
 ) -> dict[str, tuple[float | None, float | None]]:
-    """column -> the share of records holding the left and the right value (one scan)."""
+    """column -> the share of records holding the left and the right value: the snapshot
+    the published scores used (linkage/link/incremental.py), else one scan of the records."""
     if not columns:
         return {}
+    stored = _stored_frequencies(con, columns, left, right)
+    if stored is not None:
+        return stored
     selects, params = [], {}
     for position, column in enumerate(columns):
         quoted = quote_identifier(column)
@@ -284,3 +288,36 @@ def _logged_decisions(
         LoggedDecision(shown_value(at) or "", by, decision, note, via)
         for at, by, decision, note, via in rows
     ]
+
+
+def _stored_frequencies(
+    con: duckdb.DuckDBPyConnection,
+    columns: list[str],
+    left: dict[str, Any],
+    right: dict[str, Any],
+) -> dict[str, tuple[float | None, float | None]] | None:
+    known = fetch_one(
+        con,
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'link_term_frequency'",
+    )
+    if known in (None, (0,)) or fetch_one(con, "SELECT count(*) FROM link_term_frequency") in (
+        None,
+        (0,),
+    ):
+        return None
+    frequencies: dict[str, tuple[float | None, float | None]] = {}
+    for column in columns:
+        sides = []
+        for record in (left, right):
+            value = record.get(column)
+            row = None
+            if value is not None:
+                row = fetch_one(
+                    con,
+                    "SELECT tf FROM link_term_frequency WHERE column_name = $column"
+                    " AND value = CAST($value AS VARCHAR)",
+                    {"column": column, "value": value},
+                )
+            sides.append(None if row is None else float(row[0]))
+        frequencies[column] = (sides[0], sides[1])
+    return frequencies
