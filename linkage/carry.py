@@ -1,7 +1,7 @@
 """Intake in proportion to change: rows as the source sent them last night are carried.
 
 Most rows of a nightly extract are the rows the agency sent the night before. Each staged
-row gets a fingerprint: the md5 of its values as staged (where in which file it was read
+row gets a fingerprint: the hash of its values as staged (where in which file it was read
 aside). A row is carried forward when its fingerprint and its record id match a record the
 source published on its last good night under the same intake version (the source's
 config, the identifier registry, the postcode format, the reference data and the
@@ -234,13 +234,6 @@ def changed_rows_sql(standardised_table: str) -> str:
         f"(SELECT * FROM {standardised_table} s WHERE NOT EXISTS (SELECT 1 FROM {CARRIED_TABLE}"
         " c WHERE c.source = s.source AND c.source_row_number = s.source_row_number))"
     )
-
-
-def carried_rows(con: duckdb.DuckDBPyConnection, source: str) -> int:
-    row = fetch_one(
-        con, f"SELECT count(*) FROM {CARRIED_TABLE} WHERE source = $source", {"source": source}
-    )
-    return int(row[0]) if row else 0
 
 
 def copy_carried_flags(

@@ -28,6 +28,7 @@ from linkage.errors import LinkageError
 from linkage.extract import quote_identifier
 from linkage.index import LinkRun, link_run, published_link_run
 from linkage.link.incremental import stored_term_frequencies
+from linkage.link.model import term_frequency_columns
 from linkage.link.predict import load_linker
 from linkage.link.train import model_input
 from linkage.schema import base_columns
@@ -163,17 +164,6 @@ def level_labels(model_path: Path) -> dict[str, dict[int, str]]:
                 by_gamma[-1] = level["label_for_charts"]
         labels[comparison["output_column_name"]] = by_gamma
     return labels
-
-
-def term_frequency_columns(model_path: Path) -> list[str]:
-    """Columns whose levels the model adjusts by how common the value is."""
-    columns = {
-        level["tf_adjustment_column"]
-        for comparison in _read_model(model_path)["comparisons"]
-        for level in comparison["comparison_levels"]
-        if level.get("tf_adjustment_column")
-    }
-    return sorted(columns)
 
 
 def _read_model(model_path: Path) -> dict[str, Any]:
@@ -434,7 +424,7 @@ def _population_linker(
     records = model_input(con)
     linker = load_linker(records, model_path)
     # the snapshot the published scores used (link/incremental.py), else tonight's
-    stored = stored_term_frequencies(con, term_frequency_columns(model_path))
+    stored = stored_term_frequencies(con, term_frequency_columns(_read_model(model_path)))
     for column, table in stored.items():
         if len(table):
             lookup = linker._db_api.register(table)

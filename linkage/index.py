@@ -35,10 +35,9 @@ from linkage.link.incremental import (
     record_changes,
     save_link_input,
     save_term_frequencies,
-    tf_adjustment_columns,
 )
 from linkage.link.incremental import increment as incremental_scope
-from linkage.link.model import ModelShape, filled_columns, guard_levels
+from linkage.link.model import ModelShape, filled_columns, guard_levels, term_frequency_columns
 from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import latest_model, model_input
 from linkage.persons import IdAssignment, IdChange, assign_person_ids, person_number
@@ -441,7 +440,10 @@ def _publish(
             )
             save_link_input(con, changes)
             if touched is None:  # a full link's scores: tonight's term frequencies
-                save_term_frequencies(con, tf_adjustment_columns(run.model_path))
+                save_term_frequencies(
+                    con,
+                    term_frequency_columns(json.loads(run.model_path.read_text(encoding="utf-8"))),
+                )
     finally:
         for name in frames:
             con.unregister(name)

@@ -29,7 +29,6 @@ from linkage.carry import (
     FINGERPRINT_TABLE,
     SourceDelta,
     append_carried,
-    carried_rows,
     changed_rows_sql,
     copy_carried_flags,
     create_carry_tables,
@@ -274,7 +273,7 @@ def _validate(night: Night, intake: SourceIntake) -> None:
         _min_rows(night, intake.config),
         registry,
         duplicates,
-        carried=carried_rows(night.con, intake.source),
+        carried=intake.delta.carried,
     )
     if not intake.validation.file_checks_passed:
         intake.error = f"{intake.source}: " + "; ".join(intake.validation.file_failures)

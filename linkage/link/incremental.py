@@ -32,6 +32,7 @@ from splink.internals.blocking_rule_creator import BlockingRuleCreator
 from linkage.extract import quote_identifier
 from linkage.link.cluster import Decisions
 from linkage.link.codes import EDGE_CODES, RecordCodes
+from linkage.link.model import term_frequency_columns
 from linkage.link.predict import score_pairs
 
 INPUT_TABLE = "link_input"  # record_key, input_hash: what each record was last linked on
@@ -189,7 +190,7 @@ def increment(
     for name, table in scratch.items():
         con.register(name, table)
     try:
-        scored = _score_changed(con, records, model_path, floor, rules)
+        scored = _score_changed(con, records, model_path, floor, rules, changes.changed)
         con.register("scored_pairs", scored[["record_key_l", "record_key_r"]])
         affected = _affected_codes(con, len(codes))
         affected_keys = codes.keys.take(pa.array(affected, pa.int64()))
@@ -228,19 +229,16 @@ def _score_changed(
     model_path: Path,
     floor: float,
     rules: list[BlockingRuleCreator],
+    changed: list[str],
 ) -> pd.DataFrame:
     """Tonight's pairs touching a changed record, scored as a full prediction would."""
-    changed = con.sql("SELECT count(*) FROM changed_records").fetchall()[0][0]
     if not changed:
         return pd.DataFrame(columns=["record_key_l", "record_key_r"])
     wanted = block_partners(con, rules)
     partners = records[records["record_key"].isin(wanted.to_pylist())]
-    is_changed = con.sql("SELECT record_key FROM changed_records").to_arrow_table()
-    partners = partners.assign(
-        changed_record=partners["record_key"].isin(is_changed["record_key"].to_pylist())
-    )
+    partners = partners.assign(changed_record=partners["record_key"].isin(changed))
     # the snapshot of the last full link, so every stored score uses the same frequencies
-    columns = tf_adjustment_columns(model_path)
+    columns = term_frequency_columns(json.loads(model_path.read_text(encoding="utf-8")))
     save_term_frequencies(con, columns, new_values_only=True)
     tf = stored_term_frequencies(con, columns)
     scored = score_pairs(partners, model_path, floor, rules, tf, touching="changed_record")
@@ -301,16 +299,3 @@ WHERE record_key_l IN (SELECT record_key FROM affected_records)
   AND record_key_l NOT IN (SELECT record_key FROM gone_records)
   AND record_key_r NOT IN (SELECT record_key FROM gone_records)
 """
-
-
-def tf_adjustment_columns(model_path: Path) -> list[str]:
-    """The columns the model's comparison levels adjust for term frequency."""
-    settings = json.loads(model_path.read_text(encoding="utf-8"))
-    return sorted(
-        {
-            level["tf_adjustment_column"]
-            for comparison in settings["comparisons"]
-            for level in comparison["comparison_levels"]
-            if level.get("tf_adjustment_column")
-        }
-    )

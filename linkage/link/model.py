@@ -480,3 +480,14 @@ EXACT_GAMMA = {
     name: level_gammas(full_settings())[name][EXACT]
     for name in ("forename", "surname", "date_of_birth")
 }
+
+
+def term_frequency_columns(settings: dict) -> list[str]:
+    """Columns whose levels a saved model's settings adjust by how common the value is."""
+    columns = {
+        level["tf_adjustment_column"]
+        for comparison in settings["comparisons"]
+        for level in comparison["comparison_levels"]
+        if level.get("tf_adjustment_column")
+    }
+    return sorted(columns)
