@@ -5,14 +5,13 @@ them; `landing` turns a file's bytes into lines of text; `header` matches a file
 to the source config.
 """
 
-from linkage.extract.header import LINE_NUMBER, ROW_NUMBER
+from linkage.extract.header import LINE_NUMBER, ROW_NUMBER, quote_identifier
 from linkage.extract.load import (
     ExtractedFile,
     archive_file,
     extract_source,
     file_columns,
     find_night_files,
-    quote_identifier,
     raw_table_name,
     sha256_of,
 )

@@ -71,6 +71,11 @@ def match_header(names: list[str], config: SourceConfig, path: str) -> Header:
     return Header([c for c in columns if c is not None], keys, unnamed)
 
 
+def quote_identifier(name: str) -> str:
+    """Quote a column name from a config or file header for use in SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _unique(name: str, taken: set[str]) -> str:
     """`name`, or `name_2`, `name_3`... : the first whose matched form is not taken."""
     candidate, suffix = name, 1

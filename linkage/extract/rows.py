@@ -97,6 +97,8 @@ class FileRows:
     unnamed_columns: list[str] = field(default_factory=list)  # kept only if a row fills them
     rows: Iterator[Row] = field(default_factory=lambda: iter(()))
     blank_lines: int = 0  # lines with no values (not rows), counted as rows are read
+    header_keys: set[str] = field(default_factory=set)  # the header's names, matched form
+    plain_header: bool = False  # a CSV header that is the file's first line, and only it
 
 
 @contextmanager
@@ -188,6 +190,8 @@ def _csv_file(path: Path, config: SourceConfig) -> Iterator[FileRows]:
             _csv_header(reader, lines, text, config, path, opened), config, str(path)
         )
         opened.columns, opened.unnamed_columns = header.columns, header.unnamed
+        opened.header_keys = {key for key in header.keys if key}
+        opened.plain_header = lines.line_number == 1
         if config.record_id in header.columns:  # else the loader stops at the missing column
             opened.rows = _CsvRows(reader, lines, text, header, config, path, opened).rows()
         yield opened
@@ -246,7 +250,7 @@ class _CsvRows:
         self.source_file = str(path)
         self.width = len(header.columns)
         self.id_position = header.columns.index(config.record_id)
-        self.header_keys = {key for key in header.keys if key}
+        self.header_keys = opened.header_keys
 
     def rows(self) -> Iterator[Row]:
         reader, lines, damage = self.reader, self.lines, self.text.damage
