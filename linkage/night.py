@@ -359,7 +359,8 @@ def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
     with transaction(night.con):
         for intake in intakes:
             _publish_source(night, intake)
-    for table in (STAGED_TABLE, STANDARDISED_TABLE, FINGERPRINT_TABLE, CARRIED_TABLE):
+    raw_tables = [quote_identifier(raw_table_name(intake.source)) for intake in intakes]
+    for table in (STAGED_TABLE, STANDARDISED_TABLE, FINGERPRINT_TABLE, CARRIED_TABLE, *raw_tables):
         night.con.execute(f"DROP TABLE IF EXISTS {table}")  # their memory goes to the link
     return "complete" if all(intake.used for intake in intakes) else "partial"
 

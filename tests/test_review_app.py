@@ -92,6 +92,8 @@ def served(linked_sample, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     if wal.exists():
         shutil.copy(wal, warehouse.with_name(wal.name))
     shutil.copy(linked_sample.model_path, root / "w" / "models")
+    # values as sent are read from the archived files
+    shutil.copytree(linked_sample.warehouse.parent / "archive", root / "w" / "archive")
     for name, role in [("ana", "all"), ("cara", "care")]:
         added = CliRunner().invoke(
             cli,

@@ -91,29 +91,53 @@ def extract_source(
     run_date: date,
     fast: bool = True,
 ) -> list[ExtractedFile]:
-    """Archive and load a source's night files into table raw_<source>.
+    """Archive and load a source's night files into the temporary table raw_<source>.
 
     A plain CSV file is read by DuckDB (plain_csv.py); `fast=False` reads every file with
     the careful reader, which is how the tests show the two agree."""
-    table = raw_table_name(config.source)
-    con.execute(f'DROP TABLE IF EXISTS "{table}"')
-    extracted = []
-    row_offset = 0
+    files = []
     for landing_path in find_night_files(config, landing_dir, run_date):
         archive_path, checksum = archive_file(landing_path, archive_dir, config.source, run_date)
-        result = ExtractedFile(
-            source=config.source,
-            landing_path=landing_path,
-            archive_path=archive_path,
-            sha256=checksum,
-            size_bytes=archive_path.stat().st_size,
-            columns=[],
-        )
+        files.append(archived_file(config.source, archive_path, checksum, landing_path))
+    return load_files(con, config, files, fast)
+
+
+def archived_file(
+    source: str, archive_path: Path, checksum: str, landing_path: Path | None = None
+) -> ExtractedFile:
+    """A file in the archive, ready to load (its landing path, when known)."""
+    return ExtractedFile(
+        source=source,
+        landing_path=landing_path or archive_path,
+        archive_path=archive_path,
+        sha256=checksum,
+        size_bytes=archive_path.stat().st_size,
+        columns=[],
+    )
+
+
+def load_files(
+    con: duckdb.DuckDBPyConnection,
+    config: SourceConfig,
+    files: list[ExtractedFile],
+    fast: bool = True,
+) -> list[ExtractedFile]:
+    """Load archived files, rows numbered across them, into the temporary raw_<source>.
+
+    Temporary: it is scratch for the night (a third of the cost of writing a million rows
+    into the warehouse file); the archive keeps the bytes, and the review application
+    loads a record's file from there to show its values as sent."""
+    table = raw_table_name(config.source)
+    database = con.execute("SELECT current_database()").fetchall()[0][0]
+    con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_identifier(table)}")
+    # older warehouses kept it in the file
+    con.execute(f"DROP TABLE IF EXISTS {quote_identifier(database)}.main.{quote_identifier(table)}")
+    row_offset = 0
+    for result in files:
         _load_file(con, table, config, result, row_offset, fast)
         row_offset += result.rows_read
-        extracted.append(result)
-    _drop_unfilled_unnamed_columns(con, table, extracted)
-    return extracted
+    _drop_unfilled_unnamed_columns(con, table, files)
+    return files
 
 
 def file_columns(config: SourceConfig, path: Path) -> list[str]:
@@ -159,7 +183,7 @@ def _load_file(
 def _create_raw_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> None:
     """raw_<source> with every column as text; a night's later file may add columns."""
     con.execute(
-        f"CREATE TABLE IF NOT EXISTS {quote_identifier(table)} ("
+        f"CREATE TEMP TABLE IF NOT EXISTS {quote_identifier(table)} ("
         + "".join(f"{quote_identifier(c)} VARCHAR, " for c in columns)
         + f"{ROW_NUMBER} BIGINT, {LINE_NUMBER} BIGINT)"
     )

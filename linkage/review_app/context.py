@@ -13,10 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from linkage.config import ProjectConfig, SourceConfig, load_sharing_rules
+from linkage.errors import LinkageError
+from linkage.extract import quote_identifier, raw_table_name
+from linkage.extract.header import ROW_NUMBER
+from linkage.extract.load import archived_file, load_files
 from linkage.review import ChangedDecision, changed_decisions, decisions_state
 from linkage.review_app.accounts import Reviewer
 from linkage.review_app.permissions import Viewer, never_shared_columns
@@ -36,6 +41,10 @@ class ReviewContext:
     # One connection at a time in this process: DuckDB refuses a read-only and a
     # read-write connection to one file at once, and pages are quick.
     _warehouse_lock: threading.Lock = field(default_factory=threading.Lock)
+    # each source's latest files as sent: (their checksums, raw_<source> loaded from the
+    # archive), loaded when first shown, since the night keeps no raw rows in the warehouse
+    _sent: dict[str, tuple[str, duckdb.DuckDBPyConnection]] = field(default_factory=dict)
+    _sent_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, project: ProjectConfig) -> ReviewContext:
@@ -72,6 +81,55 @@ class ReviewContext:
             never_shared=self.never_shared,
             identifier_types=frozenset(identifier_types),
         )
+
+    def rows_as_sent(
+        self, config: SourceConfig, checksums: list[str], row_numbers: list[int]
+    ) -> list[dict[str, Any]]:
+        """The rows (by row number) of the night's archived files with these checksums, as
+        the night's extract read them; none when a file is no longer in the archive."""
+        with self._sent_lock:
+            con = self._files_as_sent(config, checksums)
+            if con is None:
+                return []
+            result = con.execute(
+                f"SELECT * FROM {quote_identifier(raw_table_name(config.source))}"
+                f" WHERE {ROW_NUMBER} IN (SELECT unnest($rows))",
+                {"rows": row_numbers},
+            )
+            names = [column[0] for column in result.description]
+            return [dict(zip(names, values, strict=True)) for values in result.fetchall()]
+
+    def _files_as_sent(
+        self, config: SourceConfig, checksums: list[str]
+    ) -> duckdb.DuckDBPyConnection | None:
+        key = ";".join(checksums)
+        cached = self._sent.get(config.source)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        paths = [self._archived(config.source, checksum) for checksum in checksums]
+        if any(path is None for path in paths):
+            return None
+        files = [
+            archived_file(config.source, path, checksum)
+            for path, checksum in zip(paths, checksums, strict=True)
+            if path is not None
+        ]
+        con = duckdb.connect()
+        try:
+            load_files(con, config, files)
+        except (LinkageError, duckdb.Error, OSError):
+            con.close()
+            return None
+        if cached is not None:
+            cached[1].close()
+        self._sent[config.source] = (key, con)
+        return con
+
+    def _archived(self, source: str, checksum: str) -> Path | None:
+        """A night's archived copy of a file, by checksum (archive_file names it so)."""
+        pattern = f"*/{source}/{checksum[:12]}_*"
+        found = sorted(self.project.archive_dir.glob(pattern))
+        return next((path for path in found if not path.name.endswith(".partial")), None)
 
     def model_weights(self, model_path: Path) -> ModelWeights | None:
         """The saved model's weights (None if the file is gone), read once per model."""

@@ -15,7 +15,6 @@ from typing import Any
 import duckdb
 
 from linkage.config import PersonFields, SourceConfig
-from linkage.extract import quote_identifier
 from linkage.extract.header import ROW_NUMBER
 from linkage.review_app.context import ReviewContext
 from linkage.review_app.graph import Graph, layout
@@ -207,7 +206,7 @@ def raw_values(
     records: list[dict[str, Any]],
 ) -> dict[str, dict[str, str]]:
     """record key -> field -> 'Column: value' as sent, where the warehouse still holds the
-    very file the record came from (raw_<source> keeps each agency's latest file only)."""
+    very file the record came from (each agency's latest file, read from the archive)."""
     found: dict[str, dict[str, str]] = {}
     by_source: dict[str, list[dict[str, Any]]] = {}
     for record in records:
@@ -216,7 +215,7 @@ def raw_values(
         config = context.source_configs.get(source)
         if config is None or not viewer.may_see_source(source):
             continue
-        rows = _raw_rows(con, config, held)
+        rows = _raw_rows(con, context, config, held)
         mapping = {
             name: columns
             for name, columns in raw_columns(config).items()
@@ -235,35 +234,27 @@ def raw_values(
 
 
 def _raw_rows(
-    con: duckdb.DuckDBPyConnection, config: SourceConfig, records: list[dict[str, Any]]
+    con: duckdb.DuckDBPyConnection,
+    context: ReviewContext,
+    config: SourceConfig,
+    records: list[dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
-    table = f"raw_{config.source}"
-    present = fetch_one(
-        con, "SELECT 1 FROM duckdb_tables() WHERE table_name = $table", {"table": table}
-    )
     latest = fetch_one(
         con,
         "SELECT sha256 FROM source_night WHERE source = $source"
         " ORDER BY run_date DESC, run_id DESC LIMIT 1",
         {"source": config.source},
     )
-    if present is None or latest is None or not latest[0]:
+    if latest is None or not latest[0]:
         return {}
-    files = set(str(latest[0]).split(";"))
-    wanted = [r for r in records if r.get("file_sha256") in files and r.get("source_row_number")]
-    columns = [row[0] for row in con.execute(f"DESCRIBE {quote_identifier(table)}").fetchall()]
-    if not wanted or config.record_id not in columns:
+    checksums = str(latest[0]).split(";")
+    wanted = [
+        r for r in records if r.get("file_sha256") in checksums and r.get("source_row_number")
+    ]
+    if not wanted:
         return {}
-    result = con.execute(
-        f"SELECT * FROM {quote_identifier(table)}"
-        f" WHERE {quote_identifier(ROW_NUMBER)} IN (SELECT unnest($rows))",
-        {"rows": [r["source_row_number"] for r in wanted]},
-    )
-    names = [d[0] for d in result.description]
-    by_row = {}
-    for values in result.fetchall():
-        row = dict(zip(names, values, strict=True))
-        by_row[(row[ROW_NUMBER], str(row[config.record_id]))] = row
+    rows = context.rows_as_sent(config, checksums, [r["source_row_number"] for r in wanted])
+    by_row = {(row[ROW_NUMBER], str(row.get(config.record_id))): row for row in rows}
     return {
         r["record_key"]: by_row[(r["source_row_number"], r["source_record_id"])]
         for r in wanted
