@@ -147,7 +147,7 @@ def _codes(
     """Raw code -> rows for each coded field, read from the raw rows (unmapped codes too)."""
     result = {}
     for field, spec in coded_fields(config).items():
-        build = SelectBuilder(con, config.source)
+        build = SelectBuilder(config.source)
         rows = con.execute(
             f"SELECT upper({build.text(spec)}) AS code, count(*) FROM {raw_table}"
             f" WHERE code IS NOT NULL GROUP BY code ORDER BY 2 DESC LIMIT {MAX_CODES + 1}",

@@ -16,7 +16,6 @@ from linkage.config import EXCEL_SERIAL, ConcernFields, FieldSpec, PersonFields,
 from linkage.extract import LINE_NUMBER, ROW_NUMBER, ExtractedFile, quote_identifier, raw_table_name
 
 STAGED_TABLE = "staged_record"
-CODE_MAP_TABLE = "code_map"
 
 # canonical input -> (staged column, separator when several source columns are joined)
 TEXT_INPUTS = {
@@ -61,24 +60,20 @@ STAGED_COLUMNS = """
 
 
 def create_staged_table(con: duckdb.DuckDBPyConnection) -> None:
-    """The night's staged rows and code map: temporary tables (a third of the cost of
+    """The night's staged rows: a temporary table (a third of the cost of
     writing a million rows into the warehouse file, and gone when the run ends)."""
     database = con.execute("SELECT current_database()").fetchall()[0][0]
-    for table in (STAGED_TABLE, CODE_MAP_TABLE, "standardised_record"):
+    for table in (STAGED_TABLE, "code_map", "standardised_record"):
         # older warehouses kept them in the file
         con.execute(f"DROP TABLE IF EXISTS {quote_identifier(database)}.main.{table}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED_TABLE} ({STAGED_COLUMNS})")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {CODE_MAP_TABLE} "
-        "(source VARCHAR, field VARCHAR, raw_code VARCHAR, code VARCHAR)"
-    )
 
 
 class SelectBuilder:
     """Builds one source's SELECT expressions, collecting bound parameters."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
-        self.con, self.source = con, source
+    def __init__(self, source: str) -> None:
+        self.source = source
         self.params: dict[str, object] = {}
 
     def bind(self, value: object) -> str:
@@ -97,30 +92,27 @@ class SelectBuilder:
             return columns[0]
         return f"nullif(concat_ws({self.bind(separator)}, {', '.join(columns)}), '')"
 
-    def coded(self, spec: FieldSpec | None, field: str) -> str:
-        """Map raw codes through the config's code table; unlisted codes give NULL."""
+    def coded(self, spec: FieldSpec | None) -> str:
+        """Map raw codes through the config's code table (case aside); unlisted codes give
+        NULL. A CASE over the few codes, not a join: it costs nothing per row."""
         raw = self.text(spec)
         if spec is None or spec.codes is None:
             return raw
-        self.con.executemany(
-            f"INSERT INTO {CODE_MAP_TABLE} VALUES (?, ?, ?, ?)",
-            [(self.source, field, raw_code, code) for raw_code, code in spec.codes.items()],
+        branches = "".join(
+            f" WHEN upper({self.bind(raw_code)}) THEN {self.bind(code)}"
+            for raw_code, code in spec.codes.items()
         )
-        return (
-            f"(SELECT code FROM {CODE_MAP_TABLE} m WHERE m.source = {self.bind(self.source)}"
-            f" AND m.field = {self.bind(field)} AND upper(m.raw_code) = upper({raw}))"
-        )
+        return f"CAST(CASE upper({raw}){branches} END AS VARCHAR)"
 
-    def declared_null(self, spec: FieldSpec | None, field: str) -> str:
+    def declared_null(self, spec: FieldSpec | None) -> str:
         """True where the raw value is a code the config maps to 'unknown'."""
         if spec is None or spec.codes is None:
             return "false"
-        raw = self.text(spec)
-        return (
-            f"EXISTS (SELECT 1 FROM {CODE_MAP_TABLE} m WHERE m.source = {self.bind(self.source)}"
-            f" AND m.field = {self.bind(field)} AND m.code IS NULL"
-            f" AND upper(m.raw_code) = upper({raw}))"
-        )
+        unknown = [raw for raw, code in spec.codes.items() if code is None]
+        if not unknown:
+            return "false"
+        codes = ", ".join(f"upper({self.bind(raw)})" for raw in unknown)
+        return f"coalesce(upper({self.text(spec)}) IN ({codes}), false)"
 
     def identifiers(self, specs: dict[str, FieldSpec]) -> str:
         """A map of registered identifier type -> raw value (types the source lacks: absent)."""
@@ -161,7 +153,7 @@ def stage_source(
     """Append a source's raw rows to staged_record in the canonical input shape."""
     fields: PersonFields = config.fields
     concern: ConcernFields | None = config.concern
-    build = SelectBuilder(con, config.source)
+    build = SelectBuilder(config.source)
     file_case = _file_case(build, files)
     expressions = {
         "run_date": f"{build.bind(run_date)}::DATE",
@@ -174,12 +166,12 @@ def stage_source(
         "date_of_birth_raw": build.text(fields.date_of_birth),
         "date_of_birth": build.date(fields.date_of_birth),
         "sex_raw": (
-            f"CASE WHEN {build.declared_null(fields.sex, 'sex')} THEN NULL"
+            f"CASE WHEN {build.declared_null(fields.sex)} THEN NULL"
             f" ELSE {build.text(fields.sex)} END"
         ),
-        "sex": build.coded(fields.sex, "sex"),
-        "concern_type": build.coded(concern.type, "concern_type") if concern else "NULL",
-        "concern_status": build.coded(concern.status, "concern_status") if concern else "NULL",
+        "sex": build.coded(fields.sex),
+        "concern_type": build.coded(concern.type) if concern else "NULL",
+        "concern_status": build.coded(concern.status) if concern else "NULL",
         "concern_opened": build.date(concern.opened) if concern else "NULL::DATE",
         "concern_closed": build.date(concern.closed) if concern else "NULL::DATE",
         "identifiers_raw": build.identifiers(config.identifiers),
