@@ -239,12 +239,21 @@ def exact_duplicate_rows(con: duckdb.DuckDBPyConnection, raw_table: str) -> list
         for (name, *_rest) in con.execute(f"DESCRIBE {raw_table}").fetchall()
         if name not in (ROW_NUMBER, LINE_NUMBER)
     ]
+    # Rows sharing a hash of their values are the only suspects; a window over all
+    # columns of those few then says which are exact repeats (a hash may collide).
     rows = con.execute(
         f"""
+        WITH hashed AS (
+            SELECT {ROW_NUMBER}, hash({", ".join(columns)}) AS row_hash FROM {raw_table}
+        ),
+        suspect AS (
+            SELECT {ROW_NUMBER} FROM hashed
+            WHERE row_hash IN (SELECT row_hash FROM hashed GROUP BY 1 HAVING count(*) > 1)
+        )
         SELECT {ROW_NUMBER}, first_row FROM (
             SELECT {ROW_NUMBER},
                    min({ROW_NUMBER}) OVER (PARTITION BY {", ".join(columns)}) AS first_row
-            FROM {raw_table}
+            FROM {raw_table} SEMI JOIN suspect USING ({ROW_NUMBER})
         )
         WHERE {ROW_NUMBER} > first_row
         ORDER BY {ROW_NUMBER}
