@@ -335,6 +335,7 @@ person_agencies AS (
     SELECT person_id, array_to_string(list_sort(list(DISTINCT source)), ';') AS known_agencies
     FROM linked_index
     WHERE source <> $agency AND list_contains(CAST($visible AS VARCHAR[]), source)
+      AND person_id IN (SELECT person_id FROM own_records)  -- in proportion to the agency
     GROUP BY person_id
 )
 SELECT o.source_record_id, o.person_id, coalesce(a.known_agencies, '') AS known_agencies
