@@ -403,7 +403,8 @@ def waterfall_charts_html(
     """One offline waterfall chart per pair, all scored by one linker."""
     if not pairs:
         return []
-    linker, records = _population_linker(con, model_path)
+    keys = sorted({key for pair in pairs for key in pair})
+    linker, records = _population_linker(con, model_path, keys)
     by_key = records.set_index("record_key", drop=False)
     charts = []
     for record_key_l, record_key_r in pairs:
@@ -414,19 +415,20 @@ def waterfall_charts_html(
 
 
 def _population_linker(
-    con: duckdb.DuckDBPyConnection, model_path: Path
+    con: duckdb.DuckDBPyConnection, model_path: Path, record_keys: list[str]
 ) -> tuple[Linker, pd.DataFrame]:
-    """A linker over every canonical record, with its term-frequency tables computed.
+    """A linker to score these records with the population's term frequencies.
 
     Term-frequency adjustments (SMITH agreeing says less than GALBRAITH) need the whole
-    population, so the linker sees it all even when only a few pairs are scored.
+    population: the snapshot the published scores used (link/incremental.py), and then
+    the linker holds only these records; else every record, to count them tonight.
     """
-    records = model_input(con)
-    linker = load_linker(records, model_path)
-    # the snapshot the published scores used (link/incremental.py), else tonight's
     stored = stored_term_frequencies(con, term_frequency_columns(_read_model(model_path)))
+    snapshot = all(len(table) for table in stored.values())
+    records = model_input(con, record_keys=record_keys if snapshot else None)
+    linker = load_linker(records, model_path)
     for column, table in stored.items():
-        if len(table):
+        if snapshot:
             lookup = linker._db_api.register(table)
             linker.table_management.register_term_frequency_lookup(lookup, column)
         else:
@@ -477,7 +479,7 @@ def write_dashboards(
     if stored_edges.empty:
         log.info("dashboards: no edges among %d chosen persons: none written", len(chosen))
         return []
-    linker, records = _population_linker(con, model_path)
+    linker, records = _population_linker(con, model_path, members["record_key"].tolist())
     chosen_records = records.merge(members, on="record_key")
     predictions = _predict_stored_edges(linker, chosen_records, stored_edges)
     clusters = linker.table_management.register_table(

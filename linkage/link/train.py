@@ -159,9 +159,12 @@ class ModelMetadata:
 
 
 def model_input(
-    con: duckdb.DuckDBPyConnection, registry: IdentifierRegistry | None = None
+    con: duckdb.DuckDBPyConnection,
+    registry: IdentifierRegistry | None = None,
+    record_keys: list[str] | None = None,
 ) -> pd.DataFrame:
-    """The model's columns of canonical_record, sorted so every run sees the same order.
+    """The model's columns of canonical_record (or of these records), sorted so every run
+    sees the same order.
 
     Without a registry: the person columns and every identifier column the table has.
     """
@@ -172,7 +175,15 @@ def model_input(
     else:
         wanted = model_columns(registry)
     columns = ", ".join(quote_identifier(column) for column in wanted if column in present)
-    return _frame(con.sql(f"SELECT {columns} FROM canonical_record ORDER BY record_key"))
+    if record_keys is None:
+        return _frame(con.sql(f"SELECT {columns} FROM canonical_record ORDER BY record_key"))
+    return _frame(
+        con.sql(
+            f"SELECT {columns} FROM canonical_record"
+            " WHERE record_key IN (SELECT unnest($keys)) ORDER BY record_key",
+            params={"keys": record_keys},
+        )
+    )
 
 
 def _frame(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
