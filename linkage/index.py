@@ -37,9 +37,9 @@ from linkage.link.incremental import (
     save_term_frequencies,
 )
 from linkage.link.incremental import increment as incremental_scope
-from linkage.link.model import ModelShape, filled_columns, guard_levels, term_frequency_columns
+from linkage.link.model import ModelShape, guard_levels, term_frequency_columns
 from linkage.link.predict import edge_columns, score_pairs
-from linkage.link.train import latest_model, model_input
+from linkage.link.train import filled_input_columns, input_columns, latest_model, model_input
 from linkage.persons import IdAssignment, IdChange, assign_person_ids, person_number
 from linkage.rebuild import index_drift
 from linkage.review import load_decisions
@@ -160,12 +160,10 @@ def link_warehouse(
     model_path = resolve_model(project)
     exclusive = {c.source for c in project.source_configs() if c.one_record_per_person}
     registry = project.identifier_registry()
-    records = model_input(con, registry)
-    stage.done("read records")
     blocking = plan_blocking(
         con,
         "canonical_record",
-        ModelShape(filled_columns(records), registry),
+        ModelShape(filled_input_columns(con, registry), registry),
         project.linkage.max_pairs_per_record,
     )
     for change in blocking.changes():
@@ -174,11 +172,13 @@ def link_warehouse(
     settings = cluster_settings(project.linkage, exclusive, registry, model_path)
     decisions = load_decisions(con)
     basis = link_basis(model_path, blocking, settings, project.linkage)
-    changes = record_changes(con, list(records.columns))
+    changes = record_changes(con, input_columns(con, registry))
     full = full or _why_full(con, basis, run_id)
     increment = None
     if full:
         log.info("run %s: linking every record: %s", run_id, full)
+        records = model_input(con, registry)
+        stage.done("read records")
         edges = score_pairs(records, model_path, project.linkage.edge_floor, blocking.rules())
         stage.done("predict")
         clustering = cluster_records(records, edges, settings, decisions)
@@ -187,7 +187,7 @@ def link_warehouse(
     else:
         increment = incremental_scope(
             con,
-            records,
+            registry,
             changes,
             model_path,
             project.linkage.edge_floor,
@@ -229,10 +229,10 @@ def link_warehouse(
     stage.done("publish")
     outcome = LinkOutcome(
         model_version=version,
-        records=len(records),
+        records=_count(con, "SELECT count(*) FROM canonical_record"),
         linked=full or "incremental",
         drift=drift,
-        records_relinked=len(records) if increment is None else len(increment.records),
+        records_relinked=len(records if increment is None else increment.records),
         persons=_count(con, "SELECT count(*) FROM person"),
         edges=_count(con, "SELECT count(*) FROM edge"),
         review_by_reason=dict(

@@ -87,3 +87,54 @@ def test_a_rebuild_links_every_record_and_reports_no_drift_after_incremental_nig
     # the night after a rebuild is incremental again
     with duckdb.connect(str(tmp_path / "r" / "linkage.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM link_input").fetchall()[0][0] > 0
+
+
+def test_reaching_a_change_step_by_step_finds_what_whole_graph_components_find(
+    linked_sample, tmp_path, monkeypatch
+):
+    """The records an incremental link re-clusters are found from the changes outward,
+    step by step; a component too wide for MAX_REACH_STEPS falls back to connected
+    components over every record. Both give the same records."""
+    from linkage.index import resolve_model
+    from linkage.link import incremental
+    from linkage.link.blocking import plan_blocking
+    from linkage.link.model import ModelShape
+    from linkage.link.train import filled_input_columns, input_columns
+    from linkage.review import load_decisions
+
+    project = load_project(linked_sample.config)
+    copy = tmp_path / "changed.duckdb"
+    shutil.copy(project.warehouse, copy)
+    registry = project.identifier_registry()
+    con = open_warehouse(copy, registry)
+    try:
+        # a few records move house, a few leave
+        con.execute("UPDATE canonical_record SET postcode = NULL WHERE hash(record_key) % 40 = 1")
+        con.execute("DELETE FROM canonical_record WHERE hash(record_key) % 200 = 3")
+        shape = ModelShape(filled_input_columns(con, registry), registry)
+        budget = project.linkage.max_pairs_per_record
+        rules = plan_blocking(con, "canonical_record", shape, budget).rules()
+        changes = incremental.record_changes(con, input_columns(con, registry))
+        assert changes.changed and changes.removed
+
+        def reach() -> tuple[list, list]:
+            found = incremental.increment(
+                con,
+                registry,
+                changes,
+                resolve_model(project),
+                project.linkage.edge_floor,
+                rules,
+                load_decisions(con),
+            )
+            return sorted(found.records["record_key"]), sorted(
+                found.touched["record_key"].to_pylist()
+            )
+
+        by_steps = reach()
+        monkeypatch.setattr(incremental, "MAX_REACH_STEPS", 1)
+        by_components = reach()
+    finally:
+        con.close()
+    assert by_steps == by_components
+    assert len(by_steps[0]) > len(changes.changed)  # the changes reached their persons

@@ -30,10 +30,12 @@ from scipy.sparse.csgraph import connected_components
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
 from linkage.extract import quote_identifier
+from linkage.identifiers import IdentifierRegistry
 from linkage.link.cluster import Decisions
 from linkage.link.codes import EDGE_CODES, RecordCodes
 from linkage.link.model import term_frequency_columns
 from linkage.link.predict import score_pairs
+from linkage.link.train import model_input
 
 INPUT_TABLE = "link_input"  # record_key, input_hash: what each record was last linked on
 
@@ -159,7 +161,7 @@ class Increment:
 
 def increment(
     con: duckdb.DuckDBPyConnection,
-    records: pd.DataFrame,
+    registry: IdentifierRegistry,
     changes: RecordChanges,
     model_path: Path,
     floor: float,
@@ -167,12 +169,10 @@ def increment(
     decisions: Decisions,
 ) -> Increment:
     """Score the changed records' pairs and find every record they reach (set-based: the
-    keys are joined in DuckDB, the components found over integer codes)."""
-    codes = RecordCodes.of(records)
+    keys are joined in DuckDB). Only the records scored or re-clustered are read."""
     scratch = {
         "changed_records": pa.table({"record_key": _keys(changes.changed)}),
         "gone_records": pa.table({"record_key": _keys(changes.changed + changes.removed)}),
-        "record_codes": pa.table({"record_key": codes.keys, "code": np.arange(len(codes))}),
         "decided_pairs": pa.table(
             {
                 "record_key_l": _keys([pair[0] for pair in sorted(decisions.matches)]),
@@ -190,10 +190,9 @@ def increment(
     for name, table in scratch.items():
         con.register(name, table)
     try:
-        scored = _score_changed(con, records, model_path, floor, rules, changes.changed)
+        scored = _score_changed(con, registry, model_path, floor, rules, changes.changed)
         con.register("scored_pairs", scored[["record_key_l", "record_key_r"]])
-        affected = _affected_codes(con, len(codes))
-        affected_keys = codes.keys.take(pa.array(affected, pa.int64()))
+        affected_keys = _affected_keys(con)
         con.register("affected_records", pa.table({"record_key": affected_keys}))
         kept = con.sql(KEPT_EDGES_SQL).df()
         touched = con.sql(
@@ -209,9 +208,8 @@ def increment(
     finally:
         for name in [*scratch, "scored_pairs", "affected_records"]:
             con.unregister(name)
-    rows = affected if codes.rows is None else codes.rows[affected]
     return Increment(
-        records=records.iloc[np.sort(rows)],
+        records=model_input(con, registry, affected_keys),
         edges=pd.concat([kept, scored], ignore_index=True) if len(scored) else kept,
         previous=previous,
         touched=touched,
@@ -225,7 +223,7 @@ def _keys(values: list[str]) -> pa.Array:
 
 def _score_changed(
     con: duckdb.DuckDBPyConnection,
-    records: pd.DataFrame,
+    registry: IdentifierRegistry,
     model_path: Path,
     floor: float,
     rules: list[BlockingRuleCreator],
@@ -234,8 +232,7 @@ def _score_changed(
     """Tonight's pairs touching a changed record, scored as a full prediction would."""
     if not changed:
         return pd.DataFrame(columns=["record_key_l", "record_key_r"])
-    wanted = block_partners(con, rules)
-    partners = records[records["record_key"].isin(wanted.to_pylist())]
+    partners = model_input(con, registry, block_partners(con, rules))
     partners = partners.assign(changed_record=partners["record_key"].isin(changed))
     # the snapshot of the last full link, so every stored score uses the same frequencies
     columns = term_frequency_columns(json.loads(model_path.read_text(encoding="utf-8")))
@@ -245,17 +242,53 @@ def _score_changed(
     return scored.drop(columns=EDGE_CODES)  # the partners' codes, not all records'
 
 
-def _affected_codes(con: duckdb.DuckDBPyConnection, records: int) -> np.ndarray:
-    """Codes of every record connected to a change through a kept or new edge, a reviewed
-    match or a shared published person (components over integer codes)."""
-    ends = con.sql(LINKS_SQL).fetchnumpy()
+def _affected_keys(con: duckdb.DuckDBPyConnection) -> pa.Array:
+    """Keys of every current record connected to a change through a kept or new edge, a
+    reviewed match or a shared published person, in key order.
+
+    Reached step by step from the seeds, each step joining only the last step's records
+    with the ties (persons are a few records apart, so a few steps reach them all); a
+    component wider than MAX_REACH_STEPS is left to connected components over the whole
+    graph, so no chain of names costs more than that.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE reach_all AS {SEEDS_SQL}")
+    con.execute("CREATE OR REPLACE TEMP TABLE reach_frontier AS SELECT * FROM reach_all")
+    try:
+        for _ in range(MAX_REACH_STEPS):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE reach_next AS {REACH_STEP_SQL}")
+            if not con.execute("SELECT count(*) FROM reach_next").fetchall()[0][0]:
+                reached = con.sql("SELECT record_key FROM reach_all ORDER BY 1")
+                return reached.to_arrow_table()["record_key"].combine_chunks()
+            con.execute("INSERT INTO reach_all SELECT * FROM reach_next")
+            con.execute("CREATE OR REPLACE TEMP TABLE reach_frontier AS SELECT * FROM reach_next")
+        return _components_reach(con)
+    finally:
+        for table in ("reach_all", "reach_frontier", "reach_next"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _components_reach(con: duckdb.DuckDBPyConnection) -> pa.Array:
+    """_affected_keys by connected components over every current record (integer codes)."""
+    keys = con.sql("SELECT record_key FROM canonical_record ORDER BY record_key")
+    codes = RecordCodes(keys.to_arrow_table()["record_key"].combine_chunks(), None)
+    coded = pa.table({"record_key": codes.keys, "code": np.arange(len(codes))})
+    con.register("record_codes", coded)
+    try:
+        ends = con.sql(LINKS_SQL).fetchnumpy()
+        seeds = con.sql(
+            "SELECT code FROM record_codes WHERE record_key IN (SELECT record_key FROM reach_all)"
+        ).fetchnumpy()["code"]
+    finally:
+        con.unregister("record_codes")
     graph = coo_matrix(
-        (np.ones(len(ends["a"]), dtype=np.int8), (ends["a"], ends["b"])), shape=(records,) * 2
+        (np.ones(len(ends["a"]), dtype=np.int8), (ends["a"], ends["b"])), shape=(len(codes),) * 2
     )
     label = connected_components(graph, directed=False)[1]
-    seeds = con.sql(SEEDS_SQL).fetchnumpy()["code"]
-    return np.flatnonzero(np.isin(label, np.unique(label[seeds])))
+    affected = np.flatnonzero(np.isin(label, np.unique(label[seeds])))
+    return codes.keys.take(pa.array(affected, pa.int64()))
 
+
+MAX_REACH_STEPS = 64
 
 # Every tie between two current records, as pairs of codes: stored edges not touching a
 # changed or removed record, tonight's new pairs, reviewed matches, and each published
@@ -283,13 +316,43 @@ SELECT code, first_code FROM members WHERE code <> first_code
 # Where re-clustering starts: changed records, records that shared a published person with
 # a changed or removed one, and records of reviewed pairs (a decision re-clusters them).
 SEEDS_SQL = """
-SELECT c.code FROM record_codes c
-WHERE c.record_key IN (SELECT record_key FROM changed_records)
-   OR c.record_key IN (SELECT record_key FROM decided_records)
-   OR c.record_key IN (
+SELECT record_key FROM canonical_record
+WHERE record_key IN (SELECT record_key FROM changed_records)
+   OR record_key IN (SELECT record_key FROM decided_records)
+   OR record_key IN (
        SELECT record_key FROM linked_index WHERE person_id IN (
            SELECT person_id FROM linked_index
            WHERE record_key IN (SELECT record_key FROM gone_records)))
+"""
+
+# One step of the reach: current records tied to the last step's (reach_frontier) by the
+# ties LINKS_SQL lists, not reached before.
+REACH_STEP_SQL = """
+WITH stored AS (
+    SELECT record_key_l, record_key_r FROM edge
+    WHERE (record_key_l IN (SELECT record_key FROM reach_frontier)
+           OR record_key_r IN (SELECT record_key FROM reach_frontier))
+      AND record_key_l NOT IN (SELECT record_key FROM gone_records)
+      AND record_key_r NOT IN (SELECT record_key FROM gone_records)
+),
+pairs AS (
+    SELECT * FROM stored
+    UNION ALL SELECT record_key_l, record_key_r FROM scored_pairs
+    UNION ALL SELECT record_key_l, record_key_r FROM decided_pairs
+),
+tied AS (
+    SELECT record_key_r AS record_key FROM pairs
+    WHERE record_key_l IN (SELECT record_key FROM reach_frontier)
+    UNION ALL
+    SELECT record_key_l FROM pairs WHERE record_key_r IN (SELECT record_key FROM reach_frontier)
+    UNION ALL
+    SELECT record_key FROM linked_index WHERE person_id IN (
+        SELECT person_id FROM linked_index
+        WHERE record_key IN (SELECT record_key FROM reach_frontier))
+)
+SELECT DISTINCT record_key FROM tied
+WHERE record_key NOT IN (SELECT record_key FROM reach_all)
+  AND record_key IN (SELECT record_key FROM canonical_record)
 """
 
 # The stored edges among the affected records (tonight's new ones are added to them).

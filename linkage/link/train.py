@@ -39,6 +39,7 @@ from linkage.link.model import (
     ModelShape,
     comparison_columns,
     filled_columns,
+    filled_from_counts,
     model_columns,
     model_settings,
 )
@@ -161,32 +162,56 @@ class ModelMetadata:
 def model_input(
     con: duckdb.DuckDBPyConnection,
     registry: IdentifierRegistry | None = None,
-    record_keys: list[str] | None = None,
+    record_keys: pa.Array | list[str] | None = None,
 ) -> pd.DataFrame:
     """The model's columns of canonical_record (or of these records), sorted so every run
     sees the same order.
 
     Without a registry: the person columns and every identifier column the table has.
     """
+    columns = ", ".join(quote_identifier(column) for column in input_columns(con, registry))
+    if record_keys is None:
+        return _frame(con.sql(f"SELECT {columns} FROM canonical_record ORDER BY record_key"))
+    wanted = pa.table({"record_key": pa.array(record_keys, pa.string())})
+    con.register("model_input_keys", wanted)
+    try:
+        # a text column none of these records fills is still text (a whole population's
+        # would be too), so Splink compares it as text
+        return _frame(
+            con.sql(
+                f"SELECT {columns} FROM canonical_record"
+                " SEMI JOIN model_input_keys USING (record_key) ORDER BY record_key"
+            ),
+            empty_text_too=True,
+        )
+    finally:
+        con.unregister("model_input_keys")
+
+
+def input_columns(
+    con: duckdb.DuckDBPyConnection, registry: IdentifierRegistry | None = None
+) -> list[str]:
+    """The columns model_input reads: the model's that canonical_record has."""
     present = [row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()]
     if registry is None:
         base = {column.name for column in base_columns()}
         wanted = PERSON_COLUMNS + [name for name in present if name not in base]
     else:
         wanted = model_columns(registry)
-    columns = ", ".join(quote_identifier(column) for column in wanted if column in present)
-    if record_keys is None:
-        return _frame(con.sql(f"SELECT {columns} FROM canonical_record ORDER BY record_key"))
-    return _frame(
-        con.sql(
-            f"SELECT {columns} FROM canonical_record"
-            " WHERE record_key IN (SELECT unnest($keys)) ORDER BY record_key",
-            params={"keys": record_keys},
-        )
-    )
+    return [column for column in wanted if column in present]
 
 
-def _frame(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+def filled_input_columns(
+    con: duckdb.DuckDBPyConnection, registry: IdentifierRegistry
+) -> frozenset[str]:
+    """filled_columns of model_input, counted in SQL without reading the records."""
+    columns = input_columns(con, registry)
+    counts = ", ".join(f"count({quote_identifier(column)})" for column in columns)
+    row = con.execute(f"SELECT {counts} FROM canonical_record").fetchone()
+    return filled_from_counts(dict(zip(columns, row or [0] * len(columns), strict=True)))
+
+
+def _frame(relation: duckdb.DuckDBPyRelation, empty_text_too: bool = False) -> pd.DataFrame:
     """relation.df(), the same frame in half the time at a million records.
 
     .df() builds its str columns value by value; pandas' str dtype is Arrow-backed, so
@@ -199,7 +224,7 @@ def _frame(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
         column.name
         for column in table.schema
         if column.type in (pa.string(), pa.large_string())
-        and table[column.name].null_count < table.num_rows
+        and (empty_text_too or table[column.name].null_count < table.num_rows)
     ]
     frame = table.select(text).to_pandas(types_mapper=_pandas_str)
     others = [name for name in table.column_names if name not in text]
