@@ -19,7 +19,7 @@ import yaml
 from linkage.config import SourceConfig
 from linkage.extract import extract_source
 from linkage.extract.header import quote_identifier
-from linkage.extract.plain_csv import load_plain_csv
+from linkage.extract.plain_csv import MAX_PYTHON_CHECKED, load_plain_csv
 from linkage.extract.rows import open_rows
 
 NIGHT = date(2026, 11, 1)
@@ -91,6 +91,8 @@ PLAIN = {
     "spaces kept": HEADER + "1, Ann ,Reid  ,01/02/2003,  \n",
     "utf-8 names and byte-order mark": "\ufeff" + HEADER + "1,Siân,Mac Aoidh,01/02/2003,x\n",
     "empty first value": HEADER + ",Ann,Reid,01/02/2003,x\n",
+    "text quoted, numbers bare (R's write.csv)": '"id","first","last","dob","address"\n'
+    + '1,"Ann","Reid","01/02/2003",NA\n2,"Bob","O""Neil","02/03/2004","1 High St, Perth"\n',
 }
 
 DAMAGED = {
@@ -205,3 +207,11 @@ def test_a_big_plain_file_keeps_its_order_and_numbering(tmp_path: Path) -> None:
     table = fast[0]
     assert len(table) == 300_000
     assert all(row[0] == str(row[5]) and row[6] == row[5] + 1 for row in table)
+
+
+def test_quoting_field_by_field_is_checked_in_sql_not_python(tmp_path: Path) -> None:
+    """More rows than Python compares, quoted as R writes them (text quoted, numbers not):
+    still the fast path, so the check is in SQL."""
+    rows = [f'{n},"F{n}","S{n}","01/02/2003",{n}\n' for n in range(1, MAX_PYTHON_CHECKED + 100)]
+    content = ('"id","first","last","dob","address"\n' + "".join(rows)).encode()
+    assert fast_path_taken(tmp_path, content, source_config())

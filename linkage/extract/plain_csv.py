@@ -172,9 +172,9 @@ def _quoting_agrees(
 ) -> bool:
     """Whether every line holding the quote character is what its values say.
 
-    A line is given back by its values quoted only where they must be, or all quoted; the
-    few others (a quote inside a value, say) are parsed by Python's csv module, as the
-    careful reader would, and must give the same values.
+    A line is given back by its values quoted only where they must be, all quoted, or each
+    bare or quoted; the few others (a quote inside a value, say) are parsed by Python's
+    csv module, as the careful reader would, and must give the same values.
     """
     spec = config.file
     con.execute(
@@ -191,14 +191,24 @@ def _quoting_agrees(
         f" ELSE c{i} END"
         for i in range(width)
     ]
+    # each field as sent, when no quoted value holds the delimiter: bare or quoted, field
+    # by field (R's write.csv quotes text and not numbers)
+    each_field = " AND ".join(
+        f"(field[{i + 1}] = coalesce(c{i}, '') OR field[{i + 1}] = {quoted[i]})"
+        for i in range(width)
+    )
     unmatched = con.execute(
         f"""
-        SELECT value.rowid, line.line, {", ".join(f"c{i}" for i in range(width))}
-        FROM plain_csv_value AS value
-        JOIN plain_csv_line AS line ON line.rowid = value.rowid + 1
-        WHERE contains(line.line, {q})
-          AND line.line != concat_ws({d}, {", ".join(bare)})
-          AND line.line != concat_ws({d}, {", ".join(quoted)})
+        SELECT rowid, line, {", ".join(f"c{i}" for i in range(width))}
+        FROM (
+            SELECT value.rowid, value.*, line.line, string_split(line.line, {d}) AS field
+            FROM plain_csv_value AS value
+            JOIN plain_csv_line AS line ON line.rowid = value.rowid + 1
+            WHERE contains(line.line, {q})
+        )
+        WHERE line != concat_ws({d}, {", ".join(bare)})
+          AND line != concat_ws({d}, {", ".join(quoted)})
+          AND NOT (len(field) = {width} AND {each_field})
         LIMIT {MAX_PYTHON_CHECKED + 1}
         """
     ).fetchall()
