@@ -7,14 +7,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.nightly import (
-    FULL_REBUILD,
-    export,
-    link,
-    raise_alerts,
-    write_dashboards,
-    write_report,
-)
+from flows.nightly import FULL_REBUILD, link_alert_export, write_dashboards, write_report
 from linkage import night as stages
 from linkage.config import ProjectConfig, load_project
 from linkage.lock import warehouse_lock
@@ -44,12 +37,7 @@ def _relink(project: ProjectConfig, full: str | None) -> RunReport:
 
 def _link_night(project: ProjectConfig, night: stages.Night) -> RunReport:
     try:
-        with stages.published_together(night):  # index, alerts and exports: all or none
-            outcome = link(night)
-            stages.link_progress(night, outcome)
-            alerts = raise_alerts(night, outcome)
-            exports = export(night, outcome)
-        stages.output_progress(night, alerts, exports)
+        outcome, alerts, exports = link_alert_export(night)
         status = stages.mark_linked(night)
     except Exception:
         stages.fail_night(night)

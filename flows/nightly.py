@@ -118,6 +118,19 @@ def nightly(config_path: Path, run_date: date | None = None, full: bool = False)
         return _night(project, stages.start_night(project, run_date, run_id, rebuild))
 
 
+def link_alert_export(
+    night: stages.Night,
+) -> tuple[LinkOutcome | None, AlertOutcome | None, ExportSummary | None]:
+    """The night's index, alerts and exports, published together: all or none."""
+    with stages.published_together(night):
+        outcome = link(night)
+        stages.link_progress(night, outcome)
+        alerts = raise_alerts(night, outcome)
+        exports = export(night, outcome)
+    stages.output_progress(night, alerts, exports)
+    return outcome, alerts, exports
+
+
 def _night(project: ProjectConfig, night: stages.Night) -> RunReport:
     logger = get_run_logger()
     logger.info("run %s for night %s", night.run_id, night.run_date)
@@ -127,12 +140,7 @@ def _night(project: ProjectConfig, night: stages.Night) -> RunReport:
         intakes = [validate_source(night, intake) for intake in intakes]
         status = publish(night, intakes)
         stages.intake_progress(night, intakes)
-        with stages.published_together(night):  # index, alerts and exports: all or none
-            outcome = link(night)
-            stages.link_progress(night, outcome)
-            alerts = raise_alerts(night, outcome)
-            exports = export(night, outcome)
-        stages.output_progress(night, alerts, exports)
+        outcome, alerts, exports = link_alert_export(night)
     except Exception:
         stages.fail_night(night)  # the published index is untouched; the run is marked failed
         raise
