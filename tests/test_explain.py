@@ -262,3 +262,22 @@ def test_an_unknown_person_id_is_a_clear_error(
         )
     with pytest.raises(LinkageError, match=re.escape(message)):
         explain_person(small_index, "P0000000009")
+
+
+def test_a_few_records_read_for_scoring_keep_their_text_columns_as_text(sample_con) -> None:
+    """Records none of which hold an identifier still give Splink a text column for it
+    (an all-empty object column would reach DuckDB typeless and break its comparisons)."""
+    from linkage.link.train import model_input
+
+    keys = [
+        row[0]
+        for row in sample_con.execute(
+            "SELECT record_key FROM canonical_record WHERE scn IS NULL ORDER BY 1 LIMIT 3"
+        ).fetchall()
+    ]
+    few = model_input(sample_con, record_keys=keys)
+    everyone = model_input(sample_con)
+    assert list(few["record_key"]) == keys
+    assert few["scn"].isna().all()
+    assert few["scn"].dtype == everyone["scn"].dtype == "string"
+    assert list(few.columns) == list(everyone.columns)
