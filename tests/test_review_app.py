@@ -280,7 +280,8 @@ def test_the_weights_are_splinks_waterfall_figures(linked_sample) -> None:
     edges = read_table(linked_sample.warehouse, "edge")
     chosen = edges.sort_values("match_weight").iloc[:: max(1, len(edges) // 12)]
     with duckdb.connect(str(linked_sample.warehouse), read_only=True) as con:
-        linker, records = _population_linker(con, linked_sample.model_path)
+        keys = sorted(set(chosen["record_key_l"]) | set(chosen["record_key_r"]))
+        linker, records = _population_linker(con, linked_sample.model_path, keys)
         by_key = records.set_index("record_key", drop=False)
         tf_levels = 0
         for edge in chosen.itertuples():
