@@ -30,9 +30,9 @@ from linkage.extract import (
     quote_identifier,
     raw_table_name,
 )
-from linkage.identifiers import IdentifierRegistry
-from linkage.link.model import ModelShape, filled_from_counts, level_gammas, model_columns
+from linkage.link.model import ModelShape, level_gammas, model_columns
 from linkage.link.model import model_settings as build_model_settings
+from linkage.link.train import filled_input_columns
 from linkage.stage import STAGED_TABLE, create_staged_table, stage_source
 from linkage.standardise import standardise
 
@@ -226,7 +226,7 @@ def profile_source(
         stage_source(con, readable, files, run_date)
         standardise(con, STAGED_TABLE, STANDARDISED, registry=registry)
         profile.fields = field_profiles(con, config, lacking, examples, row_numbers)
-        shape = ModelShape(filled_from_counts(_model_column_counts(con, registry)), registry)
+        shape = ModelShape(filled_input_columns(con, registry, STANDARDISED), registry)
     _describe_model(profile, config, shape)
     log.info(
         "profile %s %s: %d rows read, %d rejected, %d fields",
@@ -455,16 +455,6 @@ def _read_examples(
     ).fetchall()
     for name, value in rows:
         by_name[name].examples.append(value)
-
-
-def _model_column_counts(
-    con: duckdb.DuckDBPyConnection, registry: IdentifierRegistry
-) -> dict[str, int]:
-    """Non-null count of each model column over the source's standardised records."""
-    columns = model_columns(registry)
-    counts = ", ".join(f"count({quote_identifier(c)})" for c in columns)
-    row = con.execute(f"SELECT {counts} FROM {STANDARDISED}").fetchone()
-    return dict(zip(columns, row or [0] * len(columns), strict=True))
 
 
 def _describe_model(profile: SourceProfile, config: SourceConfig, shape: ModelShape) -> None:

@@ -258,5 +258,6 @@ def _literal(text: str) -> str:
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> int:
-    row = con.execute(sql, params or {}).fetchone()
-    return int(row[0]) if row else 0
+    # fetchall, not fetchone: duckdb 2 keeps a result open until it is fully fetched
+    # (linkage.warehouse.fetch_one, which this module below it cannot import)
+    return int(con.execute(sql, params or {}).fetchall()[0][0])

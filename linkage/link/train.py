@@ -44,6 +44,7 @@ from linkage.link.model import (
     model_settings,
 )
 from linkage.schema import base_columns
+from linkage.warehouse import fetch_one
 
 log = logging.getLogger(__name__)
 # u is estimated from random pairs: about five per record, at least Splink's default of a
@@ -189,10 +190,12 @@ def model_input(
 
 
 def input_columns(
-    con: duckdb.DuckDBPyConnection, registry: IdentifierRegistry | None = None
+    con: duckdb.DuckDBPyConnection,
+    registry: IdentifierRegistry | None = None,
+    table: str = "canonical_record",
 ) -> list[str]:
-    """The columns model_input reads: the model's that canonical_record has."""
-    present = [row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()]
+    """The columns model_input reads: the model's that the table has."""
+    present = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
     if registry is None:
         base = {column.name for column in base_columns()}
         wanted = PERSON_COLUMNS + [name for name in present if name not in base]
@@ -202,12 +205,15 @@ def input_columns(
 
 
 def filled_input_columns(
-    con: duckdb.DuckDBPyConnection, registry: IdentifierRegistry
+    con: duckdb.DuckDBPyConnection,
+    registry: IdentifierRegistry,
+    table: str = "canonical_record",
 ) -> frozenset[str]:
-    """filled_columns of model_input, counted in SQL without reading the records."""
-    columns = input_columns(con, registry)
+    """filled_columns of model_input (of the table's records), counted in SQL without
+    reading the records."""
+    columns = input_columns(con, registry, table)
     counts = ", ".join(f"count({quote_identifier(column)})" for column in columns)
-    row = con.execute(f"SELECT {counts} FROM canonical_record").fetchone()
+    row = fetch_one(con, f"SELECT {counts} FROM {table}")
     return filled_from_counts(dict(zip(columns, row or [0] * len(columns), strict=True)))
 
 
