@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -40,7 +39,7 @@ from linkage.link.incremental import increment as incremental_scope
 from linkage.link.model import ModelShape, guard_levels, term_frequency_columns
 from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import filled_input_columns, input_columns, latest_model, model_input
-from linkage.persons import IdAssignment, IdChange, assign_person_ids, person_number
+from linkage.persons import IdAssignment, assign_person_ids, person_number
 from linkage.rebuild import index_drift
 from linkage.review import load_decisions
 from linkage.warehouse import PUBLISHED_TABLES, fetch_one, transaction
@@ -238,7 +237,7 @@ def link_warehouse(
         review_by_reason=dict(
             con.execute("SELECT reason, count(*) FROM link_review GROUP BY 1").fetchall()
         ),
-        id_changes=dict(Counter(change.event for change in assignment.changes)),
+        id_changes=assignment.event_counts(),
         seconds=round(time.perf_counter() - started, 2),
         persons_by_sources=_persons_by_sources(con),
         stage_seconds=stage.seconds,
@@ -386,13 +385,12 @@ def _publish(
         [vars(item) for item in clustering.review],
         columns=["record_key_l", "record_key_r", "match_probability", "reason"],
     )
-    history = pd.DataFrame(assignment.changes, columns=list(IdChange._fields))
     blocks = pd.DataFrame(run.blocking.as_rows(), columns=BLOCK_COUNT_COLUMNS)
     frames = {
         "new_person_of": assignment.person_of,
         "new_edge": edge_frame,
         "new_review": review,
-        "new_history": history,
+        "new_history": assignment.changes,
         "new_block_count": blocks,
         "touched": pa.table({"record_key": pa.array([], pa.string())})
         if touched is None
@@ -411,7 +409,7 @@ def _publish(
                 _replace_touched(con, gammas, params)
             review_params = {"run_id": run_id, "cap": run.review_cap}
             con.execute(_review_sql(run.identifier_comparisons), review_params)
-            person_sql, person_params = publish_person_sql(registry, only_new=touched is not None)
+            person_sql, person_params = publish_person_sql(registry)
             con.execute(person_sql, person_params | {"run_id": run_id})
             if touched is not None:  # every published row belongs to tonight's run
                 for table in ("linked_index", "person", "edge"):
@@ -500,9 +498,9 @@ def _replace_touched(con: duckdb.DuckDBPyConnection, gammas: list[str], params: 
 def _empty_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Empty a published table inside the publish transaction by re-creating it.
 
-    Deleting every row of a keyed table and inserting the same keys in one transaction
-    costs DuckDB ~7 s a million rows at commit; DROP + CREATE takes well under a second
-    and rolls back all the same.
+    DROP + CREATE takes well under a second and rolls back all the same, where deleting a
+    million rows costs seconds at commit; it also drops the key index an older
+    warehouse's table had.
     """
     con.execute(f"DROP TABLE {table}")
     con.execute(PUBLISHED_TABLES[table])
@@ -585,14 +583,16 @@ ORDER BY record_key_l, record_key_r, reason
 PUBLISH_PERSON_SQL = """
 INSERT INTO person
 WITH records AS MATERIALIZED (
-    SELECT li.person_id, li.link_confidence, li.source, c.forename, c.surname,
-           c.date_of_birth, c.sex, c.postcode{identifier_columns},
-           count(*) OVER (PARTITION BY li.person_id) AS n
-    FROM linked_index li JOIN canonical_record c USING (record_key){only_new}
+    SELECT p.person_id, p.records AS n, c.record_key, c.source, c.forename, c.surname,
+           c.date_of_birth, c.sex, c.postcode{identifier_columns}
+    FROM new_person_of p JOIN canonical_record c USING (record_key)
 ),
--- Most persons have one record: theirs is the person row as it is. Only the records of
--- persons with several are voted on and grouped.
-shared AS MATERIALIZED (SELECT * FROM records WHERE n > 1),
+-- Most persons have one record: theirs is the person row as it is (and no linked edge, so
+-- no link confidence). Only the records of persons with several are voted on and grouped.
+shared AS MATERIALIZED (
+    SELECT r.*, li.link_confidence
+    FROM records r JOIN linked_index li USING (record_key) WHERE r.n > 1
+),
 field_values AS (
     UNPIVOT (
         SELECT person_id, forename, surname, CAST(date_of_birth AS VARCHAR) AS date_of_birth,
@@ -644,7 +644,7 @@ persons AS (
     LEFT JOIN identifier_maps i USING (person_id)
     UNION ALL
     SELECT person_id, forename, surname, date_of_birth, sex, postcode,
-           {lone_identifiers}, [], [source], 1, link_confidence
+           {lone_identifiers}, [], [source], 1, NULL
     FROM records WHERE n = 1
 ),
 reviewed AS (
@@ -657,11 +657,10 @@ ORDER BY person_id
 """
 
 
-def publish_person_sql(
-    registry: IdentifierRegistry, only_new: bool = False
-) -> tuple[str, dict[str, Any]]:
-    """The person insert for the registry's identifier columns, and its parameters; with
-    only_new, the persons of new_person_of only (an incremental link's)."""
+def publish_person_sql(registry: IdentifierRegistry) -> tuple[str, dict[str, Any]]:
+    """The insert of new_person_of's persons (every person after a full link, the
+    re-clustered ones after an incremental link) for the registry's identifier columns,
+    and its parameters."""
     params: dict[str, Any] = {"hard": registry.hard_constraints()}
     selects, entries = [], []
     for position, name in enumerate(registry.names):
@@ -688,11 +687,6 @@ def publish_person_sql(
         identifier_values=values,
         identifier_columns=columns,
         lone_identifiers=lone_identifiers,
-        only_new=(
-            "\n    WHERE li.person_id IN (SELECT DISTINCT person_id FROM new_person_of)"
-            if only_new
-            else ""
-        ),
     )
     return sql, params
 

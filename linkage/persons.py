@@ -15,13 +15,14 @@ from typing import Any, NamedTuple, TypeAlias
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 ID_PREFIX = "P"
 ID_DIGITS = 10
 ID_FORMAT = f"{ID_PREFIX}%0{ID_DIGITS}d"  # format_person_id, for DuckDB's printf
 
 
-class IdChange(NamedTuple):  # a tuple: a first link records one per person, a million
+class IdChange(NamedTuple):
     person_id: str
     event: str  # created | split | merged | retired
     related_person_id: str | None  # split from / merged into
@@ -36,8 +37,16 @@ Table: TypeAlias = pa.Table | pd.DataFrame
 
 @dataclass
 class IdAssignment:
-    person_of: pa.Table  # record_key, person_id (in no particular order)
-    changes: list[IdChange]
+    person_of: pa.Table  # record_key, person_id, records (the person's; in no order)
+    # IdChange's columns, in CHANGES_SQL's order: a table, as a first link makes a million
+    changes: pa.Table
+
+    def change_list(self) -> list[IdChange]:
+        return [IdChange(**row) for row in self.changes.to_pylist()]
+
+    def event_counts(self) -> dict[str, int]:
+        counts = pc.value_counts(self.changes["event"]).to_pylist()
+        return {count["values"]: count["counts"] for count in counts}
 
 
 def format_person_id(number: int) -> str:
@@ -72,9 +81,9 @@ def assign_person_ids(clusters: Table, previous: Table, next_number: int) -> IdA
         con.execute(INHERITED_SQL)
         con.execute(NAMED_SQL, {"id_format": ID_FORMAT, "next_number": next_number})
         person_of = con.sql(
-            "SELECT record_key, person_id FROM clusters JOIN named USING (cluster_key)"
+            "SELECT record_key, person_id, records FROM clusters JOIN named USING (cluster_key)"
         ).to_arrow_table()
-        changes = list(map(IdChange._make, con.execute(CHANGES_SQL).fetchall()))
+        changes = con.sql(CHANGES_SQL).to_arrow_table()
     finally:
         con.close()
     return IdAssignment(person_of, changes)

@@ -33,14 +33,14 @@ def ids(assignment) -> dict[str, str]:  # noqa: ANN001
 def test_first_run_mints_ids_in_record_order() -> None:
     result = assign_person_ids(clusters(b=["b"], a=["a", "c"]), published(), next_number=1)
     assert ids(result) == {"a": "P0000000001", "c": "P0000000001", "b": "P0000000002"}
-    assert [c.event for c in result.changes] == ["created", "created"]
+    assert [c.event for c in result.change_list()] == ["created", "created"]
 
 
 def test_unchanged_clusters_keep_their_ids_and_record_nothing() -> None:
     result = assign_person_ids(
         clusters(x=["a", "b"], y=["c"]), published(P7=["a", "b"], P9=["c"]), next_number=10
     )
-    assert ids(result) == {"a": "P7", "b": "P7", "c": "P9"} and result.changes == []
+    assert ids(result) == {"a": "P7", "b": "P7", "c": "P9"} and result.change_list() == []
 
 
 def test_a_merge_keeps_the_larger_id_and_records_the_other_as_merged() -> None:
@@ -48,7 +48,7 @@ def test_a_merge_keeps_the_larger_id_and_records_the_other_as_merged() -> None:
         clusters(x=["a", "b", "c"]), published(P1=["a"], P2=["b", "c"]), next_number=3
     )
     assert set(ids(result).values()) == {"P2"}
-    assert result.changes == [IdChange("P1", "merged", "P2", 1, "linked to another person")]
+    assert result.change_list() == [IdChange("P1", "merged", "P2", 1, "linked to another person")]
 
 
 def test_a_split_keeps_the_id_for_the_largest_part_and_mints_for_the_rest() -> None:
@@ -56,7 +56,8 @@ def test_a_split_keeps_the_id_for_the_largest_part_and_mints_for_the_rest() -> N
         clusters(x=["a"], y=["b", "c"]), published(P1=["a", "b", "c"]), next_number=5
     )
     assert ids(result) == {"a": format_person_id(5), "b": "P1", "c": "P1"}
-    assert result.changes == [IdChange(format_person_id(5), "split", "P1", 1, "records split off")]
+    split = IdChange(format_person_id(5), "split", "P1", 1, "records split off")
+    assert result.change_list() == [split]
 
 
 def test_new_records_join_existing_persons_and_removed_ones_retire_ids() -> None:
@@ -64,7 +65,7 @@ def test_new_records_join_existing_persons_and_removed_ones_retire_ids() -> None
         clusters(x=["a", "new"], y=["other"]), published(P1=["a"], P2=["gone"]), next_number=3
     )
     assert ids(result) == {"a": "P1", "new": "P1", "other": format_person_id(3)}
-    assert {(c.person_id, c.event) for c in result.changes} == {
+    assert {(c.person_id, c.event) for c in result.change_list()} == {
         (format_person_id(3), "created"),
         ("P2", "retired"),
     }
@@ -75,7 +76,7 @@ def test_the_same_inputs_give_the_same_ids_in_any_row_order() -> None:
     previous = published(P1=["a", "c"], P2=["d"], P3=["e", "f"])
     first = assign_person_ids(groups, previous, next_number=4)
     second = assign_person_ids(groups.iloc[::-1], previous.iloc[::-1], next_number=4)
-    assert ids(first) == ids(second) and first.changes == second.changes
+    assert ids(first) == ids(second) and first.change_list() == second.change_list()
 
 
 # End to end: the sample's nights through the real flows (shared linked_sample fixture).
