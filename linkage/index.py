@@ -103,9 +103,21 @@ def link_run(con: duckdb.DuckDBPyConnection, run_id: str) -> LinkRun | None:
 
 
 def published_link_run(con: duckdb.DuckDBPyConnection) -> LinkRun | None:
-    """The link run whose person index is published, or None before the first."""
-    row = fetch_one(con, "SELECT any_value(run_id) FROM linked_index")
+    """The link run whose person index is published, or None before the first.
+
+    link_run's row commits with the index it published, so the latest is the one; a
+    warehouse linked before link_run had linked_at: the run its index rows carry.
+    """
+    row = fetch_one(con, PUBLISHED_RUN_SQL)
     return None if row is None or row[0] is None else link_run(con, row[0])
+
+
+PUBLISHED_RUN_SQL = """
+SELECT coalesce(
+    (SELECT run_id FROM link_run WHERE linked_at IS NOT NULL ORDER BY linked_at DESC LIMIT 1),
+    (SELECT any_value(run_id) FROM linked_index)
+)
+"""
 
 
 def resolve_model(project: ProjectConfig) -> Path:
@@ -311,8 +323,7 @@ def _why_full(con: duckdb.DuckDBPyConnection, basis: str, run_id: str) -> str | 
     """Why tonight must link every record, or None to link incrementally."""
     published = fetch_one(
         con,
-        "SELECT l.link_basis FROM link_run l"
-        " WHERE l.run_id = (SELECT any_value(run_id) FROM linked_index)",
+        f"SELECT link_basis FROM link_run WHERE run_id = ({PUBLISHED_RUN_SQL})",
     )
     if published is None:
         return "no index published yet"
@@ -411,9 +422,6 @@ def _publish(
             con.execute(_review_sql(run.identifier_comparisons), review_params)
             person_sql, person_params = publish_person_sql(registry)
             con.execute(person_sql, person_params | {"run_id": run_id})
-            if touched is not None:  # every published row belongs to tonight's run
-                for table in ("linked_index", "person", "edge"):
-                    con.execute(f"UPDATE {table} SET run_id = $run_id", {"run_id": run_id})
             con.execute(
                 "INSERT INTO person_id_history SELECT $run_id, $run_date, person_id, event,"
                 " related_person_id, records, reason FROM new_history",
@@ -424,7 +432,7 @@ def _publish(
                 " (SELECT count(*) FROM linked_index),"
                 " (SELECT count(*) FROM person),"
                 " (SELECT count(*) FROM edge), (SELECT count(*) FROM link_review), NULL,"
-                " $blocking_changes, $basis",
+                " $blocking_changes, $basis, now()",
                 params
                 | {
                     "path": str(run.model_path),

@@ -63,7 +63,9 @@ PUBLISHED_TABLES = {
             run_id VARCHAR, run_date DATE, source VARCHAR, source_file VARCHAR,
             source_row_number BIGINT, source_record_id VARCHAR, field VARCHAR,
             check_name VARCHAR, reason VARCHAR)""",
-    # The person index (linkage/index.py): replaced whole by each successful link stage.
+    # The person index (linkage/index.py): replaced by each successful link stage, whole or
+    # (incrementally) the persons a change reached; a row's run_id is the link run that last
+    # placed it, and link_run's latest row (linked_at) is the run that published the index.
     # No primary keys: each publish writes a key once by construction (tests check it), and
     # a key index would cost ~2 s a million rows to build and commit every night.
     "linked_index": """
@@ -129,7 +131,8 @@ PUBLISHED_TABLES = {
         CREATE TABLE IF NOT EXISTS link_run (
             run_id VARCHAR, run_date DATE, model_version VARCHAR, model_path VARCHAR,
             records BIGINT, persons BIGINT, edges BIGINT, review_items BIGINT,
-            seconds DOUBLE, blocking_changes VARCHAR, link_basis VARCHAR)""",
+            seconds DOUBLE, blocking_changes VARCHAR, link_basis VARCHAR,
+            linked_at TIMESTAMP)""",
     # What each record was last linked on: the hash of its model input (link/incremental.py).
     "link_input": """
         CREATE TABLE IF NOT EXISTS link_input (record_key VARCHAR, input_hash UBIGINT)""",
@@ -185,6 +188,7 @@ def open_warehouse(
     # columns added to published tables since a warehouse was made
     con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS blocking_changes VARCHAR")
     con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS link_basis VARCHAR")
+    con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS linked_at TIMESTAMP")
     for added, sql_type in [("priority", "INTEGER"), ("stake", "VARCHAR"), ("queued", "BOOLEAN")]:
         con.execute(f"ALTER TABLE link_review ADD COLUMN IF NOT EXISTS {added} {sql_type}")
     for added, sql_type in REVIEW_DECISION_ADDED:

@@ -389,7 +389,7 @@ def _stand_in_for_a_later_link_run(con: duckdb.DuckDBPyConnection) -> dict[str, 
     )
     con.execute(
         "INSERT INTO link_run SELECT $run_id, DATE '2026-11-04', model_version, model_path,"
-        " 0, 0, 0, 0, 0, NULL, link_basis FROM link_run LIMIT 1",
+        " 0, 0, 0, 0, 0, NULL, link_basis, now() FROM link_run LIMIT 1",
         {"run_id": run_id},
     )
     return {"merged": merged, "split": split, "gone": gone, "new": new, "moved": moved}
