@@ -31,6 +31,7 @@ from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
 from linkage.link.codes import EDGE_CODES, RecordCodes
 from linkage.link.incremental import (
     RecordChanges,
+    hash_model_inputs,
     record_changes,
     save_link_input,
     save_term_frequencies,
@@ -183,9 +184,9 @@ def link_warehouse(
     settings = cluster_settings(project.linkage, exclusive, registry, model_path)
     decisions = load_decisions(con)
     basis = link_basis(model_path, blocking, settings, project.linkage)
-    changes = record_changes(con, input_columns(con, registry))
+    hash_model_inputs(con, input_columns(con, registry))
     full = full or _why_full(con, basis, run_id)
-    increment = None
+    changes, increment = None, None
     if full:
         log.info("run %s: linking every record: %s", run_id, full)
         records = model_input(con, registry)
@@ -196,6 +197,7 @@ def link_warehouse(
         stage.done("cluster")
         previous = con.sql("SELECT record_key, person_id FROM linked_index").to_arrow_table()
     else:
+        changes = record_changes(con)
         increment = incremental_scope(
             con,
             registry,
@@ -235,7 +237,7 @@ def link_warehouse(
         assignment,
         registry,
         None if increment is None else increment.touched,
-        None if increment is None else changes,
+        changes,
     )
     stage.done("publish")
     outcome = LinkOutcome(

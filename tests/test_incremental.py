@@ -129,7 +129,8 @@ def test_reaching_a_change_step_by_step_finds_what_whole_graph_components_find(
         shape = ModelShape(filled_input_columns(con, registry), registry)
         budget = project.linkage.max_pairs_per_record
         rules = plan_blocking(con, "canonical_record", shape, budget).rules()
-        changes = incremental.record_changes(con, input_columns(con, registry))
+        incremental.hash_model_inputs(con, input_columns(con, registry))
+        changes = incremental.record_changes(con)
         assert changes.changed and changes.removed
 
         def reach() -> tuple[list, list]:

@@ -54,9 +54,14 @@ def input_hash_sql(columns: list[str]) -> str:
     return f"SELECT record_key, hash(struct_pack({values})) AS input_hash FROM canonical_record"
 
 
-def record_changes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> RecordChanges:
-    """What changed in canonical_record since the last link (one pass, set-based)."""
+def hash_model_inputs(con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
+    """Tonight's input hash of every canonical record (temp table tonight_input): what
+    record_changes compares and save_link_input keeps."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE tonight_input AS {input_hash_sql(columns)}")
+
+
+def record_changes(con: duckdb.DuckDBPyConnection) -> RecordChanges:
+    """What changed in canonical_record (tonight_input) since the last link (set-based)."""
     changed = con.execute(
         f"SELECT t.record_key FROM tonight_input t LEFT JOIN {INPUT_TABLE} l USING (record_key)"
         " WHERE l.input_hash IS DISTINCT FROM t.input_hash ORDER BY 1"
