@@ -606,11 +606,31 @@ shared AS MATERIALIZED (
     SELECT r.*, li.link_confidence
     FROM records r JOIN linked_index li USING (record_key) WHERE r.n > 1
 ),
+summary AS (
+    SELECT
+        person_id,
+        list_sort(list(DISTINCT source)) AS sources,
+        count(*) AS records,
+        min(link_confidence) AS min_link_confidence,
+        min(forename) AS forename_0, max(forename) AS forename_1,
+        min(surname) AS surname_0, max(surname) AS surname_1,
+        min(date_of_birth) AS date_of_birth_0, max(date_of_birth) AS date_of_birth_1,
+        min(sex) AS sex_0, max(sex) AS sex_1,
+        min(postcode) AS postcode_0, max(postcode) AS postcode_1
+    FROM shared GROUP BY person_id
+),
+-- Where a person's records agree on a field, that is its value; only persons whose
+-- records differ somewhere are voted on.
+disputed AS (
+    SELECT person_id FROM summary
+    WHERE forename_0 <> forename_1 OR surname_0 <> surname_1
+       OR date_of_birth_0 <> date_of_birth_1 OR sex_0 <> sex_1 OR postcode_0 <> postcode_1
+),
 field_values AS (
     UNPIVOT (
         SELECT person_id, forename, surname, CAST(date_of_birth AS VARCHAR) AS date_of_birth,
                sex, postcode
-        FROM shared
+        FROM shared SEMI JOIN disputed USING (person_id)
     )
     ON forename, surname, date_of_birth, sex, postcode
     INTO NAME field VALUE value
@@ -639,17 +659,15 @@ identifier_maps AS (
             AS conflicting
     FROM identifier_lists GROUP BY person_id
 ),
-summary AS (
-    SELECT
-        person_id,
-        list_sort(list(DISTINCT source)) AS sources,
-        count(*) AS records,
-        min(link_confidence) AS min_link_confidence
-    FROM shared GROUP BY person_id
-),
 persons AS (
-    SELECT s.person_id, v.forename, v.surname, CAST(v.date_of_birth AS DATE) AS date_of_birth,
-           v.sex, v.postcode, coalesce(i.identifiers, MAP {{}}) AS identifiers,
+    SELECT s.person_id,
+           CASE WHEN forename_0 = forename_1 THEN forename_0 ELSE v.forename END AS forename,
+           CASE WHEN surname_0 = surname_1 THEN surname_0 ELSE v.surname END AS surname,
+           CASE WHEN date_of_birth_0 = date_of_birth_1 THEN date_of_birth_0
+                ELSE CAST(v.date_of_birth AS DATE) END AS date_of_birth,
+           CASE WHEN sex_0 = sex_1 THEN sex_0 ELSE v.sex END AS sex,
+           CASE WHEN postcode_0 = postcode_1 THEN postcode_0 ELSE v.postcode END AS postcode,
+           coalesce(i.identifiers, MAP {{}}) AS identifiers,
            coalesce(i.conflicting, []) AS conflicting, s.sources, s.records,
            s.min_link_confidence
     FROM summary s
