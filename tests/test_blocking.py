@@ -82,6 +82,14 @@ def test_pairs_are_counted_exactly_from_group_sizes(block: PredictionBlock) -> N
         assert PairCounter(con, "records")(block) == brute_force_pairs(records, block)
 
 
+def test_a_crossed_block_must_reorder_its_own_keys() -> None:
+    """Counting halves the crossed pairs, which holds only when a pair matches both ways."""
+    with pytest.raises(ValueError, match="reordered"):
+        PredictionBlock(("forename_metaphone",), ("surname_metaphone",))
+    tightened = PredictionBlock(("a", "b"), ("b", "a")).tightened("year(date_of_birth)")
+    assert tightened.crossed == ("b", "a", "year(date_of_birth)")
+
+
 def plan_for(records: pd.DataFrame, max_pairs_per_record: float):  # noqa: ANN201
     shape = ModelShape(filled_columns(records, minimum=1), default_registry())
     with duckdb.connect() as con:

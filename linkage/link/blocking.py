@@ -139,19 +139,13 @@ class PairCounter:
         groups = self._groups(block.keys, held)
         if block.crossed is None:
             sql = f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM ({groups})"
-        elif sorted(block.crossed) == sorted(block.keys):  # the same groups, keys swapped
+        else:  # the crossed keys are these keys reordered: the same groups, joined swapped
             swapped = [block.keys.index(key) for key in block.crossed]
             join = " AND ".join(f"a.k{i} = b.k{j}" for i, j in enumerate(swapped))
             # each crossed pair is met from both of its records: halve the product
             sql = (
-                f"WITH g AS ({groups})"
-                f" SELECT coalesce(sum(a.n * b.n) // 2, 0) FROM g a JOIN g b ON {join}"
-            )
-        else:
-            join = " AND ".join(f"a.k{i} = b.k{i}" for i in range(len(block.keys)))
-            sql = (
-                f"SELECT coalesce(sum(a.n * b.n) // 2, 0) FROM ({groups}) a"
-                f" JOIN ({self._groups(block.crossed, held)}) b ON {join}"
+                f"WITH g AS ({groups}) SELECT coalesce(sum(a.n * b.n) // 2, 0)"
+                f" FROM g a JOIN g b ON {join}"
             )
         return int(self.con.execute(sql).fetchall()[0][0])
 

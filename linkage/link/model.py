@@ -332,10 +332,15 @@ def comparison_columns(shape: ModelShape) -> dict[str, set[str]]:
 @dataclass(frozen=True)
 class PredictionBlock:
     """A prediction blocking rule: records whose `keys` are equal (SQL over one record's
-    columns), or, when `crossed` is given, whose `keys` equal the other's `crossed`."""
+    columns), or, when `crossed` is given, whose `keys` equal the other's `crossed`: the
+    same keys reordered (names swapped), so a pair matches from either of its records."""
 
     keys: tuple[str, ...]
     crossed: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.crossed is not None and sorted(self.crossed) != sorted(self.keys):
+            raise ValueError(f"crossed keys {self.crossed} are not {self.keys} reordered")
 
     @property
     def name(self) -> str:
