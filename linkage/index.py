@@ -26,18 +26,36 @@ from linkage.config import LinkageSettings, ProjectConfig
 from linkage.errors import LinkageError
 from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry
-from linkage.link.blocking import BLOCK_COUNT_COLUMNS, BlockingPlan, plan_blocking
+from linkage.link.blocking import (
+    BLOCK_COUNT_COLUMNS,
+    BlockingPlan,
+    BlockNotCounted,
+    DeltaPairCounter,
+    PairCounter,
+    plan_blocking,
+)
 from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
 from linkage.link.codes import EDGE_CODES, RecordCodes
 from linkage.link.incremental import (
+    CHANGED,
+    COMPONENT_TABLE,
+    INPUT_TABLE,
+    TONIGHT,
     RecordChanges,
-    hash_model_inputs,
+    hash_records,
+    next_component_label,
     record_changes,
-    save_link_input,
+    record_components,
+    save_link_state,
     save_term_frequencies,
 )
 from linkage.link.incremental import increment as incremental_scope
-from linkage.link.model import ModelShape, guard_levels, term_frequency_columns
+from linkage.link.model import (
+    ModelShape,
+    guard_levels,
+    prediction_blocks,
+    term_frequency_columns,
+)
 from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import filled_input_columns, input_columns, latest_model, model_input
 from linkage.persons import IdAssignment, assign_person_ids, person_number
@@ -172,21 +190,34 @@ def link_warehouse(
     model_path = resolve_model(project)
     exclusive = {c.source for c in project.source_configs() if c.one_record_per_person}
     registry = project.identifier_registry()
-    blocking = plan_blocking(
-        con,
-        "canonical_record",
-        ModelShape(filled_input_columns(con, registry), registry),
-        project.linkage.max_pairs_per_record,
-    )
-    for change in blocking.changes():
-        log.info("run %s: blocking on a budget: %s", run_id, change)
-    stage.done("count blocks")
     settings = cluster_settings(project.linkage, exclusive, registry, model_path)
     decisions = load_decisions(con)
+    shape = ModelShape(filled_input_columns(con, registry), registry)
+    columns = input_columns(con, registry)
+    full = full or _why_full(con, run_id)
+    changes, blocking = None, None
+    if not full:  # tonight's blocks counted from the published counts and what changed
+        hash_records(con, columns)
+        changes = record_changes(con)
+        published_basis, counts = _published_blocking(con)
+        try:
+            delta = DeltaPairCounter(con, counts, INPUT_TABLE, CHANGED)
+            blocking = _plan(con, project, shape, delta)
+        except BlockNotCounted as block:
+            full = f"the published index has no count of the block {block}"
+        else:
+            if link_basis(model_path, blocking, settings, project.linkage) != published_basis:
+                full = "the model, the blocking or the link settings changed since the last link"
+    if full:
+        changes = None
+        hash_records(con, columns, prediction_blocks(shape))
+        blocking = _plan(con, project, shape, PairCounter(con, "canonical_record", TONIGHT))
+    assert blocking is not None
+    for change in blocking.changes():
+        log.info("run %s: blocking on a budget: %s", run_id, change)
     basis = link_basis(model_path, blocking, settings, project.linkage)
-    hash_model_inputs(con, input_columns(con, registry))
-    full = full or _why_full(con, basis, run_id)
-    changes, increment = None, None
+    stage.done("count blocks")
+    increment = None
     if full:
         log.info("run %s: linking every record: %s", run_id, full)
         records = model_input(con, registry)
@@ -197,14 +228,14 @@ def link_warehouse(
         stage.done("cluster")
         previous = con.sql("SELECT record_key, person_id FROM linked_index").to_arrow_table()
     else:
-        changes = record_changes(con)
+        assert changes is not None
         increment = incremental_scope(
             con,
             registry,
             changes,
             model_path,
             project.linkage.edge_floor,
-            blocking.rules(),
+            blocking.blocks,
             decisions,
         )
         edges, previous = increment.edges, increment.previous
@@ -310,29 +341,43 @@ def _next_person_number(con: duckdb.DuckDBPyConnection) -> int:
     return 1 if row is None or row[0] is None else person_number(row[0]) + 1
 
 
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    project: ProjectConfig,
+    shape: ModelShape,
+    count_pairs: PairCounter | DeltaPairCounter,
+) -> BlockingPlan:
+    return plan_blocking(
+        con,
+        "canonical_record",
+        shape,
+        project.linkage.max_pairs_per_record,
+        count_pairs=count_pairs,
+    )
+
+
 def link_basis(
     model_path: Path, blocking: BlockingPlan, clustering: ClusterSettings, linkage: LinkageSettings
 ) -> str:
-    """What tonight's links follow from besides the records: the model, the blocks and the
-    settings. An index linked on another basis is not kept incrementally."""
+    """What tonight's links follow from besides the records: the model, the blocks, the
+    settings and DuckDB's version (its hash keys the stored block keys). An index linked
+    on another basis is not kept incrementally."""
     parts = [model_path.read_text(encoding="utf-8"), repr(clustering), linkage.model_dump_json()]
+    parts.append(duckdb.__version__)
     for rule in blocking.rules():
         parts.append(rule.create_blocking_rule_dict("duckdb")["blocking_rule"])
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def _why_full(con: duckdb.DuckDBPyConnection, basis: str, run_id: str) -> str | None:
-    """Why tonight must link every record, or None to link incrementally."""
-    published = fetch_one(
-        con,
-        f"SELECT link_basis FROM link_run WHERE run_id = ({PUBLISHED_RUN_SQL})",
-    )
-    if published is None:
+def _why_full(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    """Why tonight must link every record, before counting the blocks; None to try
+    incrementally (a changed basis, found once they are counted, is the other reason)."""
+    if fetch_one(con, PUBLISHED_RUN_SQL) in (None, (None,)):
         return "no index published yet"
-    if published[0] != basis:
-        return "the model, the blocking or the link settings changed since the index was linked"
-    if _count(con, "SELECT count(*) FROM link_input") == 0:
+    if _count(con, f"SELECT count(*) FROM {INPUT_TABLE}") == 0:
         return "no record of what the published index was linked on"
+    if _count(con, f"SELECT count(*) FROM {COMPONENT_TABLE}") == 0:
+        return "no record of the published index's components"
     if _count(con, "SELECT count(*) FROM link_term_frequency") == 0:
         return "no term frequencies kept from the last full link"
     last = fetch_one(
@@ -343,6 +388,15 @@ def _why_full(con: duckdb.DuckDBPyConnection, basis: str, run_id: str) -> str | 
     if last is not None and last[0] in ("failed", "running"):
         return "the last run did not finish"
     return None
+
+
+def _published_blocking(con: duckdb.DuckDBPyConnection) -> tuple[str | None, dict[str, int]]:
+    """The published index's link basis and its blocks' pair counts."""
+    basis = fetch_one(con, f"SELECT link_basis FROM link_run WHERE run_id = ({PUBLISHED_RUN_SQL})")
+    counts = con.execute(
+        f"SELECT rule, pairs FROM blocking_rule_run WHERE run_id = ({PUBLISHED_RUN_SQL})"
+    ).fetchall()
+    return (None if basis is None else basis[0]), {rule: int(pairs) for rule, pairs in counts}
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -446,7 +500,9 @@ def _publish(
                 "INSERT INTO blocking_rule_run SELECT $run_id, $run_date, * FROM new_block_count",
                 {"run_id": run_id, "run_date": run_date},
             )
-            save_link_input(con, changes)
+            first_label = 0 if touched is None else next_component_label(con)
+            components = record_components(clustering.keys, ends[0], ends[1], first_label)
+            save_link_state(con, changes, components)
             if touched is None:  # a full link's scores: tonight's term frequencies
                 save_term_frequencies(
                     con,

@@ -133,9 +133,13 @@ PUBLISHED_TABLES = {
             records BIGINT, persons BIGINT, edges BIGINT, review_items BIGINT,
             seconds DOUBLE, blocking_changes VARCHAR, link_basis VARCHAR,
             linked_at TIMESTAMP)""",
-    # What each record was last linked on: the hash of its model input (link/incremental.py).
+    # What each record was last linked on (link/incremental.py): the hash of its model
+    # input, then one column per block key set, hashed (a full link re-creates it with them).
     "link_input": """
         CREATE TABLE IF NOT EXISTS link_input (record_key VARCHAR, input_hash UBIGINT)""",
+    # Each record's connected component of the stored edges (link/incremental.py).
+    "link_component": """
+        CREATE TABLE IF NOT EXISTS link_component (record_key VARCHAR, component BIGINT)""",
     # The term frequencies the published scores were computed with: refreshed by every full
     # link, kept by incremental ones so every stored score uses one snapshot.
     "link_term_frequency": """

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from linkage.identifiers import default_registry
-from linkage.link.blocking import PairCounter, plan_blocking
+from linkage.link.blocking import BlockNotCounted, DeltaPairCounter, PairCounter, plan_blocking
 from linkage.link.model import ModelShape, PredictionBlock, filled_columns
 
 COLUMNS = [
@@ -77,9 +77,62 @@ def test_pairs_are_counted_exactly_from_group_sizes(block: PredictionBlock) -> N
     records.loc[::5, "surname"] = None  # a missing key makes no pair
     records.loc[7, ["forename_metaphone", "surname_metaphone"]] = ["MACL", "IAI"]  # swapped
     records.loc[8, "date_of_birth"] = records.loc[7, "date_of_birth"]
+    # forename and surname alike: a record pairs crossed with its own group
+    records.loc[[9, 10, 11], ["forename_metaphone", "surname_metaphone"]] = "LEE"
+    records.loc[[10, 11], "date_of_birth"] = records.loc[9, "date_of_birth"]
     with duckdb.connect() as con:
         con.register("records", records)
-        assert PairCounter(con, "records")(block) == brute_force_pairs(records, block)
+        counted = PairCounter(con, "records", "record_keys")(block)
+    assert counted == brute_force_pairs(records, block)
+
+
+def test_pairs_counted_from_what_changed_equal_a_count_of_everything() -> None:
+    """An incremental night counts a block as the published count plus what the changed
+    and removed records took away and the new and changed ones brought."""
+    blocks = [
+        PredictionBlock(("forename_canonical", "surname")),
+        PredictionBlock(
+            ("date_of_birth", "forename_metaphone", "surname_metaphone"),
+            ("date_of_birth", "surname_metaphone", "forename_metaphone"),
+        ),
+    ]
+    before = island()
+    before.loc[[9, 10], ["forename_metaphone", "surname_metaphone"]] = "LEE"
+    before.loc[10, "date_of_birth"] = before.loc[9, "date_of_birth"]
+    after = before.drop(index=range(0, 40, 4)).copy()  # some leave
+    after.loc[41, "surname"] = "MACLEOD"  # some change
+    after.loc[[42, 43], ["forename_metaphone", "surname_metaphone"]] = ["MACD", "DON"]
+    after.loc[43, "date_of_birth"] = after.loc[42, "date_of_birth"]
+    after.loc[45, ["forename_metaphone", "surname_metaphone"]] = "LEE"
+    after.loc[45, "date_of_birth"] = after.loc[9, "date_of_birth"]
+    arrived = island(460).iloc[400:].assign(record_key=lambda f: "new" + f["record_key"])
+    after = pd.concat([after, arrived], ignore_index=True)
+    changed = after.merge(before, how="left", indicator=True)
+    changed = changed[changed["_merge"] == "left_only"]
+    stale = before[
+        ~before["record_key"].isin(after["record_key"])
+        | before["record_key"].isin(changed["record_key"])
+    ]
+    with duckdb.connect() as con:
+        con.register("before", before)
+        con.register("changed", changed.drop(columns="_merge"))
+        con.register("after", after)
+        published = PairCounter(con, "before", "published")
+        published.hash_keys(blocks)
+        counts = {block.name: published(block) for block in blocks}
+        con.register("stale", stale[["record_key"]])
+        con.execute(
+            "CREATE TABLE stale_records AS"
+            " SELECT * FROM published SEMI JOIN stale USING (record_key)"
+        )
+        PairCounter(con, "changed", "changed_keys").hash_keys(blocks)
+        delta = DeltaPairCounter(con, counts, "published", "changed_keys")
+        tonight = PairCounter(con, "after", "tonight")
+        for block in blocks:
+            assert delta(block) == tonight(block) == brute_force_pairs(after, block)
+            assert delta(block) != counts[block.name], "the changes moved every count"
+        with pytest.raises(BlockNotCounted):
+            delta(PredictionBlock(("postcode", "forename_metaphone")))
 
 
 def test_a_crossed_block_must_reorder_its_own_keys() -> None:

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from flows.link import relink
@@ -104,15 +105,20 @@ def test_a_rebuild_links_every_record_and_reports_no_drift_after_incremental_nig
         assert con.execute("SELECT count(*) FROM link_input").fetchall()[0][0] > 0
 
 
-def test_reaching_a_change_step_by_step_finds_what_whole_graph_components_find(
-    linked_sample, tmp_path, monkeypatch
+def test_the_records_a_change_reaches_are_whole_components_of_the_whole_graph(
+    linked_sample, tmp_path
 ):
-    """The records an incremental link re-clusters are found from the changes outward,
-    step by step; a component too wide for MAX_REACH_STEPS falls back to connected
-    components over every record. Both give the same records."""
-    from linkage.index import resolve_model
+    """The records an incremental link re-clusters are looked up from the components it
+    keeps. Connected components over every record and every tie tonight (stored and new
+    edges, reviewed pairs, published persons) check them: they hold every record a change
+    reaches, and whole components only (what they re-cluster, a full link would cluster
+    alike). They may hold more: a component a changed record left keeps its old members."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from linkage.index import _published_blocking, resolve_model
     from linkage.link import incremental
-    from linkage.link.blocking import plan_blocking
+    from linkage.link.blocking import DeltaPairCounter, plan_blocking
     from linkage.link.model import ModelShape
     from linkage.link.train import filled_input_columns, input_columns
     from linkage.review import load_decisions
@@ -127,30 +133,55 @@ def test_reaching_a_change_step_by_step_finds_what_whole_graph_components_find(
         con.execute("UPDATE canonical_record SET postcode = NULL WHERE hash(record_key) % 40 = 1")
         con.execute("DELETE FROM canonical_record WHERE hash(record_key) % 200 = 3")
         shape = ModelShape(filled_input_columns(con, registry), registry)
-        budget = project.linkage.max_pairs_per_record
-        rules = plan_blocking(con, "canonical_record", shape, budget).rules()
-        incremental.hash_model_inputs(con, input_columns(con, registry))
+        incremental.hash_records(con, input_columns(con, registry))
         changes = incremental.record_changes(con)
         assert changes.changed and changes.removed
-
-        def reach() -> tuple[list, list]:
-            found = incremental.increment(
-                con,
-                registry,
-                changes,
-                resolve_model(project),
-                project.linkage.edge_floor,
-                rules,
-                load_decisions(con),
-            )
-            return sorted(found.records["record_key"]), sorted(
-                found.touched["record_key"].to_pylist()
-            )
-
-        by_steps = reach()
-        monkeypatch.setattr(incremental, "MAX_REACH_STEPS", 1)
-        by_components = reach()
+        counts = _published_blocking(con)[1]
+        delta = DeltaPairCounter(con, counts, incremental.INPUT_TABLE, incremental.CHANGED)
+        budget = project.linkage.max_pairs_per_record
+        blocks = plan_blocking(con, "canonical_record", shape, budget, count_pairs=delta).blocks
+        decisions = load_decisions(con)
+        found = incremental.increment(
+            con,
+            registry,
+            changes,
+            resolve_model(project),
+            project.linkage.edge_floor,
+            blocks,
+            decisions,
+        )
+        keys = [
+            row[0]
+            for row in con.execute("SELECT record_key FROM canonical_record ORDER BY 1").fetchall()
+        ]
+        code = {key: position for position, key in enumerate(keys)}
+        gone = set(changes.changed) | set(changes.removed)
+        stored = con.execute("SELECT record_key_l, record_key_r FROM edge").fetchall()
+        persons = con.execute("SELECT person_id, record_key FROM linked_index").fetchall()
     finally:
         con.close()
-    assert by_steps == by_components
-    assert len(by_steps[0]) > len(changes.changed)  # the changes reached their persons
+    ties = [(a, b) for a, b in stored if a not in gone and b not in gone]
+    ties += list(zip(found.edges["record_key_l"], found.edges["record_key_r"], strict=True))
+    ties += sorted(decisions.matches)
+    first_of: dict[str, str] = {}
+    for person, key in persons:
+        if key in code:
+            ties.append((first_of.setdefault(person, key), key))
+    ties = [(a, b) for a, b in ties if a in code and b in code]
+    ends = np.array([[code[a], code[b]] for a, b in ties], dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(ends)), (ends[:, 0], ends[:, 1])), shape=(len(keys),) * 2)
+    label = connected_components(graph, directed=False)[1]
+    gone_persons = {person for person, key in persons if key in gone}
+    seeds = set(changes.changed) | {
+        k for pair in decisions.matches | decisions.non_matches for k in pair
+    }
+    seeds |= {key for person, key in persons if person in gone_persons}
+    reached = {label[code[key]] for key in seeds if key in code}
+    reached_keys = {key for key in keys if label[code[key]] in reached}
+    relinked = set(found.records["record_key"])
+    assert reached_keys <= relinked
+    whole = {key for key in keys if label[code[key]] in {label[code[k]] for k in relinked}}
+    assert relinked == whole, "whole components only"
+    assert set(found.touched["record_key"].to_pylist()) == relinked | set(changes.removed)
+    assert len(reached_keys) > len(changes.changed)  # the changes reached their persons
+    assert len(relinked) < 2 * len(reached_keys)

@@ -11,11 +11,13 @@ actions and reasons go into `blocking_rule_run` and the run report.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import duckdb
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
+from linkage.extract import quote_identifier
 from linkage.link.model import ModelShape, PredictionBlock, prediction_blocks
 
 BIRTH_YEAR = "year(date_of_birth)"
@@ -62,20 +64,26 @@ def plan_blocking(
     shape: ModelShape,
     max_pairs_per_record: float,
     floor_pairs: int = BUDGET_FLOOR_PAIRS,
+    count_pairs: Callable[[PredictionBlock], int] | None = None,
 ) -> BlockingPlan:
-    """The shape's prediction blocks, each kept, tightened or dropped to fit the budget;
-    pairs are counted over `table` (the records Splink will read) on `con`."""
+    """The shape's prediction blocks, each kept, tightened or dropped to fit the budget.
+    Pairs are counted over `table` (the records Splink will read) on `con`, unless
+    `count_pairs` counts them (DeltaPairCounter)."""
     records = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     budget = max(max_pairs_per_record * records, floor_pairs)
     plan = BlockingPlan(blocks=[])
-    count_pairs = PairCounter(con, table)
-    for block in prediction_blocks(shape):
+    blocks = prediction_blocks(shape)
+    if count_pairs is None:
+        con.execute(f"DROP TABLE IF EXISTS {table}_block_key")
+        count_pairs = PairCounter(con, table, f"{table}_block_key")
+        count_pairs.hash_keys(blocks)  # one pass for every block
+    for block in blocks:
         _fit(count_pairs, block, shape, budget, records, plan)
     return plan
 
 
 def _fit(
-    count_pairs: PairCounter,
+    count_pairs: Callable[[PredictionBlock], int],
     block: PredictionBlock,
     shape: ModelShape,
     budget: float,
@@ -91,11 +99,24 @@ def _fit(
     plan.counts.append(BlockCount(block.name, pairs, _per(pairs, records), "over budget", over))
     fitting: list[tuple[PredictionBlock, int]] = []
     for alternatives in _tightenings(block, shape):  # singly first, then together
-        for keys in alternatives:
-            tighter = block.tightened(*keys)
+        tighter_blocks = [block.tightened(*keys) for keys in alternatives]
+        if isinstance(count_pairs, PairCounter):
+            count_pairs.hash_keys(tighter_blocks)  # one pass for the alternatives
+        for tighter in tighter_blocks:
             tighter_pairs = count_pairs(tighter)
             if tighter_pairs <= budget:
                 fitting.append((tighter, tighter_pairs))
+            else:  # recorded too: an incremental night counts it again from this count
+                per = _per(tighter_pairs, records)
+                plan.counts.append(
+                    BlockCount(
+                        tighter.name,
+                        tighter_pairs,
+                        per,
+                        "over budget",
+                        f"instead of {block.name}: {per} pairs per record, over the budget",
+                    )
+                )
         if fitting:
             break
     if not fitting:
@@ -127,31 +148,164 @@ def _tightenings(block: PredictionBlock, shape: ModelShape) -> list[list[tuple[s
     return [singles, together]
 
 
-@dataclass(frozen=True)
-class PairCounter:
-    """Pairs a block makes among a table's records, from group sizes alone."""
+def key_column(keys: tuple[str, ...]) -> str:
+    """The name of the column holding the hash of these keys: the keys, joined."""
+    return KEY_SEPARATOR.join(keys)
 
-    con: duckdb.DuckDBPyConnection
-    table: str
+
+def keys_of_column(column: str) -> tuple[str, ...]:
+    return tuple(column.split(KEY_SEPARATOR))
+
+
+KEY_SEPARATOR = " + "
+
+
+def key_hashes_sql(key_sets: Iterable[tuple[str, ...]]) -> str:
+    """Select-list items hashing each key set of a record (NULL where a key is missing: a
+    record with a missing key is in no group), named by key_column."""
+    items = []
+    for keys in dict.fromkeys(key_sets):  # distinct, in order
+        held = " AND ".join(f"({key}) IS NOT NULL" for key in keys)
+        column = quote_identifier(key_column(keys))
+        items.append(f"CASE WHEN {held} THEN hash({', '.join(keys)}) END AS {column}")
+    return ", ".join(items)
+
+
+def block_key_sets(blocks: Iterable[PredictionBlock]) -> list[tuple[str, ...]]:
+    return [keys for block in blocks for keys in block.key_sets]
+
+
+class PairCounter:
+    """Pairs a block makes among a table's records, from the sizes of the groups of its
+    hashed keys: columns of `table` (record_key and one column per key set), added from
+    `source` as blocks need them. A 64-bit hash joins two groups once in billions of
+    keys; a count only weighs a block against the budget."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, table: str) -> None:
+        self.con, self.source, self.table = con, source, table
 
     def __call__(self, block: PredictionBlock) -> int:
-        held = " AND ".join(f"({key}) IS NOT NULL" for key in block.keys)
-        groups = self._groups(block.keys, held)
+        self.hash_keys([block])
+        keys, partner_keys = (quote_identifier(key_column(keys)) for keys in block.key_sets)
         if block.crossed is None:
-            sql = f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM ({groups})"
-        else:  # the crossed keys are these keys reordered: the same groups, joined swapped
-            swapped = [block.keys.index(key) for key in block.crossed]
-            join = " AND ".join(f"a.k{i} = b.k{j}" for i, j in enumerate(swapped))
-            # each crossed pair is met from both of its records: halve the product
             sql = (
-                f"WITH g AS ({groups}) SELECT coalesce(sum(a.n * b.n) // 2, 0)"
-                f" FROM g a JOIN g b ON {join}"
+                "SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM"
+                f" (SELECT count(*) AS n FROM {self.table} WHERE {keys} IS NOT NULL"
+                f" GROUP BY {keys})"
             )
+        else:
+            sql = CROSSED_PAIRS_SQL.format(table=self.table, keys=keys, partner_keys=partner_keys)
         return int(self.con.execute(sql).fetchall()[0][0])
 
-    def _groups(self, keys: tuple[str, ...], held: str) -> str:
-        named = ", ".join(f"{key} AS k{i}" for i, key in enumerate(keys))
-        return f"SELECT {named}, count(*) AS n FROM {self.table} WHERE {held} GROUP BY ALL"
+    def hash_keys(self, blocks: Iterable[PredictionBlock]) -> None:
+        """Add the blocks' key sets the table lacks (creating it if need be)."""
+        present = {
+            row[0]
+            for row in self.con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = $table",
+                {"table": self.table},
+            ).fetchall()
+        }
+        missing = [keys for keys in block_key_sets(blocks) if key_column(keys) not in present]
+        if not present:
+            self.con.execute(
+                f"CREATE TEMP TABLE {self.table} AS"
+                f" SELECT record_key, {key_hashes_sql(missing)} FROM {self.source}"
+            )
+        elif missing:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {self.table} AS"
+                f" SELECT t.*, {key_hashes_sql(missing)}"
+                f" FROM {self.table} t JOIN {self.source} USING (record_key)"
+            )
+
+
+# A crossed block's pairs: a record pairs with those whose keys equal its partner keys (its
+# keys reordered). Grouped by keys, group v pairs with its mirror group m (the partner keys
+# of v's records): n(v) * n(m) pairs, counted from the smaller of v and m; a group that is
+# its own mirror (forename and surname alike) pairs within itself.
+CROSSED_PAIRS_SQL = """
+WITH groups AS (
+    SELECT {keys} AS v, any_value({partner_keys}) AS m, count(*) AS n
+    FROM {table} WHERE {keys} IS NOT NULL GROUP BY {keys}
+)
+SELECT coalesce(sum(CASE WHEN a.v = a.m THEN a.n * (a.n - 1) // 2 ELSE a.n * b.n END), 0)
+FROM groups a JOIN groups b ON b.v = a.m
+WHERE a.v <= a.m
+"""
+
+
+class BlockNotCounted(Exception):
+    """A block the published plan has no count or no hashed keys for."""
+
+
+class DeltaPairCounter:
+    """A block's pairs tonight, as the published count plus what changed: the groups the
+    changed and removed records left (their published keys, in `published`) and the ones
+    the new and changed records join (`changed`), sized over the published keys.
+
+    Tables: `published` (link_input: every record's hashed keys as last linked),
+    `stale_records` (its rows that no longer hold: changed and removed records) and
+    `changed` (tonight's rows of the new and changed records, hashed as `published`).
+    """
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, counts: dict[str, int], published: str, changed: str
+    ) -> None:
+        self.con, self.counts, self.published, self.changed = con, counts, published, changed
+        self.columns = {
+            row[0]
+            for row in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = $table",
+                {"table": published},
+            ).fetchall()
+        }
+
+    def __call__(self, block: PredictionBlock) -> int:
+        columns = [key_column(keys) for keys in block.key_sets]
+        if block.name not in self.counts or not set(columns) <= self.columns:
+            raise BlockNotCounted(block.name)
+        keys, partner_keys = (quote_identifier(column) for column in columns)
+        delta = self.con.execute(
+            DELTA_PAIRS_SQL.format(
+                published=self.published,
+                changed=self.changed,
+                keys=keys,
+                partner_keys=partner_keys,
+            )
+        ).fetchall()[0][0]
+        return self.counts[block.name] + int(delta)
+
+
+# The change in a block's pairs: for every group a moved record left or joins (and its
+# mirror group, for a crossed block; a plain block's groups are their own mirrors), its
+# pairs after less its pairs before, counted as PairCounter counts them.
+DELTA_PAIRS_SQL = """
+WITH moved AS (
+    SELECT {keys} AS v, {partner_keys} AS m, -1 AS d FROM stale_records
+    WHERE {keys} IS NOT NULL
+    UNION ALL
+    SELECT {keys}, {partner_keys}, 1 FROM {changed} WHERE {keys} IS NOT NULL
+),
+groups AS (
+    SELECT DISTINCT v, m FROM (SELECT v, m FROM moved UNION ALL SELECT m, v FROM moved)
+),
+before AS (
+    SELECT {keys} AS v, count(*) AS n FROM {published}
+    WHERE {keys} IN (SELECT v FROM groups) GROUP BY {keys}
+),
+sizes AS (
+    SELECT g.v, g.m, coalesce(b.n, 0) AS n0, coalesce(b.n, 0) + coalesce(d.d, 0) AS n1
+    FROM groups g
+    LEFT JOIN before b USING (v)
+    LEFT JOIN (SELECT v, sum(d) AS d FROM moved GROUP BY v) d USING (v)
+)
+SELECT coalesce(sum(CASE
+    WHEN a.v = a.m THEN a.n1 * (a.n1 - 1) // 2 - a.n0 * (a.n0 - 1) // 2
+    ELSE a.n1 * b.n1 - a.n0 * b.n0 END), 0)
+FROM sizes a JOIN sizes b ON b.v = a.m
+WHERE a.v <= a.m
+"""
 
 
 def _per(pairs: int, records: int) -> float:

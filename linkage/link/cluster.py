@@ -163,7 +163,7 @@ def cluster_records(
     for key, partners in reviewed_apart.items():
         apart.setdefault(key, {}).update(partners)
     facts = _RecordFacts.of(records, codes, settings.exclusive_sources, settings.hard_identifiers)
-    component = _labels(candidates.left, candidates.right, len(codes))
+    component = component_labels(candidates.left, candidates.right, len(codes))
     first = _union_by_component(facts, candidates, component, settings, apart)
     ambiguous = _ambiguous_records(facts, candidates, first)
     final = _recluster_without(ambiguous, first, facts, candidates, component, settings, apart)
@@ -254,7 +254,7 @@ def _union_by_component(
     result = _union(facts, edges.subset(in_loop), settings, set(), apart)
 
     strong = ~in_loop & (edges.probability >= settings.link_threshold)
-    root = _smallest_member(_labels(edges.left[strong], edges.right[strong], records))
+    root = _smallest_member(component_labels(edges.left[strong], edges.right[strong], records))
     person_of = np.where(looped[component], np.arange(records), root)
     _set(person_of, result.person_of)
     weak = ~in_loop & ~strong & (root[edges.left] != root[edges.right])
@@ -271,7 +271,7 @@ def _set(person_of: np.ndarray, roots: dict[int, int]) -> None:
         )
 
 
-def _labels(left: np.ndarray, right: np.ndarray, nodes: int) -> np.ndarray:
+def component_labels(left: np.ndarray, right: np.ndarray, nodes: int) -> np.ndarray:
     """Connected-component label of every node (scipy: compiled, linear in edges)."""
     graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(nodes, nodes))
     return connected_components(graph, directed=False)[1]
@@ -591,7 +591,7 @@ def _weak_persons(edges: _Edges, person_of: np.ndarray, settings: ClusterSetting
     if not (inside & (edges.probability < settings.weak_link)).any():
         return []
     strong = inside & (edges.probability >= settings.weak_link)
-    part = _labels(edges.left[strong], edges.right[strong], len(person_of))
+    part = component_labels(edges.left[strong], edges.right[strong], len(person_of))
     bridging = inside & ~strong & (part[edges.left] != part[edges.right])  # the only tie
     return edges.items(bridging, "weak link")
 

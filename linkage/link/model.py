@@ -347,6 +347,11 @@ class PredictionBlock:
         return " + ".join(self.keys) + (" (crossed)" if self.crossed else "")
 
     @property
+    def key_sets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The keys, and the keys a partner's must equal (the crossed ones, or the same)."""
+        return self.keys, self.crossed or self.keys
+
+    @property
     def columns(self) -> set[str]:
         """The record columns the keys read."""
         return {column for key in self.keys for column in COLUMN_IN_KEY.findall(key)}
