@@ -66,6 +66,43 @@ def test_incremental_nights_publish_each_record_and_each_person_once(linked_samp
     assert persons[0] == persons[1] == persons[2] > 0
 
 
+def test_an_incremental_nights_block_counts_equal_a_count_of_every_record(linked_sample):
+    """An incremental night counts each block from the published counts and what changed;
+    the counts it publishes are those a count over every current record gives."""
+    from linkage.index import PUBLISHED_RUN_SQL
+    from linkage.link.blocking import PairCounter
+
+    assert linked_sample.reports[-1].stages["linkage"]["linked"] == "incremental"
+    with duckdb.connect(str(linked_sample.warehouse), read_only=True) as con:
+        published = con.execute(
+            f"SELECT rule, pairs FROM blocking_rule_run WHERE run_id = ({PUBLISHED_RUN_SQL})"
+        ).fetchall()
+        blocks = {block.name: block for block in _counted_blocks(con)}
+        count = PairCounter(con, "canonical_record", "every_record")
+        recounted = {rule: count(blocks[rule]) for rule, _ in published}
+    assert dict(published) == recounted
+    assert any(blocks[rule].crossed for rule, _ in published), "a crossed block is counted"
+
+
+def _counted_blocks(con: duckdb.DuckDBPyConnection) -> list:
+    """Every block a link counts on this warehouse: the model's and their tightenings."""
+    from linkage.identifiers import default_registry
+    from linkage.link.blocking import _tightenings
+    from linkage.link.model import ModelShape, prediction_blocks
+    from linkage.link.train import filled_input_columns
+
+    registry = default_registry()
+    shape = ModelShape(filled_input_columns(con, registry), registry)
+    blocks = prediction_blocks(shape)
+    tighter = [
+        block.tightened(*keys)
+        for block in blocks
+        for alternatives in _tightenings(block, shape)
+        for keys in alternatives
+    ]
+    return blocks + tighter
+
+
 @pytest.mark.slow
 def test_a_generated_population_over_several_nights_equals_a_full_rebuild(tmp_path):
     """10,000 people, five nights of moves, marriages, new, changed and removed records."""

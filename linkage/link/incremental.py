@@ -122,9 +122,8 @@ def save_link_state(
         )
         con.execute(f"INSERT INTO {INPUT_TABLE} BY NAME SELECT * FROM {CHANGED}")
         con.execute(
-            f"DELETE FROM {COMPONENT_TABLE} WHERE record_key IN"
-            " (SELECT record_key FROM new_component) OR record_key IN"
-            " (SELECT record_key FROM stale_records)"
+            f"DELETE FROM {COMPONENT_TABLE} WHERE record_key IN (SELECT record_key FROM"
+            " new_component UNION ALL SELECT record_key FROM stale_records)"
         )
         con.execute(f"INSERT INTO {COMPONENT_TABLE} SELECT * FROM new_component")
     finally:
