@@ -32,6 +32,7 @@ from linkage.link.blocking import (
     BlockNotCounted,
     DeltaPairCounter,
     PairCounter,
+    blocks_to_hash,
     plan_blocking,
 )
 from linkage.link.cluster import Clustering, ClusterSettings, cluster_records
@@ -48,14 +49,10 @@ from linkage.link.incremental import (
     record_components,
     save_link_state,
     save_term_frequencies,
+    stored_key_columns,
 )
 from linkage.link.incremental import increment as incremental_scope
-from linkage.link.model import (
-    ModelShape,
-    guard_levels,
-    prediction_blocks,
-    term_frequency_columns,
-)
+from linkage.link.model import ModelShape, guard_levels, term_frequency_columns
 from linkage.link.predict import edge_columns, score_pairs
 from linkage.link.train import filled_input_columns, input_columns, latest_model, model_input
 from linkage.persons import IdAssignment, assign_person_ids, person_number
@@ -210,7 +207,7 @@ def link_warehouse(
                 full = "the model, the blocking or the link settings changed since the last link"
     if full:
         changes = None
-        hash_records(con, columns, prediction_blocks(shape))
+        hash_records(con, columns, blocks_to_hash(shape, stored_key_columns(con)))
         blocking = _plan(con, project, shape, PairCounter(con, "canonical_record", TONIGHT))
     assert blocking is not None
     for change in blocking.changes():

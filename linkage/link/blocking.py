@@ -135,6 +135,23 @@ def _fit(
         )
 
 
+def blocks_to_hash(shape: ModelShape, hashed_before: Iterable[str]) -> list[PredictionBlock]:
+    """The shape's blocks, and the tightenings of them whose keys were hashed before (a
+    block over budget last time likely is again): all hashed in one pass, where adding a
+    tightening once the counts ask for it joins every record again."""
+    blocks = prediction_blocks(shape)
+    before = set(hashed_before)
+    tighter = [
+        block.tightened(*keys)
+        for block in blocks
+        for alternatives in _tightenings(block, shape)
+        for keys in alternatives
+    ]
+    return blocks + [
+        block for block in tighter if all(key_column(keys) in before for keys in block.key_sets)
+    ]
+
+
 def _tightenings(block: PredictionBlock, shape: ModelShape) -> list[list[tuple[str, ...]]]:
     """Keys to add: year of birth or the place, each alone (every one that fits is used,
     so a pair missed by one may be found by the other); then both together."""
