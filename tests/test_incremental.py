@@ -103,6 +103,40 @@ def _counted_blocks(con: duckdb.DuckDBPyConnection) -> list:
     return blocks + tighter
 
 
+def test_a_warehouse_without_its_link_state_links_every_record_once_and_says_why(
+    linked_sample, tmp_path
+):
+    """A warehouse linked before the block keys and components were kept (or with them
+    lost) is linked in full once, with the reason; the night after is incremental."""
+    project = load_project(linked_sample.config)
+    copy = tmp_path / "older.duckdb"
+    shutil.copy(project.warehouse, copy)
+    beside = project.model_copy(update={"warehouse": copy, "models_dir": project.model_dir})
+    with duckdb.connect(str(copy), read_only=True) as con:
+        run_date = con.execute("SELECT max(run_date) FROM canonical_record").fetchall()[0][0]
+    con = open_warehouse(copy, project.identifier_registry())
+    try:
+        linked = []
+        for night, damage in enumerate(
+            [
+                "DELETE FROM link_component",
+                'ALTER TABLE link_input DROP COLUMN "date_of_birth + surname_metaphone"',
+                None,
+            ]
+        ):
+            if damage:
+                con.execute(damage)
+            with transaction(con):
+                linked.append(link_warehouse(con, beside, f"n{night}", run_date).linked)
+    finally:
+        con.close()
+    assert linked == [
+        "no record of the published index's components",
+        "the published index has no count of the block date_of_birth + surname_metaphone",
+        "incremental",
+    ]
+
+
 @pytest.mark.slow
 def test_a_generated_population_over_several_nights_equals_a_full_rebuild(tmp_path):
     """10,000 people, five nights of moves, marriages, new, changed and removed records."""
