@@ -40,7 +40,7 @@ from linkage.link.blocking import (
 )
 from linkage.link.cluster import Decisions, component_labels
 from linkage.link.codes import EDGE_CODES
-from linkage.link.model import PredictionBlock, term_frequency_columns
+from linkage.link.model import COLUMN_IN_KEY, PredictionBlock, term_frequency_columns
 from linkage.link.predict import score_pairs
 from linkage.link.train import model_input
 
@@ -81,7 +81,12 @@ def record_changes(con: duckdb.DuckDBPyConnection) -> RecordChanges:
         f"CREATE OR REPLACE TEMP TABLE stale_records AS"
         f" SELECT * FROM {INPUT_TABLE} ANTI JOIN {TONIGHT} USING (input_hash)"
     )
-    keys = [keys_of_column(column) for column in stored_key_columns(con)]
+    present = {row[0] for row in con.execute("DESCRIBE canonical_record").fetchall()}
+    keys = [
+        keys
+        for keys in map(keys_of_column, stored_key_columns(con))
+        if {c for key in keys for c in COLUMN_IN_KEY.findall(key)} <= present
+    ]  # a key over a column gone since (an identifier type removed) counts no block now
     hashed = f", {key_hashes_sql(keys)}" if keys else ""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {CHANGED} AS"
