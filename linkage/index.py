@@ -12,8 +12,10 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -190,29 +192,12 @@ def link_warehouse(
     settings = cluster_settings(project.linkage, exclusive, registry, model_path)
     decisions = load_decisions(con)
     shape = ModelShape(filled_input_columns(con, registry), registry)
-    columns = input_columns(con, registry)
+    basis_of = partial(link_basis, model_path, clustering=settings, linkage=project.linkage)
     full = full or _why_full(con, run_id)
-    changes, blocking = None, None
-    if not full:  # tonight's blocks counted from the published counts and what changed
-        hash_records(con, columns)
-        changes = record_changes(con)
-        published_basis, counts = _published_blocking(con)
-        try:
-            delta = DeltaPairCounter(con, counts, INPUT_TABLE, CHANGED)
-            blocking = _plan(con, project, shape, delta)
-        except BlockNotCounted as block:
-            full = f"the published index has no count of the block {block}"
-        else:
-            if link_basis(model_path, blocking, settings, project.linkage) != published_basis:
-                full = "the model, the blocking or the link settings changed since the last link"
-    if full:
-        changes = None
-        hash_records(con, columns, blocks_to_hash(shape, stored_key_columns(con)))
-        blocking = _plan(con, project, shape, PairCounter(con, "canonical_record", TONIGHT))
-    assert blocking is not None
+    blocking, changes, full = _plan_tonight(con, project, registry, shape, basis_of, full)
     for change in blocking.changes():
         log.info("run %s: blocking on a budget: %s", run_id, change)
-    basis = link_basis(model_path, blocking, settings, project.linkage)
+    basis = basis_of(blocking)
     stage.done("count blocks")
     increment = None
     if full:
@@ -338,19 +323,38 @@ def _next_person_number(con: duckdb.DuckDBPyConnection) -> int:
     return 1 if row is None or row[0] is None else person_number(row[0]) + 1
 
 
-def _plan(
+def _plan_tonight(
     con: duckdb.DuckDBPyConnection,
     project: ProjectConfig,
+    registry: IdentifierRegistry,
     shape: ModelShape,
-    count_pairs: PairCounter | DeltaPairCounter,
-) -> BlockingPlan:
-    return plan_blocking(
-        con,
-        "canonical_record",
-        shape,
-        project.linkage.max_pairs_per_record,
-        count_pairs=count_pairs,
-    )
+    basis_of: Callable[[BlockingPlan], str],
+    full: str | None,
+) -> tuple[BlockingPlan, RecordChanges | None, str | None]:
+    """Tonight's blocks and what changed since the published index (None when every
+    record is linked), and why every record is linked (None when incremental).
+
+    Incrementally, the blocks are counted from the published counts and what changed; a
+    block the published index never counted, or blocks on another basis than its, make
+    the link full, and then every record's keys are hashed and counted."""
+    columns = input_columns(con, registry)
+    budget = project.linkage.max_pairs_per_record
+    if not full:
+        hash_records(con, columns)
+        changes = record_changes(con)
+        published_basis, counts = _published_blocking(con)
+        delta = DeltaPairCounter(con, counts, INPUT_TABLE, CHANGED)
+        try:
+            blocking = plan_blocking(con, "canonical_record", shape, budget, count_pairs=delta)
+        except BlockNotCounted as block:
+            full = f"the published index has no count of the block {block}"
+        else:
+            if basis_of(blocking) == published_basis:
+                return blocking, changes, None
+            full = "the model, the blocking or the link settings changed since the last link"
+    hash_records(con, columns, blocks_to_hash(shape, stored_key_columns(con)))
+    count = PairCounter(con, "canonical_record", TONIGHT)
+    return plan_blocking(con, "canonical_record", shape, budget, count_pairs=count), None, full
 
 
 def link_basis(

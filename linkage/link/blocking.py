@@ -136,20 +136,24 @@ def _fit(
 
 
 def blocks_to_hash(shape: ModelShape, hashed_before: Iterable[str]) -> list[PredictionBlock]:
-    """The shape's blocks, and the tightenings of them whose keys were hashed before (a
-    block over budget last time likely is again): all hashed in one pass, where adding a
-    tightening once the counts ask for it joins every record again."""
+    """The shape's blocks, and the tightenings likely counted: those of a block bounded by
+    no birth date, place or identifier (names alone grow with the square of a name), and
+    those whose keys were hashed before (a block over budget last time likely is again).
+    All are hashed in one pass, where a tightening added once the counts ask for it joins
+    every record again."""
     blocks = prediction_blocks(shape)
     before = set(hashed_before)
-    tighter = [
-        block.tightened(*keys)
-        for block in blocks
-        for alternatives in _tightenings(block, shape)
-        for keys in alternatives
-    ]
-    return blocks + [
-        block for block in tighter if all(key_column(keys) in before for keys in block.key_sets)
-    ]
+    bounding = {"date_of_birth", *PLACES, *shape.identifiers}
+    likely = []
+    for block in blocks:
+        singles, together = _tightenings(block, shape)
+        unbounded = not block.columns & bounding
+        for keys in singles + together:
+            tighter = block.tightened(*keys)
+            hashed = all(key_column(keys) in before for keys in tighter.key_sets)
+            if hashed or (unbounded and keys in singles):
+                likely.append(tighter)
+    return blocks + likely
 
 
 def _tightenings(block: PredictionBlock, shape: ModelShape) -> list[list[tuple[str, ...]]]:
