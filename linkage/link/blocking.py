@@ -3,10 +3,15 @@
 A block on equal values makes sum(n * (n - 1) / 2) pairs over its groups, so a block on
 names alone grows with the square of a name's frequency: harmless where surnames are
 varied, ruinous where a handful of surnames are shared by a quarter of people. Each
-night every block is counted (one GROUP BY, linear in records); one over budget (pairs
-per record, `linkage.max_pairs_per_record`) is tightened into bounded alternatives (the
-same keys plus year of birth; plus the place), or dropped when none fits, and the counts,
-actions and reasons go into `blocking_rule_run` and the run report.
+night every block is counted; one over budget (pairs per record,
+`linkage.max_pairs_per_record`) is tightened into bounded alternatives (the same keys plus
+year of birth; plus the place), or dropped when none fits, and the counts, actions and
+reasons go into `blocking_rule_run` and the run report.
+
+A full link counts from the records' hashed keys (PairCounter: one GROUP BY per block,
+linear in records), which the link keeps; an incremental night counts from the published
+counts and the groups the changed records left and joined (DeltaPairCounter), the same
+figures without reading every record.
 """
 
 from __future__ import annotations
