@@ -307,6 +307,15 @@ def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = No
     return rows[0] if rows else None
 
 
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """A table's columns in order; none if it does not exist (where DESCRIBE would fail)."""
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = $table ORDER BY column_index",
+        {"table": table},
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
     """Execute with only the named parameters the statement uses (duckdb rejects extras)."""
     used = {name: value for name, value in params.items() if f"${name}" in sql}

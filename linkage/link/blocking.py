@@ -24,6 +24,7 @@ from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
 from linkage.extract import quote_identifier
 from linkage.link.model import ModelShape, PredictionBlock, prediction_blocks
+from linkage.warehouse import table_columns
 
 BIRTH_YEAR = "year(date_of_birth)"
 PLACES = ("postcode_outward", "postcode", "town")
@@ -225,13 +226,7 @@ class PairCounter:
 
     def hash_keys(self, blocks: Iterable[PredictionBlock]) -> None:
         """Add the blocks' key sets the table lacks (creating it if need be)."""
-        present = {
-            row[0]
-            for row in self.con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = $table",
-                {"table": self.table},
-            ).fetchall()
-        }
+        present = set(table_columns(self.con, self.table))
         missing = [keys for keys in block_key_sets(blocks) if key_column(keys) not in present]
         if not present:
             self.con.execute(
@@ -279,13 +274,7 @@ class DeltaPairCounter:
         self, con: duckdb.DuckDBPyConnection, counts: dict[str, int], published: str, changed: str
     ) -> None:
         self.con, self.counts, self.published, self.changed = con, counts, published, changed
-        self.columns = {
-            row[0]
-            for row in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = $table",
-                {"table": published},
-            ).fetchall()
-        }
+        self.columns = set(table_columns(con, published))
 
     def __call__(self, block: PredictionBlock) -> int:
         columns = [key_column(keys) for keys in block.key_sets]

@@ -43,6 +43,7 @@ from linkage.link.codes import EDGE_CODES
 from linkage.link.model import COLUMN_IN_KEY, PredictionBlock, term_frequency_columns
 from linkage.link.predict import score_pairs
 from linkage.link.train import model_input
+from linkage.warehouse import table_columns
 
 INPUT_TABLE = "link_input"  # record_key, input_hash, hashed block keys: as last linked
 COMPONENT_TABLE = "link_component"  # record_key, component: of the stored edges
@@ -102,12 +103,8 @@ def record_changes(con: duckdb.DuckDBPyConnection) -> RecordChanges:
 
 def stored_key_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The hashed block keys link_input keeps (none in a warehouse older than them)."""
-    rows = con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = $table"
-        " AND column_name NOT IN ('record_key', 'input_hash') ORDER BY column_index",
-        {"table": INPUT_TABLE},
-    ).fetchall()
-    return [row[0] for row in rows]
+    columns = table_columns(con, INPUT_TABLE)
+    return [column for column in columns if column not in ("record_key", "input_hash")]
 
 
 def save_link_state(
