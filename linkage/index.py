@@ -194,10 +194,9 @@ def link_warehouse(
     shape = ModelShape(filled_input_columns(con, registry), registry)
     basis_of = partial(link_basis, model_path, clustering=settings, linkage=project.linkage)
     full = full or _why_full(con, run_id)
-    blocking, changes, full = _plan_tonight(con, project, registry, shape, basis_of, full)
+    blocking, basis, changes, full = _plan_tonight(con, project, registry, shape, basis_of, full)
     for change in blocking.changes():
         log.info("run %s: blocking on a budget: %s", run_id, change)
-    basis = basis_of(blocking)
     stage.done("count blocks")
     increment = None
     if full:
@@ -330,9 +329,9 @@ def _plan_tonight(
     shape: ModelShape,
     basis_of: Callable[[BlockingPlan], str],
     full: str | None,
-) -> tuple[BlockingPlan, RecordChanges | None, str | None]:
-    """Tonight's blocks and what changed since the published index (None when every
-    record is linked), and why every record is linked (None when incremental).
+) -> tuple[BlockingPlan, str, RecordChanges | None, str | None]:
+    """Tonight's blocks, their link basis, what changed since the published index (None
+    when every record is linked), and why every record is linked (None when incremental).
 
     Incrementally, the blocks are counted from the published counts and what changed; a
     block the published index never counted, or blocks on another basis than its, make
@@ -349,12 +348,14 @@ def _plan_tonight(
         except BlockNotCounted as block:
             full = f"the published index has no count of the block {block}"
         else:
-            if basis_of(blocking) == published_basis:
-                return blocking, changes, None
+            basis = basis_of(blocking)
+            if basis == published_basis:
+                return blocking, basis, changes, None
             full = "the model, the blocking or the link settings changed since the last link"
     hash_records(con, columns, blocks_to_hash(shape, stored_key_columns(con)))
     count = PairCounter(con, "canonical_record", TONIGHT)
-    return plan_blocking(con, "canonical_record", shape, budget, count_pairs=count), None, full
+    blocking = plan_blocking(con, "canonical_record", shape, budget, count_pairs=count)
+    return blocking, basis_of(blocking), None, full
 
 
 def link_basis(
