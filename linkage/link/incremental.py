@@ -236,26 +236,22 @@ def increment(
     """Score the changed records' pairs and find every record they reach (set-based: the
     keys are joined in DuckDB). Only the records scored or re-clustered are read."""
     decided = {key for pair in decisions.matches | decisions.non_matches for key in pair}
-    scratch = {
-        "changed_records": pa.table({"record_key": _keys(changes.changed)}),
-        "removed_records": pa.table({"record_key": _keys(changes.removed)}),
-        "decided_records": pa.table({"record_key": _keys(sorted(decided))}),
-    }
-    for name, table in scratch.items():
-        con.register(name, table)
+    # record_changes left the changed records (tonight_changed) and the published rows of
+    # the changed and removed ones (stale_records) as tables; the decisions are registered
+    con.register("decided_records", pa.table({"record_key": _keys(sorted(decided))}))
     try:
         scored = _score_changed(con, registry, model_path, floor, blocks, changes.changed)
         con.register("scored_pairs", scored[["record_key_l", "record_key_r"]])
         affected_keys = con.sql(AFFECTED_SQL).to_arrow_table()["record_key"].combine_chunks()
         con.register("affected_records", pa.table({"record_key": affected_keys}))
         kept = con.sql(KEPT_EDGES_SQL).df()
-        previous = con.sql(
-            "SELECT record_key, person_id FROM linked_index"
-            " WHERE record_key IN (SELECT record_key FROM affected_records)"
-            " OR record_key IN (SELECT record_key FROM removed_records)"
+        previous = con.sql(  # of the affected and the removed records
+            "SELECT record_key, person_id FROM linked_index WHERE record_key IN"
+            " (SELECT record_key FROM affected_records UNION ALL"
+            " SELECT record_key FROM stale_records)"
         ).to_arrow_table()
     finally:
-        for name in [*scratch, "scored_pairs", "affected_records"]:
+        for name in ["decided_records", "scored_pairs", "affected_records"]:
             con.unregister(name)
     touched = pa.concat_arrays([affected_keys.cast(pa.string()), _keys(changes.removed)])
     return Increment(
@@ -308,7 +304,7 @@ WHERE component IN (
     SELECT component FROM {COMPONENT_TABLE} WHERE record_key IN (SELECT record_key FROM seeds))
   AND record_key NOT IN (SELECT record_key FROM stale_records)
 UNION
-SELECT record_key FROM changed_records
+SELECT record_key FROM {CHANGED}
 ORDER BY record_key
 """
 
