@@ -44,6 +44,7 @@ from linkage.link.incremental import (
     COMPONENT_TABLE,
     INPUT_TABLE,
     TONIGHT,
+    Increment,
     RecordChanges,
     hash_records,
     next_component_label,
@@ -248,7 +249,7 @@ def link_warehouse(
         clustering,
         assignment,
         registry,
-        None if increment is None else increment.touched,
+        increment,
         changes,
     )
     stage.done("publish")
@@ -435,11 +436,11 @@ def _publish(
     clustering: Clustering,
     assignment: IdAssignment,
     registry: IdentifierRegistry,
-    touched: pa.Table | None = None,
+    increment: Increment | None = None,
     changes: RecordChanges | None = None,
 ) -> None:
     """Publish tonight's persons, edges and review items in one transaction: everything
-    (touched None), or only the records in `touched` (an incremental link: the records it
+    (increment None), or only the records an incremental link touched (those it
     re-clustered and the removed ones), the rest of the index kept as it is."""
     if set(EDGE_CODES) <= set(edges.columns):  # score_pairs gives them for all records
         ends = [edges[code].to_numpy() for code in EDGE_CODES]
@@ -461,10 +462,13 @@ def _publish(
         "new_review": review,
         "new_history": assignment.changes,
         "new_block_count": blocks,
-        "touched": pa.table({"record_key": pa.array([], pa.string())})
-        if touched is None
-        else touched,
     }
+    if increment is not None:  # what it replaces, and the re-clustered records' values
+        frames |= {
+            "touched": increment.touched,
+            "previous_person_of": increment.previous,
+            "relinked_record": increment.records,
+        }
     for name, frame in frames.items():
         con.register(name, frame)
     run_id, run_date, version = run.run_id, run.run_date, run.model_version
@@ -472,13 +476,15 @@ def _publish(
     gammas = [quote_identifier(c) for c in columns if c.startswith("gamma_")]
     try:
         with transaction(con):
-            if touched is None:
+            if increment is None:
                 _replace_all(con, columns, gammas, params)
             else:
                 _replace_touched(con, gammas, params)
             review_params = {"run_id": run_id, "cap": run.review_cap}
             con.execute(_review_sql(run.identifier_comparisons), review_params)
-            person_sql, person_params = publish_person_sql(registry)
+            person_sql, person_params = publish_person_sql(
+                registry, "canonical_record" if increment is None else "relinked_record"
+            )
             con.execute(person_sql, person_params | {"run_id": run_id})
             con.execute(
                 "INSERT INTO person_id_history SELECT $run_id, $run_date, person_id, event,"
@@ -502,10 +508,10 @@ def _publish(
                 "INSERT INTO blocking_rule_run SELECT $run_id, $run_date, * FROM new_block_count",
                 {"run_id": run_id, "run_date": run_date},
             )
-            first_label = 0 if touched is None else next_component_label(con)
+            first_label = 0 if increment is None else next_component_label(con)
             components = record_components(clustering.keys, ends[0], ends[1], first_label)
             save_link_state(con, changes, components)
-            if touched is None:  # a full link's scores: tonight's term frequencies
+            if increment is None:  # a full link's scores: tonight's term frequencies
                 save_term_frequencies(
                     con,
                     term_frequency_columns(json.loads(run.model_path.read_text(encoding="utf-8"))),
@@ -544,10 +550,10 @@ def _replace_touched(con: duckdb.DuckDBPyConnection, gammas: list[str], params: 
         " UNION ALL SELECT * FROM new_review"
     )
     con.execute("DELETE FROM link_review")
-    # one IN over a union: an OR of two INs costs twice as much
+    # one IN over a union: an OR of two INs costs twice as much. previous_person_of holds
+    # the published persons of every touched record
     con.execute(
-        "DELETE FROM person WHERE person_id IN (SELECT person_id FROM linked_index WHERE"
-        " record_key IN (SELECT record_key FROM touched)"
+        "DELETE FROM person WHERE person_id IN (SELECT person_id FROM previous_person_of"
         " UNION ALL SELECT person_id FROM new_person_of)"
     )
     con.execute("DELETE FROM linked_index WHERE record_key IN (SELECT record_key FROM touched)")
@@ -662,14 +668,20 @@ PUBLISH_PERSON_SQL = """
 INSERT INTO person
 WITH records AS MATERIALIZED (
     SELECT p.person_id, p.records AS n, c.record_key, c.source, c.forename, c.surname,
-           c.date_of_birth, c.sex, c.postcode{identifier_columns}
-    FROM new_person_of p JOIN canonical_record c USING (record_key)
+           CAST(c.date_of_birth AS DATE) AS date_of_birth, c.sex, c.postcode{identifier_columns}
+    FROM new_person_of p JOIN {records} c USING (record_key)
 ),
 -- Most persons have one record: theirs is the person row as it is (and no linked edge, so
 -- no link confidence). Only the records of persons with several are voted on and grouped.
+confidence AS (  -- as linked_index has it (its strongest linked edge)
+    SELECT record_key, max(match_probability) AS link_confidence
+    FROM (SELECT record_key_l AS record_key, match_probability FROM new_edge WHERE linked
+          UNION ALL SELECT record_key_r, match_probability FROM new_edge WHERE linked)
+    GROUP BY record_key
+),
 shared AS MATERIALIZED (
-    SELECT r.*, li.link_confidence
-    FROM records r JOIN linked_index li USING (record_key) WHERE r.n > 1
+    SELECT r.*, confidence.link_confidence
+    FROM records r LEFT JOIN confidence USING (record_key) WHERE r.n > 1
 ),
 summary AS (
     SELECT
@@ -752,10 +764,14 @@ FROM persons
 """
 
 
-def publish_person_sql(registry: IdentifierRegistry) -> tuple[str, dict[str, Any]]:
+def publish_person_sql(
+    registry: IdentifierRegistry, records: str = "canonical_record"
+) -> tuple[str, dict[str, Any]]:
     """The insert of new_person_of's persons (every person after a full link, the
     re-clustered ones after an incremental link) for the registry's identifier columns,
-    and its parameters."""
+    and its parameters. `records` holds their records (canonical_record, or the
+    re-clustered records as the link read them: reading a few from the table still scans
+    every record's key)."""
     params: dict[str, Any] = {"hard": registry.hard_constraints()}
     selects, entries = [], []
     for position, name in enumerate(registry.names):
@@ -779,6 +795,7 @@ def publish_person_sql(registry: IdentifierRegistry) -> tuple[str, dict[str, Any
         else "MAP {}::MAP(VARCHAR, VARCHAR[])"
     )
     sql = PUBLISH_PERSON_SQL.format(
+        records=records,
         identifier_values=values,
         identifier_columns=columns,
         lone_identifiers=lone_identifiers,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -44,7 +44,7 @@ from linkage.link.model import (
     model_settings,
 )
 from linkage.schema import base_columns
-from linkage.warehouse import fetch_one
+from linkage.warehouse import fetch_one, table_columns
 
 log = logging.getLogger(__name__)
 # u is estimated from random pairs: about five per record, at least Splink's default of a
@@ -164,13 +164,18 @@ def model_input(
     con: duckdb.DuckDBPyConnection,
     registry: IdentifierRegistry | None = None,
     record_keys: pa.Array | list[str] | None = None,
+    also: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The model's columns of canonical_record (or of these records), sorted so every run
-    sees the same order.
+    sees the same order, and the columns `also` names that the table has.
 
     Without a registry: the person columns and every identifier column the table has.
     """
-    columns = ", ".join(quote_identifier(column) for column in input_columns(con, registry))
+    wanted = input_columns(con, registry)
+    if also:
+        present = set(table_columns(con, "canonical_record"))
+        wanted += [column for column in also if column in present and column not in wanted]
+    columns = ", ".join(quote_identifier(column) for column in wanted)
     if record_keys is None:
         return _frame(con.sql(f"SELECT {columns} FROM canonical_record ORDER BY record_key"))
     wanted = pa.table({"record_key": pa.array(record_keys, pa.string())})
