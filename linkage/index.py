@@ -541,12 +541,13 @@ def _replace_all(
 
 def _replace_touched(con: duckdb.DuckDBPyConnection, gammas: list[str], params: dict) -> None:
     """An incremental link's records replace theirs; every other row stays as it is."""
-    # the review items of untouched pairs, kept before link_review is rewritten
+    # The touched records are whole components of the stored edges (and removed records),
+    # and a pair, stored or for review, never spans two: one end touched means both are.
+    # The review items of untouched pairs are kept before link_review is rewritten.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE review_items AS"
         " SELECT record_key_l, record_key_r, match_probability, reason FROM link_review"
         " WHERE record_key_l NOT IN (SELECT record_key FROM touched)"
-        " AND record_key_r NOT IN (SELECT record_key FROM touched)"
         " UNION ALL SELECT * FROM new_review"
     )
     con.execute("DELETE FROM link_review")
@@ -558,10 +559,7 @@ def _replace_touched(con: duckdb.DuckDBPyConnection, gammas: list[str], params: 
     )
     con.execute("DELETE FROM linked_index WHERE record_key IN (SELECT record_key FROM touched)")
     con.execute(PUBLISH_LINKED_INDEX_SQL, {"run_id": params["run_id"]})
-    con.execute(
-        "DELETE FROM edge WHERE record_key_l IN (SELECT record_key FROM touched)"
-        " OR record_key_r IN (SELECT record_key FROM touched)"
-    )
+    con.execute("DELETE FROM edge WHERE record_key_l IN (SELECT record_key FROM touched)")
     kept = ["record_key_l", "record_key_r", "match_weight", "match_probability", "linked"]
     con.execute(
         f"INSERT INTO edge BY NAME SELECT {', '.join(kept + gammas)}, $run_id AS run_id,"
