@@ -124,7 +124,9 @@ WITH counting AS (
       ON (c.agencies IS NULL OR list_contains(c.agencies, k.source))
      AND (c.concern_types IS NULL OR list_contains(c.concern_types, k.concern_type))
      AND (k.ends_on IS NULL OR k.ends_on >= $night - c.closed_within_days)
-     AND (c.opened_within_days IS NULL OR k.opened >= $night - c.opened_within_days)
+     -- an opening date missing or unreadable counts as recent (linkage/concerns.py)
+     AND (c.opened_within_days IS NULL OR k.opened IS NULL
+          OR k.opened >= $night - c.opened_within_days)
 ),
 of_age AS (
     -- a rule with max_age needs the person's known age on the night

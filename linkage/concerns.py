@@ -3,7 +3,9 @@
 A concern counts as open when it is not closed (by status or by a closing date on or
 before the night). A concern of an event source (`concern.open_for_days`, e.g. police
 incidents) counts only that long after it opened; a concern with no status at all is
-taken as an event of the last EVENT_OPEN_DAYS days.
+taken as an event of the last EVENT_OPEN_DAYS days. A concern whose opening date is
+missing or could not be read (flagged at intake) counts as open: a needless alert costs
+a look, a missed one can cost a child.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ CREATE OR REPLACE TEMP MACRO concern_open_on(
     concern_type IS NOT NULL
     AND coalesce(status, '') <> 'closed'
     AND (closed IS NULL OR closed > night)
-    AND CASE
+    AND coalesce(CASE
         WHEN open_for_days IS NOT NULL THEN opened >= night - CAST(open_for_days AS INTEGER)
         WHEN status = 'open' THEN true
         ELSE opened >= night - {EVENT_OPEN_DAYS}
-    END
+    END, true)  -- no (readable) opening date: counted as open, not as expired
 """
 
 # Records with a concern open on $night, with their source (needs define_open_concern).

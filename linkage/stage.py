@@ -55,7 +55,8 @@ STAGED_COLUMNS = """
     date_of_birth_raw VARCHAR, date_of_birth DATE, sex_raw VARCHAR, sex VARCHAR,
     address_raw VARCHAR, town_raw VARCHAR, postcode_raw VARCHAR,
     identifiers_raw MAP(VARCHAR, VARCHAR),
-    concern_type VARCHAR, concern_status VARCHAR, concern_opened DATE, concern_closed DATE
+    concern_type VARCHAR, concern_status VARCHAR, concern_opened_raw VARCHAR,
+    concern_opened DATE, concern_closed_raw VARCHAR, concern_closed DATE
 """
 
 
@@ -172,7 +173,9 @@ def stage_source(
         "sex": build.coded(fields.sex),
         "concern_type": build.coded(concern.type) if concern else "NULL",
         "concern_status": build.coded(concern.status) if concern else "NULL",
+        "concern_opened_raw": build.text(concern.opened) if concern else "NULL",
         "concern_opened": build.date(concern.opened) if concern else "NULL::DATE",
+        "concern_closed_raw": build.text(concern.closed) if concern else "NULL",
         "concern_closed": build.date(concern.closed) if concern else "NULL::DATE",
         "identifiers_raw": build.identifiers(config.identifiers),
     }

@@ -38,7 +38,9 @@ CP_POLICE = AlertRule(
 )
 
 
-def concern(person: str, key: str, source: str, kind: str, opened: str, ends_on=None) -> dict:
+def concern(
+    person: str, key: str, source: str, kind: str, opened: str | None, ends_on=None
+) -> dict:
     return {
         "person_id": person,
         "record_key": key,
@@ -91,6 +93,15 @@ def concerns(*rows: dict) -> pd.DataFrame:
             ],
             {"P1": 9},
             [],
+        ),
+        (
+            "an incident whose date could not be read counts as recent",
+            [
+                concern("P1", "sw:1", "socialwork", "CHILD_PROTECTION", "2025-01-01"),
+                concern("P1", "po:1", "police", "POLICE_CHILD_CONCERN", None),
+            ],
+            {"P1": 9},
+            [("cp_police", "P1", ("sw:1", "po:1"))],
         ),
         (
             "an adult is not a child",

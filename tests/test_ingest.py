@@ -9,6 +9,8 @@ import duckdb
 import pytest
 
 from flows.nightly import nightly
+from linkage.concerns import open_concern_records
+from linkage.config import load_project
 from tests.conftest import CLINIC_HEADER, NIGHT_1, make_project
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -245,3 +247,61 @@ def test_parquet_extract_loads_through_config(tmp_path: Path) -> None:
         ("REID", date(1990, 1, 2)),
         ("ROSS", date(1980, 5, 6)),
     ]
+
+
+# --- concern dates ----------------------------------------------------------------------
+
+CONCERN_CLINIC_CONFIG = """
+source: clinic
+file: {pattern: "{run_date}/clinic*.csv"}
+record_id: id
+fields:
+  forename: first
+  surname: last
+  date_of_birth: {column: dob, formats: ["%d/%m/%Y"]}
+concern:
+  type: {column: flag, codes: {Y: CLINIC_CONCERN, N: null}}
+  status: {constant: open}
+  opened: {column: opened, formats: ["%d/%m/%Y"]}
+  open_for_days: 365
+"""
+
+
+def test_a_concern_date_not_read_is_flagged_and_the_concern_still_counts_as_open(
+    tmp_path: Path,
+) -> None:
+    """A two-digit year, an impossible date, another style, a date ahead: each flagged
+    and nulled, never read as year 26 or dropped silently; the concern stays open."""
+    sent = {
+        "1": "12/03/2026",  # as configured
+        "2": "12/03/26",  # two-digit year: %Y reads it as the year 26
+        "3": "31/02/2026",  # no such day
+        "4": "2026-03-12",  # another style
+        "5": "01/01/2027",  # after the night
+    }
+    rows = [f"{key},ANNA,REID,0{key}/01/2015,Y,{opened}" for key, opened in sent.items()]
+    config = make_project(
+        tmp_path,
+        {f"{NIGHT_1}/clinic.csv": "id,first,last,dob,flag,opened\n" + "\n".join(rows) + "\n"},
+        CONCERN_CLINIC_CONFIG,
+    )
+    assert clinic(run(config)).rows_accepted == 5
+    opened = dict(query(config, "SELECT source_record_id, concern_opened FROM canonical_record"))
+    assert opened == {"1": date(2026, 3, 12), "2": None, "3": None, "4": None, "5": None}
+    flags = query(
+        config,
+        "SELECT source_record_id, field, reason FROM record_issue"
+        " WHERE check_name = 'concern_opened_valid' ORDER BY 1",
+    )
+    assert flags == [
+        ("2", "concern_opened", "concern opened date: before 1900"),
+        ("3", "concern_opened", "concern opened date: unparseable"),
+        ("4", "concern_opened", "concern opened date: unparseable"),
+        ("5", "concern_opened", "concern opened date: in the future"),
+    ]
+    project = load_project(config)
+    with duckdb.connect(str(project.warehouse)) as con:
+        open_concern_records(con, project, date.fromisoformat(NIGHT_1), "open_now")
+        still_open = [row[0] for row in con.execute("SELECT record_key FROM open_now").fetchall()]
+    # record 1 opened within its 365 days; the others' dates are unknown: open, not expired
+    assert sorted(still_open) == [f"clinic:{key}" for key in sent]

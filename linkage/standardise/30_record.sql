@@ -91,7 +91,9 @@ renamed AS (
 
         nullif(trim(concern_type), '') AS concern_type,
         nullif(trim(concern_status), '') AS concern_status,
+        nullif(trim(concern_opened_raw), '') AS concern_opened_raw,
         concern_opened,
+        nullif(trim(concern_closed_raw), '') AS concern_closed_raw,
         concern_closed,
 
         source_file,
@@ -117,14 +119,29 @@ dob_checked AS (
             WHEN date_of_birth IS NULL THEN 'unparseable'
             WHEN date_of_birth < DATE '1900-01-01' THEN 'before 1900'
             WHEN date_of_birth > run_date THEN 'in the future'
-        END AS dob_issue
+        END AS dob_issue,
+        -- a concern date as sent but not read, or not a real one: NULL, and flagged (an
+        -- open concern with no opening date still counts as open: linkage/concerns.py)
+        CASE
+            WHEN concern_opened_raw IS NOT NULL AND concern_opened IS NULL THEN 'unparseable'
+            WHEN concern_opened < DATE '1900-01-01' THEN 'before 1900'
+            WHEN concern_opened > run_date THEN 'in the future'
+        END AS concern_opened_issue,
+        CASE  -- a closing date ahead is a planned closure, not an error
+            WHEN concern_closed_raw IS NOT NULL AND concern_closed IS NULL THEN 'unparseable'
+            WHEN concern_closed < DATE '1900-01-01' THEN 'before 1900'
+        END AS concern_closed_issue
     FROM renamed
 ),
 
 checked AS (
     SELECT
         -- identifiers (a CHI's date part) are judged against the date that survived its checks
-        * REPLACE (CASE WHEN dob_issue IS NULL THEN date_of_birth END AS date_of_birth),
+        * REPLACE (
+            CASE WHEN dob_issue IS NULL THEN date_of_birth END AS date_of_birth,
+            CASE WHEN concern_opened_issue IS NULL THEN concern_opened END AS concern_opened,
+            CASE WHEN concern_closed_issue IS NULL THEN concern_closed END AS concern_closed
+        ),
         CASE
             WHEN NOT regexp_matches(postcode_compact, uk_postcode_pattern())
              AND NOT postcode_as_written()

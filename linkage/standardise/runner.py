@@ -54,6 +54,8 @@ CHECK_COLUMNS = {
     "dob_issue": "VARCHAR",
     "postcode_issue": "VARCHAR",
     "sex_issue": "VARCHAR",
+    "concern_opened_issue": "VARCHAR",
+    "concern_closed_issue": "VARCHAR",
 }
 
 # The names that get a phonetic code: the standardised forename and surname.
