@@ -276,6 +276,28 @@ def test_two_different_extracts_concatenated_hold_the_source(tmp_path: Path) -> 
     assert "rows quarantined 100.0% of rows tonight" in clinic(report).error
 
 
+def test_a_stale_copy_beside_tonights_file_holds_the_source_naming_both(tmp_path: Path) -> None:
+    """Last night's file left beside tonight's, both matching the pattern: read together,
+    its rows would bring back removed records and cost changed ones their update."""
+    tonight = [row.replace("G", "H", 1) if row.startswith("1") else row for row in clinic_rows()]
+    config = two_agencies(tmp_path, clinic_text(tonight[:-3]))
+    stale = tmp_path / "landing" / NIGHT_2 / "clinic (1).csv"
+    stale.write_text(clinic_text(clinic_rows()))
+    report = run(config, NIGHT_2)
+    assert_clinic_held(config, report)
+    error = clinic(report).error
+    assert "clinic (1).csv, clinic.csv" in error and "57 record ids" in error
+
+
+def test_the_parts_of_a_split_extract_are_read_together(tmp_path: Path) -> None:
+    rows = clinic_rows()
+    config = two_agencies(tmp_path, clinic_text(rows[:25]))
+    (tmp_path / "landing" / NIGHT_2 / "clinic_part2.csv").write_text(clinic_text(rows[25:]))
+    source = clinic(run(config, NIGHT_2))
+    assert_conserved(source)
+    assert (source.status, source.rows_read, source.rows_accepted) == ("used", 60, 60)
+
+
 def test_far_more_rows_than_ever_hold_the_source(tmp_path: Path) -> None:
     """An agency sending its whole history instead of tonight's extract."""
     config = two_agencies(tmp_path, clinic_text(clinic_rows(200)))

@@ -136,8 +136,42 @@ def load_files(
     for result in files:
         _load_file(con, table, config, result, row_offset, fast)
         row_offset += result.rows_read
+    _check_parts_share_no_record(con, table, config, files)
     _drop_unfilled_unnamed_columns(con, table, files)
     return files
+
+
+def _check_parts_share_no_record(
+    con: duckdb.DuckDBPyConnection, table: str, config: SourceConfig, files: list[ExtractedFile]
+) -> None:
+    """Several files matching a source's pattern are the parts of one extract, and parts
+    never share a record: a record id in two of them means one file is a stale or repeated
+    copy (last night's file left beside tonight's), whose rows would bring back removed
+    records and cost changed ones their update. The source is held, naming the files."""
+    if len(files) < 2:
+        return
+    last_rows, first_row = [], 0
+    for extracted in files:
+        first_row += extracted.rows_read
+        last_rows.append(first_row)
+    part_of = " ".join(
+        f"WHEN {ROW_NUMBER} <= {last_row} THEN {part}" for part, last_row in enumerate(last_rows)
+    )
+    record_id = quote_identifier(config.record_id)
+    shared = con.execute(
+        f"SELECT count(*) FROM (SELECT trim({record_id}) AS id FROM {quote_identifier(table)}"
+        f" WHERE nullif(trim({record_id}), '') IS NOT NULL"
+        f" GROUP BY id HAVING count(DISTINCT CASE {part_of} END) > 1)"
+    ).fetchall()[0][0]
+    if shared:
+        names = ", ".join(extracted.landing_path.name for extracted in files)
+        raise SourceFileError(
+            config.source,
+            str(files[0].landing_path.parent),
+            f"{len(files)} files match the pattern ({names}) and {shared:,} record ids are in"
+            " more than one of them: the parts of an extract never share a record, so one"
+            " file is likely a stale or repeated copy; remove it and run the night again",
+        )
 
 
 def file_columns(config: SourceConfig, path: Path) -> list[str]:
