@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import zipfile
 from datetime import date
 from pathlib import Path
@@ -415,3 +416,68 @@ def test_several_kinds_of_damage_in_one_file_cost_only_their_rows(tmp_path: Path
         (chi,)
     ]
     assert set(accepted(config)) == GOOD_IDS | {"5"}
+
+
+# --- 6. JSON lines that are not flat objects -----------------------------------------------------
+
+
+def _json_line(record_id: str, first: object, last: str = "Reid", **extra: object) -> str:
+    return json.dumps({"id": record_id, "first": first, "last": last, "dob": "1990-01-02", **extra})
+
+
+JSON_GOOD = "".join(_json_line(str(n), name) + "\n" for n, name in [(1, "Ann"), (2, "Bob")])
+
+
+def test_json_lines_that_are_not_objects_cost_only_their_line(tmp_path: Path) -> None:
+    lines = [
+        _json_line("1", "Ann"),
+        "[" * 200_000,  # nested past any parser's depth
+        "[1, 2]",
+        "42",
+        '"Ann Reid"',
+        "null",
+        _json_line("2", "Bob"),
+    ]
+    config, source = two_nights(
+        tmp_path, "\n".join(lines) + "\n", JSONL_CONFIG, "clinic.jsonl", JSON_GOOD
+    )
+    assert_used_and_conserved(source, 7, 2)
+    assert [(line, field, reason) for _, line, field, _, reason in quarantined(config)] == [
+        (2, None, "line is not a JSON object: nested too deeply"),
+        (3, None, "line is not a JSON object but a JSON array"),
+        (4, None, "line is not a JSON object but a JSON number"),
+        (5, None, "line is not a JSON object but a JSON string"),
+        (6, None, "line is not a JSON object but a JSON null"),
+    ]
+    assert set(accepted(config)) == {"1", "2"}
+
+
+def test_json_values_that_are_objects_or_lists_reject_their_row(tmp_path: Path) -> None:
+    """A name sent as {"given": "Lexi"} is not read as the text of its keys; a nested value
+    under a key the config does not map costs nothing; a key repeated with another value is
+    read as JSON parsers do (the last value) and flagged."""
+    lines = [
+        _json_line("1", {"given": "Lexi"}),
+        _json_line("2", ["Ann", "Marie"]),
+        _json_line("3", "Cat", meta={"tags": [1, {"deep": None}]}),
+        '{"id": "4", "first": "Dan", "last": "Old", "dob": "1990-01-02", "last": "New"}',
+        '{"id": "5", "first": "Eve", "last": "Hart", "dob": "1990-01-02", "first": "Eve"}',
+    ]
+    config, source = two_nights(
+        tmp_path, "\n".join(lines) + "\n", JSONL_CONFIG, "clinic.jsonl", JSON_GOOD
+    )
+    assert_used_and_conserved(source, 5, 3)
+    assert [(line, field, reason) for _, line, field, _, reason in quarantined(config)] == [
+        (1, "first", "'first' holds a JSON object, not a single value"),
+        (2, "first", "'first' holds a JSON array, not a single value"),
+    ]
+    kept = accepted(config)
+    assert {k: v[:2] for k, v in kept.items()} == {
+        "3": ("CAT", "REID"),
+        "4": ("DAN", "NEW"),
+        "5": ("EVE", "HART"),
+    }
+    assert issues(config, "duplicate_key") == [
+        (4, "4", "last", "key 'last' is repeated with another value; the last one is used")
+    ]
+    assert source.flag_reasons == {"duplicate_key": 1}

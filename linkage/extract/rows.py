@@ -41,6 +41,7 @@ REJECT_EXCERPT_CHARS = 500
 # for more lines than this is a quote never closed, and its first line is rejected.
 MAX_RECORD_LINES = 100
 ENCODING_FALLBACK, NUL_BYTES = "encoding_fallback", "nul_bytes"
+REPEATED_KEY = "duplicate_key"  # a JSON key given twice, with different values
 REPEATED_HEADER = "repeated header row (two extracts concatenated?)"
 NON_ASCII = ""  # for _first_field: the first value that is not ASCII
 
@@ -75,7 +76,7 @@ class FlaggedRow:
     row_number: int
     line_number: int
     field: str | None  # the column the repair shows in, when there is one
-    check: str  # encoding_fallback | nul_bytes
+    check: str  # encoding_fallback | nul_bytes | duplicate_key
     reason: str
 
     def numbered(self, row_number: int) -> FlaggedRow:
@@ -393,28 +394,69 @@ def _jsonl_rows(text: TextLines, opened: FileRows, source_file: str) -> Iterator
             continue
         if notes is not None and notes.nul:
             line = line.replace("\0", "")  # JSON text cannot hold them raw
-        if notes is not None and notes.undecodable:
-            values: list[str | None] | str = _undecodable(text, line_number)
-        else:
-            values = _json_values(line, columns, plans)
-        if isinstance(values, str):
-            yield RejectedRow(source_file, 0, line_number, None, values, _excerpt(line))
+        try:
+            if notes is not None and notes.undecodable:
+                raise _UnusableLine(_undecodable(text, line_number))
+            record = _json_object(line)
+            values = _json_values(record, columns, plans)
+        except _UnusableLine as unusable:
+            reason, column = unusable.args
+            yield RejectedRow(source_file, 0, line_number, column, reason, _excerpt(line))
             continue
         yield line_number, values
+        if isinstance(record, _RepeatedKeys):
+            yield from _repeated_key_flags(record, columns, source_file, line_number)
         if notes is not None:
             yield from _json_flags(notes, text, columns, values, source_file, line_number)
 
 
-def _json_values(
-    line: str, columns: list[str], plans: dict[tuple[str, ...], list[str | None] | str]
-) -> list[str | None] | str:
-    """One text per configured column from a JSON object, or why the line is rejected."""
+class _UnusableLine(Exception):
+    """Why a JSON line is rejected, and the configured column it shows in (or None)."""
+
+    def __init__(self, reason: str, column: str | None = None) -> None:
+        super().__init__(reason, column)
+
+
+class _RepeatedKeys(dict[str, object]):
+    """A JSON object with a key given twice: the last value is kept, as JSON parsers do,
+    and the keys given again with another value are noted for the row's flags."""
+
+    def __init__(self, pairs: list[tuple[str, object]]) -> None:
+        super().__init__(pairs)
+        self.repeated = {key for key, value in pairs if self[key] != value}
+
+
+def _object_of_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    record = dict(pairs)
+    return record if len(record) == len(pairs) else _RepeatedKeys(pairs)
+
+
+# Seeing the key-value pairs costs about 0.5 µs a line (json.loads alone loses them).
+_JSON_DECODER = json.JSONDecoder(object_pairs_hook=_object_of_pairs)
+JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _json_object(line: str) -> dict[str, object]:
+    """A line's JSON object; any other line raises _UnusableLine saying what it is."""
     try:
-        record = json.loads(line)
+        record = _JSON_DECODER.decode(line)
     except ValueError as error:
-        return f"line is not a JSON object: {error}"
+        raise _UnusableLine(f"line is not a JSON object: {error}") from None
+    except RecursionError:  # json's C parser recurses per [ or {: the depth is the stack's
+        raise _UnusableLine("line is not a JSON object: nested too deeply") from None
     if not isinstance(record, dict):
-        return f"line is not a JSON object but a JSON {type(record).__name__}"
+        kind = JSON_KINDS.get(type(record), "null")
+        raise _UnusableLine(f"line is not a JSON object but a JSON {kind}")
+    return record
+
+
+def _json_values(
+    record: dict[str, object],
+    columns: list[str],
+    plans: dict[tuple[str, ...], list[str | None] | str],
+) -> list[str | None]:
+    """One text per configured column from a JSON object; raises _UnusableLine when the
+    object's keys are ambiguous or a configured column holds an object or array."""
     keys = tuple(record)
     plan = plans.get(keys)
     if plan is None:
@@ -422,8 +464,11 @@ def _json_values(
             plans.clear()
         plan = plans[keys] = _json_plan(keys, columns)
     if isinstance(plan, str):
-        return plan
-    return [_json_text(record[key]) if key is not None else None for key in plan]
+        raise _UnusableLine(plan)
+    try:
+        return [_json_text(record[key]) if key is not None else None for key in plan]
+    except _NestedValue:
+        raise _nested_value(record, plan, columns) from None
 
 
 def _json_plan(keys: tuple[str, ...], columns: list[str]) -> list[str | None] | str:
@@ -440,10 +485,41 @@ def _json_plan(keys: tuple[str, ...], columns: list[str]) -> list[str | None] | 
     return plan
 
 
+class _NestedValue(Exception):
+    """A configured column's value is a JSON object or array."""
+
+
 def _json_text(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else json.dumps(value)
+    """A value as text: a number or boolean as JSON writes it. An object or array is no
+    single value (its text would be read as names: {"given": "Lexi"} as GIVEN LEXI)."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, dict | list):
+        raise _NestedValue
+    return None if value is None else json.dumps(value)
+
+
+def _nested_value(
+    record: dict[str, object], plan: list[str | None], columns: list[str]
+) -> _UnusableLine:
+    column, key = next(
+        (column, key)
+        for column, key in zip(columns, plan, strict=True)
+        if key is not None and isinstance(record[key], dict | list)
+    )
+    kind = "object" if isinstance(record[key], dict) else "array"
+    return _UnusableLine(f"{key!r} holds a JSON {kind}, not a single value", column)
+
+
+def _repeated_key_flags(
+    record: _RepeatedKeys, columns: list[str], source_file: str, line_number: int
+) -> Iterator[FlaggedRow]:
+    repeated = {column_key(key): key for key in record.repeated}
+    for column in columns:
+        key = repeated.get(column_key(column))
+        if key is not None:
+            reason = f"key {key!r} is repeated with another value; the last one is used"
+            yield FlaggedRow(source_file, 0, line_number, column, REPEATED_KEY, reason)
 
 
 def _json_flags(
