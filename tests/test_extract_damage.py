@@ -11,9 +11,11 @@ import gzip
 import io
 import json
 import zipfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import duckdb
 import pytest
 
 from tests.conftest import CLINIC_CONFIG, CLINIC_HEADER, NIGHT_1, make_project
@@ -481,3 +483,77 @@ def test_json_values_that_are_objects_or_lists_reject_their_row(tmp_path: Path) 
         (4, "4", "last", "key 'last' is repeated with another value; the last one is used")
     ]
     assert source.flag_reasons == {"duplicate_key": 1}
+
+
+# --- 7. Parquet column types ---------------------------------------------------------------------
+
+
+def _parquet(columns: dict[str, list], types: dict[str, object] | None = None) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = types or {}
+    table = pa.table({name: pa.array(values, types.get(name)) for name, values in columns.items()})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+PARQUET_GOOD = {
+    "id": [1, 2, 3],
+    "first": ["Ann", "Bob", "Cat"],
+    "last": ["Reid", "Ross", "Lee"],
+    "dob": [date(1990, 1, 2), date(1980, 5, 6), date(2001, 7, 1)],
+}
+
+
+def test_parquet_nested_columns_the_config_does_not_map_are_carried_as_json(
+    tmp_path: Path,
+) -> None:
+    """Extra list and struct columns never hold the source; mapped integer, date and
+    timestamp columns are read as the text the configured formats expect."""
+    import pyarrow as pa
+
+    from linkage.config import load_source
+    from linkage.extract import extract_source
+
+    # Dates of birth as local midnights (1 July is in summer time: 30 June 23:00 UTC).
+    london = ZoneInfo("Europe/London")
+    midnights = [datetime(d.year, d.month, d.day, tzinfo=london) for d in PARQUET_GOOD["dob"]]
+    nested = {
+        **PARQUET_GOOD,
+        "dob": midnights,
+        "Previous_GPs": [["Dr A", "Dr B"], [], None],
+        "Meta": [{"batch": 7, "ok": True}, None, {"batch": 8, "ok": False}],
+    }
+    damaged = _parquet(nested, {"dob": pa.timestamp("us", tz="Europe/London")})
+    config, source = two_nights(
+        tmp_path, damaged, PARQUET_CONFIG, "clinic.parquet", _parquet(PARQUET_GOOD)
+    )
+    assert_used_and_conserved(source, 3, 3)
+    assert source.files[0]["extra_columns"] == ["Previous_GPs", "Meta"]
+    assert query(
+        config,
+        "SELECT source_record_id, date_of_birth FROM canonical_record"
+        " WHERE run_date = $night ORDER BY 1",
+        {"night": date.fromisoformat(NIGHT_2)},
+    ) == [("1", date(1990, 1, 2)), ("2", date(1980, 5, 6)), ("3", date(2001, 7, 1))]
+
+    con = duckdb.connect()
+    source_config = load_source(config.parent / "sources" / "clinic.yaml")
+    extract_source(con, source_config, config.parent / "landing", tmp_path / "a", date(2026, 11, 2))
+    assert con.execute(
+        'SELECT id, dob, "Previous_GPs", "Meta" FROM raw_clinic ORDER BY 1'
+    ).fetchall() == [
+        ("1", "1990-01-02 00:00:00.000000", '["Dr A", "Dr B"]', '{"batch": 7, "ok": true}'),
+        ("2", "1980-05-06 00:00:00.000000", "[]", None),
+        ("3", "2001-07-01 00:00:00.000000", None, '{"batch": 8, "ok": false}'),
+    ]
+
+
+def test_a_mapped_nested_parquet_column_holds_the_source(tmp_path: Path) -> None:
+    damaged = _parquet({**PARQUET_GOOD, "last": [["Reid"], ["Ross"], ["Lee", "Hay"]]})
+    config, source = two_nights(
+        tmp_path, damaged, PARQUET_CONFIG, "clinic.parquet", _parquet(PARQUET_GOOD)
+    )
+    assert_held_on_last_good_night(config, source, "clinic.parquet", "'last'", "list<")

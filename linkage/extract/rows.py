@@ -1,4 +1,4 @@
-"""The rows of a landing file: CSV, JSON-lines and Parquet readers.
+"""The rows of a landing file: the CSV and JSON-lines readers (Parquet's is parquet.py).
 
 A reader yields, in file order, each row it parsed as (line number, one text per column),
 a RejectedRow for a row it cannot use (it goes to quarantine), and, after a row it kept,
@@ -20,20 +20,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import pyarrow as pa
 
 from linkage.config import SourceConfig, column_key
 from linkage.errors import SourceFileError
 from linkage.extract.header import Header, match_header
-from linkage.extract.landing import (
-    LineDamage,
-    TextLines,
-    compression_of,
-    describe_not_text,
-    open_text_lines,
-)
+from linkage.extract.landing import LineDamage, TextLines, open_text_lines
 
 BATCH_ROWS = 100_000
 REJECT_EXCERPT_CHARS = 500
@@ -44,9 +35,6 @@ ENCODING_FALLBACK, NUL_BYTES = "encoding_fallback", "nul_bytes"
 REPEATED_KEY = "duplicate_key"  # a JSON key given twice, with different values
 REPEATED_HEADER = "repeated header row (two extracts concatenated?)"
 NON_ASCII = ""  # for _first_field: the first value that is not ASCII
-
-if TYPE_CHECKING:
-    import pyarrow.parquet as pq
 
 csv.field_size_limit(64 * 1024 * 1024)
 
@@ -105,8 +93,15 @@ class FileRows:
 @contextmanager
 def open_rows(path: Path, config: SourceConfig) -> Iterator[FileRows]:
     """Open a landing file in its configured format; its header is read, its rows lazily."""
-    readers = {"csv": _csv_file, "jsonl": _jsonl_file, "parquet": _parquet_file}
-    with readers[config.file.format](path, config) as opened:
+    if config.file.format == "parquet":
+        # imported when asked for: pyarrow.parquet is slow to import, and parquet.py
+        # builds on this module's rows
+        from linkage.extract.parquet import parquet_file
+
+        reader = parquet_file
+    else:
+        reader = _jsonl_file if config.file.format == "jsonl" else _csv_file
+    with reader(path, config) as opened:
         yield opened
 
 
@@ -536,40 +531,3 @@ def _json_flags(
         column = _first_field(columns, values, NON_ASCII)
         reason = f"not valid {text.encoding}; read as {notes.read_as}"
         yield FlaggedRow(source_file, 0, line_number, column, ENCODING_FALLBACK, reason)
-
-
-# --- Parquet --------------------------------------------------------------------------------
-
-
-@contextmanager
-def _parquet_file(path: Path, config: SourceConfig) -> Iterator[FileRows]:
-    import pyarrow.parquet as pq  # slow to import; only Parquet sources need it
-
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    if not head.startswith(b"PAR1"):
-        compression = compression_of(head)
-        kind = f"{compression[0]}-compressed" if compression else describe_not_text(head)
-        reason = f"not a Parquet file: it is {kind or 'text (CSV or JSON lines?)'}"
-        raise SourceFileError(config.source, str(path), reason + " (check file.format)")
-    try:
-        parquet = pq.ParquetFile(path)
-    except (OSError, pa.ArrowInvalid) as error:
-        reason = f"not a readable Parquet file: {error}"
-        raise SourceFileError(config.source, str(path), reason) from None
-    with parquet:
-        header = match_header(parquet.schema_arrow.names, config, str(path))
-        opened = FileRows(header.columns, header.unnamed)
-        opened.rows = _parquet_rows(parquet, config, str(path))
-        yield opened
-
-
-def _parquet_rows(parquet: pq.ParquetFile, config: SourceConfig, path: str) -> Iterator[Row]:
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        try:
-            columns = [column.cast(pa.string()).to_pylist() for column in batch.columns]
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-            reason = f"a column cannot be read as text: {error}"
-            raise SourceFileError(config.source, path, reason) from None
-        for values in zip(*columns, strict=True):
-            yield 0, list(values)
