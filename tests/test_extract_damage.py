@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import zipfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import duckdb
 import pytest
 
 from tests.conftest import CLINIC_CONFIG, CLINIC_HEADER, NIGHT_1, make_project
@@ -415,3 +418,142 @@ def test_several_kinds_of_damage_in_one_file_cost_only_their_rows(tmp_path: Path
         (chi,)
     ]
     assert set(accepted(config)) == GOOD_IDS | {"5"}
+
+
+# --- 6. JSON lines that are not flat objects -----------------------------------------------------
+
+
+def _json_line(record_id: str, first: object, last: str = "Reid", **extra: object) -> str:
+    return json.dumps({"id": record_id, "first": first, "last": last, "dob": "1990-01-02", **extra})
+
+
+JSON_GOOD = "".join(_json_line(str(n), name) + "\n" for n, name in [(1, "Ann"), (2, "Bob")])
+
+
+def test_json_lines_that_are_not_objects_cost_only_their_line(tmp_path: Path) -> None:
+    lines = [
+        _json_line("1", "Ann"),
+        "[" * 200_000,  # nested past any parser's depth
+        "[1, 2]",
+        "42",
+        '"Ann Reid"',
+        "null",
+        _json_line("2", "Bob"),
+    ]
+    config, source = two_nights(
+        tmp_path, "\n".join(lines) + "\n", JSONL_CONFIG, "clinic.jsonl", JSON_GOOD
+    )
+    assert_used_and_conserved(source, 7, 2)
+    assert [(line, field, reason) for _, line, field, _, reason in quarantined(config)] == [
+        (2, None, "line is not a JSON object: nested too deeply"),
+        (3, None, "line is not a JSON object but a JSON array"),
+        (4, None, "line is not a JSON object but a JSON number"),
+        (5, None, "line is not a JSON object but a JSON string"),
+        (6, None, "line is not a JSON object but a JSON null"),
+    ]
+    assert set(accepted(config)) == {"1", "2"}
+
+
+def test_json_values_that_are_objects_or_lists_reject_their_row(tmp_path: Path) -> None:
+    """A name sent as {"given": "Lexi"} is not read as the text of its keys; a nested value
+    under a key the config does not map costs nothing; a key repeated with another value is
+    read as JSON parsers do (the last value) and flagged."""
+    lines = [
+        _json_line("1", {"given": "Lexi"}),
+        _json_line("2", ["Ann", "Marie"]),
+        _json_line("3", "Cat", meta={"tags": [1, {"deep": None}]}),
+        '{"id": "4", "first": "Dan", "last": "Old", "dob": "1990-01-02", "last": "New"}',
+        '{"id": "5", "first": "Eve", "last": "Hart", "dob": "1990-01-02", "first": "Eve"}',
+    ]
+    config, source = two_nights(
+        tmp_path, "\n".join(lines) + "\n", JSONL_CONFIG, "clinic.jsonl", JSON_GOOD
+    )
+    assert_used_and_conserved(source, 5, 3)
+    assert [(line, field, reason) for _, line, field, _, reason in quarantined(config)] == [
+        (1, "first", "'first' holds a JSON object, not a single value"),
+        (2, "first", "'first' holds a JSON array, not a single value"),
+    ]
+    kept = accepted(config)
+    assert {k: v[:2] for k, v in kept.items()} == {
+        "3": ("CAT", "REID"),
+        "4": ("DAN", "NEW"),
+        "5": ("EVE", "HART"),
+    }
+    assert issues(config, "duplicate_key") == [
+        (4, "4", "last", "key 'last' is repeated with another value; the last one is used")
+    ]
+    assert source.flag_reasons == {"duplicate_key": 1}
+
+
+# --- 7. Parquet column types ---------------------------------------------------------------------
+
+
+def _parquet(columns: dict[str, list], types: dict[str, object] | None = None) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = types or {}
+    table = pa.table({name: pa.array(values, types.get(name)) for name, values in columns.items()})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+PARQUET_GOOD = {
+    "id": [1, 2, 3],
+    "first": ["Ann", "Bob", "Cat"],
+    "last": ["Reid", "Ross", "Lee"],
+    "dob": [date(1990, 1, 2), date(1980, 5, 6), date(2001, 7, 1)],
+}
+
+
+def test_parquet_nested_columns_the_config_does_not_map_are_carried_as_json(
+    tmp_path: Path,
+) -> None:
+    """Extra list and struct columns never hold the source; mapped integer, date and
+    timestamp columns are read as the text the configured formats expect."""
+    import pyarrow as pa
+
+    from linkage.config import load_source
+    from linkage.extract import extract_source
+
+    # Dates of birth as local midnights (1 July is in summer time: 30 June 23:00 UTC).
+    london = ZoneInfo("Europe/London")
+    midnights = [datetime(d.year, d.month, d.day, tzinfo=london) for d in PARQUET_GOOD["dob"]]
+    nested = {
+        **PARQUET_GOOD,
+        "dob": midnights,
+        "Previous_GPs": [["Dr A", "Dr B"], [], None],
+        "Meta": [{"batch": 7, "ok": True}, None, {"batch": 8, "ok": False}],
+    }
+    damaged = _parquet(nested, {"dob": pa.timestamp("us", tz="Europe/London")})
+    config, source = two_nights(
+        tmp_path, damaged, PARQUET_CONFIG, "clinic.parquet", _parquet(PARQUET_GOOD)
+    )
+    assert_used_and_conserved(source, 3, 3)
+    assert source.files[0]["extra_columns"] == ["Previous_GPs", "Meta"]
+    assert query(
+        config,
+        "SELECT source_record_id, date_of_birth FROM canonical_record"
+        " WHERE run_date = $night ORDER BY 1",
+        {"night": date.fromisoformat(NIGHT_2)},
+    ) == [("1", date(1990, 1, 2)), ("2", date(1980, 5, 6)), ("3", date(2001, 7, 1))]
+
+    con = duckdb.connect()
+    source_config = load_source(config.parent / "sources" / "clinic.yaml")
+    extract_source(con, source_config, config.parent / "landing", tmp_path / "a", date(2026, 11, 2))
+    assert con.execute(
+        'SELECT id, dob, "Previous_GPs", "Meta" FROM raw_clinic ORDER BY 1'
+    ).fetchall() == [
+        ("1", "1990-01-02 00:00:00.000000", '["Dr A", "Dr B"]', '{"batch": 7, "ok": true}'),
+        ("2", "1980-05-06 00:00:00.000000", "[]", None),
+        ("3", "2001-07-01 00:00:00.000000", None, '{"batch": 8, "ok": false}'),
+    ]
+
+
+def test_a_mapped_nested_parquet_column_holds_the_source(tmp_path: Path) -> None:
+    damaged = _parquet({**PARQUET_GOOD, "last": [["Reid"], ["Ross"], ["Lee", "Hay"]]})
+    config, source = two_nights(
+        tmp_path, damaged, PARQUET_CONFIG, "clinic.parquet", _parquet(PARQUET_GOOD)
+    )
+    assert_held_on_last_good_night(config, source, "clinic.parquet", "'last'", "list<")

@@ -1,8 +1,8 @@
 """Extract: each source's landing files -> archived copy -> raw_<source>, rejects and flags.
 
-`load` archives and loads; `rows` reads CSV, JSON lines and Parquet as people really send
-them; `landing` turns a file's bytes into lines of text; `header` matches a file's header
-to the source config.
+`load` archives and loads; `rows` reads CSV and JSON lines, and `parquet` Parquet, as
+people really send them; `landing` turns a file's bytes into lines of text; `header`
+matches a file's header to the source config.
 """
 
 from linkage.extract.header import LINE_NUMBER, ROW_NUMBER, quote_identifier

@@ -1,4 +1,4 @@
-"""The rows of a landing file: CSV, JSON-lines and Parquet readers.
+"""The rows of a landing file: the CSV and JSON-lines readers (Parquet's is parquet.py).
 
 A reader yields, in file order, each row it parsed as (line number, one text per column),
 a RejectedRow for a row it cannot use (it goes to quarantine), and, after a row it kept,
@@ -20,20 +20,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import pyarrow as pa
 
 from linkage.config import SourceConfig, column_key
 from linkage.errors import SourceFileError
 from linkage.extract.header import Header, match_header
-from linkage.extract.landing import (
-    LineDamage,
-    TextLines,
-    compression_of,
-    describe_not_text,
-    open_text_lines,
-)
+from linkage.extract.landing import LineDamage, TextLines, open_text_lines
 
 BATCH_ROWS = 100_000
 REJECT_EXCERPT_CHARS = 500
@@ -41,11 +32,9 @@ REJECT_EXCERPT_CHARS = 500
 # for more lines than this is a quote never closed, and its first line is rejected.
 MAX_RECORD_LINES = 100
 ENCODING_FALLBACK, NUL_BYTES = "encoding_fallback", "nul_bytes"
+REPEATED_KEY = "duplicate_key"  # a JSON key given twice, with different values
 REPEATED_HEADER = "repeated header row (two extracts concatenated?)"
 NON_ASCII = ""  # for _first_field: the first value that is not ASCII
-
-if TYPE_CHECKING:
-    import pyarrow.parquet as pq
 
 csv.field_size_limit(64 * 1024 * 1024)
 
@@ -75,7 +64,7 @@ class FlaggedRow:
     row_number: int
     line_number: int
     field: str | None  # the column the repair shows in, when there is one
-    check: str  # encoding_fallback | nul_bytes
+    check: str  # encoding_fallback | nul_bytes | duplicate_key
     reason: str
 
     def numbered(self, row_number: int) -> FlaggedRow:
@@ -104,8 +93,15 @@ class FileRows:
 @contextmanager
 def open_rows(path: Path, config: SourceConfig) -> Iterator[FileRows]:
     """Open a landing file in its configured format; its header is read, its rows lazily."""
-    readers = {"csv": _csv_file, "jsonl": _jsonl_file, "parquet": _parquet_file}
-    with readers[config.file.format](path, config) as opened:
+    if config.file.format == "parquet":
+        # imported when asked for: pyarrow.parquet is slow to import, and parquet.py
+        # builds on this module's rows
+        from linkage.extract.parquet import parquet_file
+
+        reader = parquet_file
+    else:
+        reader = _jsonl_file if config.file.format == "jsonl" else _csv_file
+    with reader(path, config) as opened:
         yield opened
 
 
@@ -393,28 +389,69 @@ def _jsonl_rows(text: TextLines, opened: FileRows, source_file: str) -> Iterator
             continue
         if notes is not None and notes.nul:
             line = line.replace("\0", "")  # JSON text cannot hold them raw
-        if notes is not None and notes.undecodable:
-            values: list[str | None] | str = _undecodable(text, line_number)
-        else:
-            values = _json_values(line, columns, plans)
-        if isinstance(values, str):
-            yield RejectedRow(source_file, 0, line_number, None, values, _excerpt(line))
+        try:
+            if notes is not None and notes.undecodable:
+                raise _UnusableLine(_undecodable(text, line_number))
+            record = _json_object(line)
+            values = _json_values(record, columns, plans)
+        except _UnusableLine as unusable:
+            reason, column = unusable.args
+            yield RejectedRow(source_file, 0, line_number, column, reason, _excerpt(line))
             continue
         yield line_number, values
+        if isinstance(record, _RepeatedKeys):
+            yield from _repeated_key_flags(record, columns, source_file, line_number)
         if notes is not None:
             yield from _json_flags(notes, text, columns, values, source_file, line_number)
 
 
-def _json_values(
-    line: str, columns: list[str], plans: dict[tuple[str, ...], list[str | None] | str]
-) -> list[str | None] | str:
-    """One text per configured column from a JSON object, or why the line is rejected."""
+class _UnusableLine(Exception):
+    """Why a JSON line is rejected, and the configured column it shows in (or None)."""
+
+    def __init__(self, reason: str, column: str | None = None) -> None:
+        super().__init__(reason, column)
+
+
+class _RepeatedKeys(dict[str, object]):
+    """A JSON object with a key given twice: the last value is kept, as JSON parsers do,
+    and the keys given again with another value are noted for the row's flags."""
+
+    def __init__(self, pairs: list[tuple[str, object]]) -> None:
+        super().__init__(pairs)
+        self.repeated = {key for key, value in pairs if self[key] != value}
+
+
+def _object_of_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    record = dict(pairs)
+    return record if len(record) == len(pairs) else _RepeatedKeys(pairs)
+
+
+# Seeing the key-value pairs costs about 0.5 µs a line (json.loads alone loses them).
+_JSON_DECODER = json.JSONDecoder(object_pairs_hook=_object_of_pairs)
+JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _json_object(line: str) -> dict[str, object]:
+    """A line's JSON object; any other line raises _UnusableLine saying what it is."""
     try:
-        record = json.loads(line)
+        record = _JSON_DECODER.decode(line)
     except ValueError as error:
-        return f"line is not a JSON object: {error}"
+        raise _UnusableLine(f"line is not a JSON object: {error}") from None
+    except RecursionError:  # json's C parser recurses per [ or {: the depth is the stack's
+        raise _UnusableLine("line is not a JSON object: nested too deeply") from None
     if not isinstance(record, dict):
-        return f"line is not a JSON object but a JSON {type(record).__name__}"
+        kind = JSON_KINDS.get(type(record), "null")
+        raise _UnusableLine(f"line is not a JSON object but a JSON {kind}")
+    return record
+
+
+def _json_values(
+    record: dict[str, object],
+    columns: list[str],
+    plans: dict[tuple[str, ...], list[str | None] | str],
+) -> list[str | None]:
+    """One text per configured column from a JSON object; raises _UnusableLine when the
+    object's keys are ambiguous or a configured column holds an object or array."""
     keys = tuple(record)
     plan = plans.get(keys)
     if plan is None:
@@ -422,8 +459,11 @@ def _json_values(
             plans.clear()
         plan = plans[keys] = _json_plan(keys, columns)
     if isinstance(plan, str):
-        return plan
-    return [_json_text(record[key]) if key is not None else None for key in plan]
+        raise _UnusableLine(plan)
+    try:
+        return [_json_text(record[key]) if key is not None else None for key in plan]
+    except _NestedValue:
+        raise _nested_value(record, plan, columns) from None
 
 
 def _json_plan(keys: tuple[str, ...], columns: list[str]) -> list[str | None] | str:
@@ -440,10 +480,41 @@ def _json_plan(keys: tuple[str, ...], columns: list[str]) -> list[str | None] | 
     return plan
 
 
+class _NestedValue(Exception):
+    """A configured column's value is a JSON object or array."""
+
+
 def _json_text(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else json.dumps(value)
+    """A value as text: a number or boolean as JSON writes it. An object or array is no
+    single value (its text would be read as names: {"given": "Lexi"} as GIVEN LEXI)."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, dict | list):
+        raise _NestedValue
+    return None if value is None else json.dumps(value)
+
+
+def _nested_value(
+    record: dict[str, object], plan: list[str | None], columns: list[str]
+) -> _UnusableLine:
+    column, key = next(
+        (column, key)
+        for column, key in zip(columns, plan, strict=True)
+        if key is not None and isinstance(record[key], dict | list)
+    )
+    kind = "object" if isinstance(record[key], dict) else "array"
+    return _UnusableLine(f"{key!r} holds a JSON {kind}, not a single value", column)
+
+
+def _repeated_key_flags(
+    record: _RepeatedKeys, columns: list[str], source_file: str, line_number: int
+) -> Iterator[FlaggedRow]:
+    repeated = {column_key(key): key for key in record.repeated}
+    for column in columns:
+        key = repeated.get(column_key(column))
+        if key is not None:
+            reason = f"key {key!r} is repeated with another value; the last one is used"
+            yield FlaggedRow(source_file, 0, line_number, column, REPEATED_KEY, reason)
 
 
 def _json_flags(
@@ -460,40 +531,3 @@ def _json_flags(
         column = _first_field(columns, values, NON_ASCII)
         reason = f"not valid {text.encoding}; read as {notes.read_as}"
         yield FlaggedRow(source_file, 0, line_number, column, ENCODING_FALLBACK, reason)
-
-
-# --- Parquet --------------------------------------------------------------------------------
-
-
-@contextmanager
-def _parquet_file(path: Path, config: SourceConfig) -> Iterator[FileRows]:
-    import pyarrow.parquet as pq  # slow to import; only Parquet sources need it
-
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    if not head.startswith(b"PAR1"):
-        compression = compression_of(head)
-        kind = f"{compression[0]}-compressed" if compression else describe_not_text(head)
-        reason = f"not a Parquet file: it is {kind or 'text (CSV or JSON lines?)'}"
-        raise SourceFileError(config.source, str(path), reason + " (check file.format)")
-    try:
-        parquet = pq.ParquetFile(path)
-    except (OSError, pa.ArrowInvalid) as error:
-        reason = f"not a readable Parquet file: {error}"
-        raise SourceFileError(config.source, str(path), reason) from None
-    with parquet:
-        header = match_header(parquet.schema_arrow.names, config, str(path))
-        opened = FileRows(header.columns, header.unnamed)
-        opened.rows = _parquet_rows(parquet, config, str(path))
-        yield opened
-
-
-def _parquet_rows(parquet: pq.ParquetFile, config: SourceConfig, path: str) -> Iterator[Row]:
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        try:
-            columns = [column.cast(pa.string()).to_pylist() for column in batch.columns]
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-            reason = f"a column cannot be read as text: {error}"
-            raise SourceFileError(config.source, path, reason) from None
-        for values in zip(*columns, strict=True):
-            yield 0, list(values)

@@ -1,0 +1,104 @@
+"""A Parquet landing file -> rows of text, as the raw table holds every format.
+
+Parquet columns are typed. A single-valued column is cast to the text a CSV export would
+hold: a date as 2001-02-01 (so a configured "%Y-%m-%d" reads it), a number as its digits,
+a timestamp with a time zone at the sender's local time (so a date of birth sent as a
+summer midnight stays on its day, not on the day before in UTC). A nested column (list,
+struct, map) has no such text: one the config maps holds the source, since every row
+would be misread alike; one it does not map is carried as JSON text, so an extra column
+never holds the source and a row's values as sent stay whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from linkage.config import SourceConfig
+from linkage.errors import SourceFileError
+from linkage.extract.header import match_header
+from linkage.extract.landing import compression_of, describe_not_text
+from linkage.extract.rows import BATCH_ROWS, FileRows, Row
+
+CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError)
+
+
+@contextmanager
+def parquet_file(path: Path, config: SourceConfig) -> Iterator[FileRows]:
+    """Open a Parquet landing file: its columns from its schema, its rows lazily.
+
+    Not Parquet, unreadable, or a configured column that is nested: a SourceFileError."""
+    _check_parquet_magic(path, config)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        reason = f"not a readable Parquet file: {error}"
+        raise SourceFileError(config.source, str(path), reason) from None
+    with parquet:
+        schema = parquet.schema_arrow
+        header = match_header(schema.names, config, str(path))
+        configured = set(config.required_columns())
+        _check_configured_types(schema, header.columns, configured, config.source, str(path))
+        opened = FileRows(header.columns, header.unnamed)
+        opened.rows = _parquet_rows(parquet, header.columns, configured, config.source, str(path))
+        yield opened
+
+
+def _check_parquet_magic(path: Path, config: SourceConfig) -> None:
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if not head.startswith(b"PAR1"):
+        compression = compression_of(head)
+        kind = f"{compression[0]}-compressed" if compression else describe_not_text(head)
+        reason = f"not a Parquet file: it is {kind or 'text (CSV or JSON lines?)'}"
+        raise SourceFileError(config.source, str(path), reason + " (check file.format)")
+
+
+def _check_configured_types(
+    schema: pa.Schema, columns: list[str], configured: set[str], source: str, path: str
+) -> None:
+    for column, arrow_field in zip(columns, schema, strict=True):
+        if column in configured and pa.types.is_nested(arrow_field.type):
+            reason = (
+                f"column {arrow_field.name!r} holds {arrow_field.type} values, not one value"
+                " per row: map a single-valued column, or ask the sender to flatten it"
+            )
+            raise SourceFileError(source, path, reason)
+
+
+def _parquet_rows(
+    parquet: pq.ParquetFile, columns: list[str], configured: set[str], source: str, path: str
+) -> Iterator[Row]:
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+        texts = []
+        for column, values in zip(columns, batch.columns, strict=True):
+            try:
+                texts.append(_column_texts(values))
+            except CAST_ERRORS as error:
+                if column in configured:
+                    reason = f"column {column!r} ({values.type}) cannot be read as text: {error}"
+                    raise SourceFileError(source, path, reason) from None
+                texts.append(_json_texts(values))  # an extra column: carried, never in the way
+        for row in zip(*texts, strict=True):
+            yield 0, list(row)
+
+
+def _column_texts(values: pa.Array) -> list[str | None]:
+    """A single-valued column as text; a nested one raises ArrowNotImplementedError."""
+    if pa.types.is_timestamp(values.type) and values.type.tz is not None:
+        values = pc.local_timestamp(values)  # the sender's wall-clock time, not UTC
+    return values.cast(pa.string()).to_pylist()
+
+
+def _json_texts(values: pa.Array) -> list[str | None]:
+    """Any column as JSON text (dates and bytes as Python writes them)."""
+    return [
+        None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+        for value in values.to_pylist()
+    ]
