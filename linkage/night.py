@@ -185,6 +185,7 @@ def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
         )
         if failures:
             raise SourceFileError(config.source, str(intake.files[0].archive_path), failures[0])
+        _check_not_cut_short(night, config, intake.files)
         stage_source(night.con, config, intake.files, night.run_date)
     except SourceFileError as error:
         intake.error = str(error)
@@ -193,6 +194,15 @@ def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
         _fail_source(night, intake, "reading", error)
     log.info("source %s: %d rows read", config.source, intake.rows_read)
     return intake
+
+
+def _check_not_cut_short(night: Night, config: SourceConfig, files: list[ExtractedFile]) -> None:
+    """A file cut off in transfer holds a source that had a good night before: the records
+    after the cut would read as removed, their persons retired and concerns gone. On a
+    source's first night its readable rows are taken in (the cut row quarantined)."""
+    cut = next((extracted for extracted in files if extracted.cut_short), None)
+    if cut is not None and last_good_rows(night.con, config.source) is not None:
+        raise SourceFileError(config.source, str(cut.archive_path), str(cut.cut_short))
 
 
 def standardise_night(night: Night, intakes: list[SourceIntake]) -> list[SourceIntake]:

@@ -289,6 +289,23 @@ def test_a_stale_copy_beside_tonights_file_holds_the_source_naming_both(tmp_path
     assert "clinic (1).csv, clinic.csv" in error and "57 record ids" in error
 
 
+@pytest.mark.parametrize("line_end", ["", "\n"], ids=["cut-off", "short-row-then-line-end"])
+def test_a_file_cut_off_mid_row_holds_the_source(tmp_path: Path, line_end: str) -> None:
+    """Cut in transfer: the records after the cut would read as removed. A short last row
+    that ends its line is only that row's damage."""
+    text = clinic_text(clinic_rows())
+    cut = text[: text.index("\n40,") + 12] + line_end  # row 40 cut after a few fields
+    config = two_agencies(tmp_path, cut)
+    report = run(config, NIGHT_2)
+    if line_end:
+        source = clinic(report)
+        assert_conserved(source)
+        assert (source.status, source.rows_read, source.rows_quarantined) == ("used", 40, 1)
+        return
+    assert_clinic_held(config, report)
+    assert "ends mid-row (line 41" in clinic(report).error
+
+
 def test_the_parts_of_a_split_extract_are_read_together(tmp_path: Path) -> None:
     rows = clinic_rows()
     config = two_agencies(tmp_path, clinic_text(rows[:25]))

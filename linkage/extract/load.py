@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from linkage.config import SourceConfig
 from linkage.errors import SourceFileError
 from linkage.extract.header import LINE_NUMBER, ROW_NUMBER, quote_identifier
+from linkage.extract.landing import compression_of
 from linkage.extract.plain_csv import load_plain_csv
 from linkage.extract.rows import BATCH_ROWS, FlaggedRow, RejectedRow, Row, open_rows
 
@@ -44,6 +45,7 @@ class ExtractedFile:
     extra_columns: list[str] = field(default_factory=list)
     unnamed_columns: list[str] = field(default_factory=list)  # empty header name: column_8
     blank_lines: int = 0  # lines with no values: not rows
+    cut_short: str | None = None  # why the file looks cut off in transfer, if it does
 
 
 def raw_table_name(source: str) -> str:
@@ -212,6 +214,34 @@ def _load_file(
             con.execute(insert)
             con.unregister("extract_batch")
         result.blank_lines = opened.blank_lines
+    if config.file.format != "parquet":
+        result.cut_short = _cut_short(result, row_offset)
+
+
+def _cut_short(result: ExtractedFile, row_offset: int) -> str | None:
+    """Why a text file looks cut off in transfer (a copy still being written, a full
+    disk): its last row cannot be read and no line end follows it. A readable last row
+    without a line end is common, and not taken for a cut."""
+    last = result.rejected[-1] if result.rejected else None
+    if last is None or last.row_number != row_offset + result.rows_read:
+        return None
+    if _ends_with_line_end(result.archive_path):
+        return None
+    return (
+        f"the file ends mid-row (line {last.line_number}: {last.reason}, and no line end"
+        " after it): it looks cut short in transfer; send it again"
+    )
+
+
+def _ends_with_line_end(path: Path) -> bool:
+    """Whether a file's last byte (past NUL padding: UTF-16 or UTF-32) ends a line; a
+    compressed file is taken as whole (a cut stream is caught while it is read)."""
+    with path.open("rb") as handle:
+        if compression_of(handle.read(16)) is not None:
+            return True
+        handle.seek(max(path.stat().st_size - 16, 0))
+        tail = handle.read().rstrip(b"\x00")
+    return tail.endswith((b"\n", b"\r"))
 
 
 def _create_raw_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> None:
