@@ -189,7 +189,9 @@ def intake_source(night: Night, config: SourceConfig) -> SourceIntake:
         stage_source(night.con, config, intake.files, night.run_date)
     except SourceFileError as error:
         intake.error = str(error)
-        log.warning("source %s skipped tonight: %s", config.source, error.reason)
+        log.warning(  # the file and why: a file's name and path hold no personal data
+            "source %s skipped tonight: %s: %s", config.source, Path(error.path).name, error.reason
+        )
     except Exception as error:  # noqa: BLE001 - one agency's file must not stop the night
         _fail_source(night, intake, "reading", error)
     log.info("source %s: %d rows read", config.source, intake.rows_read)
@@ -286,8 +288,9 @@ def _validate(night: Night, intake: SourceIntake) -> None:
         carried=intake.delta.carried,
     )
     if not intake.validation.file_checks_passed:
-        intake.error = f"{intake.source}: " + "; ".join(intake.validation.file_failures)
-        log.warning("source %s skipped tonight: row count check failed", intake.source)
+        failures = "; ".join(intake.validation.file_failures)  # counts: no value of a row
+        intake.error = f"{intake.source}: {failures}"
+        log.warning("source %s skipped tonight: %s", intake.source, failures)
         return
     intake.measures = measure_source(
         night.con,
