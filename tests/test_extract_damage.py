@@ -545,10 +545,28 @@ def test_parquet_nested_columns_the_config_does_not_map_are_carried_as_json(
     assert con.execute(
         'SELECT id, dob, "Previous_GPs", "Meta" FROM raw_clinic ORDER BY 1'
     ).fetchall() == [
-        ("1", "1990-01-02 00:00:00.000000", '["Dr A", "Dr B"]', '{"batch": 7, "ok": true}'),
-        ("2", "1980-05-06 00:00:00.000000", "[]", None),
-        ("3", "2001-07-01 00:00:00.000000", None, '{"batch": 8, "ok": false}'),
+        ("1", "1990-01-02", '["Dr A", "Dr B"]', '{"batch": 7, "ok": true}'),
+        ("2", "1980-05-06", "[]", None),
+        ("3", "2001-07-01", None, '{"batch": 8, "ok": false}'),
     ]
+
+
+def test_typed_parquet_dates_are_read_whatever_text_style_the_config_expects(
+    tmp_path: Path,
+) -> None:
+    """A source configured for d/m/Y text that sends a Parquet date column is read, not
+    held as if its dates had switched style."""
+    config_text = PARQUET_CONFIG.replace('["%Y-%m-%d"]', '["%d/%m/%Y"]')
+    config, source = two_nights(
+        tmp_path, _parquet(PARQUET_GOOD), config_text, "clinic.parquet", _parquet(PARQUET_GOOD)
+    )
+    assert_used_and_conserved(source, 3, 3)
+    assert query(
+        config,
+        "SELECT source_record_id, date_of_birth FROM canonical_record"
+        " WHERE run_date = $night ORDER BY 1",
+        {"night": date.fromisoformat(NIGHT_2)},
+    ) == [("1", date(1990, 1, 2)), ("2", date(1980, 5, 6)), ("3", date(2001, 7, 1))]
 
 
 def test_a_mapped_nested_parquet_column_holds_the_source(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """A Parquet landing file -> rows of text, as the raw table holds every format.
 
 Parquet columns are typed. A single-valued column is cast to the text a CSV export would
-hold: a date as 2001-02-01 (so a configured "%Y-%m-%d" reads it), a number as its digits,
-a timestamp with a time zone at the sender's local time (so a date of birth sent as a
-summer midnight stays on its day, not on the day before in UTC). A nested column (list,
+hold: a number as its digits, a date or timestamp in its date field's first configured
+format (so the field reads it whatever style the config expects of text), a timestamp with
+a time zone at the sender's local time (so a date of birth sent as a summer midnight stays
+on its day, not on the day before in UTC). A nested column (list,
 struct, map) has no such text: one the config maps holds the source, since every row
 would be misread alike; one it does not map is carried as JSON text, so an extra column
 never holds the source and a row's values as sent stay whole.
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from linkage.config import SourceConfig
+from linkage.config import EXCEL_SERIAL, SourceConfig
 from linkage.errors import SourceFileError
 from linkage.extract.header import match_header
 from linkage.extract.landing import compression_of, describe_not_text
@@ -46,8 +47,23 @@ def parquet_file(path: Path, config: SourceConfig) -> Iterator[FileRows]:
         configured = set(config.required_columns())
         _check_configured_types(schema, header.columns, configured, config.source, str(path))
         opened = FileRows(header.columns, header.unnamed)
-        opened.rows = _parquet_rows(parquet, header.columns, configured, config.source, str(path))
+        opened.rows = _parquet_rows(parquet, header.columns, configured, config, str(path))
         yield opened
+
+
+def date_formats(config: SourceConfig) -> dict[str, str]:
+    """Column -> the text format its date field reads first: a typed date or timestamp in
+    it is written that way, so the field reads it whatever style the config expects of
+    text (a source moving from CSV to Parquet keeps its config)."""
+    fields = [config.fields.date_of_birth]
+    if config.concern is not None:
+        fields += [config.concern.opened, config.concern.closed]
+    formats = {}
+    for spec in fields:
+        given = [f for f in (spec.formats or ["%Y-%m-%d"]) if f != EXCEL_SERIAL] if spec else []
+        if spec is not None and spec.column is not None and given:
+            formats[spec.column] = given[0]
+    return formats
 
 
 def _check_parquet_magic(path: Path, config: SourceConfig) -> None:
@@ -73,26 +89,36 @@ def _check_configured_types(
 
 
 def _parquet_rows(
-    parquet: pq.ParquetFile, columns: list[str], configured: set[str], source: str, path: str
+    parquet: pq.ParquetFile,
+    columns: list[str],
+    configured: set[str],
+    config: SourceConfig,
+    path: str,
 ) -> Iterator[Row]:
+    formats = date_formats(config)
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
         texts = []
         for column, values in zip(columns, batch.columns, strict=True):
             try:
-                texts.append(_column_texts(values))
+                texts.append(_column_texts(values, formats.get(column)))
             except CAST_ERRORS as error:
                 if column in configured:
                     reason = f"column {column!r} ({values.type}) cannot be read as text: {error}"
-                    raise SourceFileError(source, path, reason) from None
+                    raise SourceFileError(config.source, path, reason) from None
                 texts.append(_json_texts(values))  # an extra column: carried, never in the way
         for row in zip(*texts, strict=True):
             yield 0, list(row)
 
 
-def _column_texts(values: pa.Array) -> list[str | None]:
-    """A single-valued column as text; a nested one raises ArrowNotImplementedError."""
+def _column_texts(values: pa.Array, date_format: str | None = None) -> list[str | None]:
+    """A single-valued column as text (a date or timestamp in `date_format`, when given);
+    a nested one raises ArrowNotImplementedError."""
     if pa.types.is_timestamp(values.type) and values.type.tz is not None:
         values = pc.local_timestamp(values)  # the sender's wall-clock time, not UTC
+    if date_format is not None and pa.types.is_date(values.type):
+        values = values.cast(pa.timestamp("s"))
+    if date_format is not None and pa.types.is_timestamp(values.type):
+        return pc.strftime(values, format=date_format).to_pylist()
     return values.cast(pa.string()).to_pylist()
 
 
