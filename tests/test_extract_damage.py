@@ -507,6 +507,18 @@ PARQUET_GOOD = {
 }
 
 
+PARQUET_BIRTHS = [("1", date(1990, 1, 2)), ("2", date(1980, 5, 6)), ("3", date(2001, 7, 1))]
+
+
+def night_2_births(config: Path) -> list[tuple]:
+    return query(
+        config,
+        "SELECT source_record_id, date_of_birth FROM canonical_record"
+        " WHERE run_date = $night ORDER BY 1",
+        {"night": date.fromisoformat(NIGHT_2)},
+    )
+
+
 def test_parquet_nested_columns_the_config_does_not_map_are_carried_as_json(
     tmp_path: Path,
 ) -> None:
@@ -532,12 +544,7 @@ def test_parquet_nested_columns_the_config_does_not_map_are_carried_as_json(
     )
     assert_used_and_conserved(source, 3, 3)
     assert source.files[0]["extra_columns"] == ["Previous_GPs", "Meta"]
-    assert query(
-        config,
-        "SELECT source_record_id, date_of_birth FROM canonical_record"
-        " WHERE run_date = $night ORDER BY 1",
-        {"night": date.fromisoformat(NIGHT_2)},
-    ) == [("1", date(1990, 1, 2)), ("2", date(1980, 5, 6)), ("3", date(2001, 7, 1))]
+    assert night_2_births(config) == PARQUET_BIRTHS
 
     con = duckdb.connect()
     source_config = load_source(config.parent / "sources" / "clinic.yaml")
@@ -561,12 +568,7 @@ def test_typed_parquet_dates_are_read_whatever_text_style_the_config_expects(
         tmp_path, _parquet(PARQUET_GOOD), config_text, "clinic.parquet", _parquet(PARQUET_GOOD)
     )
     assert_used_and_conserved(source, 3, 3)
-    assert query(
-        config,
-        "SELECT source_record_id, date_of_birth FROM canonical_record"
-        " WHERE run_date = $night ORDER BY 1",
-        {"night": date.fromisoformat(NIGHT_2)},
-    ) == [("1", date(1990, 1, 2)), ("2", date(1980, 5, 6)), ("3", date(2001, 7, 1))]
+    assert night_2_births(config) == PARQUET_BIRTHS
 
 
 def test_a_mapped_nested_parquet_column_holds_the_source(tmp_path: Path) -> None:
