@@ -13,7 +13,14 @@ from itertools import groupby
 import duckdb
 
 from linkage.config import EXCEL_SERIAL, ConcernFields, FieldSpec, PersonFields, SourceConfig
-from linkage.extract import LINE_NUMBER, ROW_NUMBER, ExtractedFile, quote_identifier, raw_table_name
+from linkage.extract import (
+    LINE_NUMBER,
+    ROW_NUMBER,
+    ExtractedFile,
+    quote_identifier,
+    raw_table_name,
+    row_ranges,
+)
 
 STAGED_TABLE = "staged_record"
 
@@ -196,15 +203,12 @@ def _file_case(build: SelectBuilder, files: list[ExtractedFile]):  # noqa: ANN20
 
     def attribute(kind: str) -> str:
         branches = []
-        first_row = 1
-        for extracted in files:
+        for extracted, (first_row, last_row) in zip(files, row_ranges(files), strict=True):
             value = str(extracted.archive_path) if kind == "archive" else extracted.sha256
-            last_row = first_row + extracted.rows_read - 1
             branches.append(
                 f"WHEN {ROW_NUMBER} BETWEEN {build.bind(first_row)} AND {build.bind(last_row)}"
                 f" THEN {build.bind(value)}"
             )
-            first_row = last_row + 1
         return f"CASE {' '.join(branches)} END"
 
     return attribute

@@ -13,6 +13,7 @@ from linkage.extract.load import (
     file_columns,
     find_night_files,
     raw_table_name,
+    row_ranges,
     sha256_of,
 )
 from linkage.extract.rows import FlaggedRow, RejectedRow
@@ -29,5 +30,6 @@ __all__ = [
     "find_night_files",
     "quote_identifier",
     "raw_table_name",
+    "row_ranges",
     "sha256_of",
 ]

@@ -48,6 +48,16 @@ class ExtractedFile:
     cut_short: str | None = None  # why the file looks cut off in transfer, if it does
 
 
+def row_ranges(files: list[ExtractedFile]) -> list[tuple[int, int]]:
+    """Each file's first and last row number: a night's rows are numbered from 1 across its
+    files, in order (load_files)."""
+    ranges, first_row = [], 1
+    for extracted in files:
+        ranges.append((first_row, first_row + extracted.rows_read - 1))
+        first_row += extracted.rows_read
+    return ranges
+
+
 def raw_table_name(source: str) -> str:
     return f"raw_{source}"
 
@@ -152,12 +162,9 @@ def _check_parts_share_no_record(
     records and cost changed ones their update. The source is held, naming the files."""
     if len(files) < 2:
         return
-    last_rows, first_row = [], 0
-    for extracted in files:
-        first_row += extracted.rows_read
-        last_rows.append(first_row)
     part_of = " ".join(
-        f"WHEN {ROW_NUMBER} <= {last_row} THEN {part}" for part, last_row in enumerate(last_rows)
+        f"WHEN {ROW_NUMBER} <= {last} THEN {part}"
+        for part, (_, last) in enumerate(row_ranges(files))
     )
     record_id = quote_identifier(config.record_id)
     shared = con.execute(
