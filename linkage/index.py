@@ -340,8 +340,7 @@ def _plan_tonight(
     columns = input_columns(con, registry)
     budget = project.linkage.max_pairs_per_record
     if not full:
-        hash_records(con, columns)
-        changes = record_changes(con)
+        changes = record_changes(con, columns)
         published_basis, counts = _published_blocking(con)
         delta = DeltaPairCounter(con, counts, INPUT_TABLE, CHANGED)
         try:

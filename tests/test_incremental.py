@@ -204,8 +204,7 @@ def test_the_records_a_change_reaches_are_whole_components_of_the_whole_graph(
         con.execute("UPDATE canonical_record SET postcode = NULL WHERE hash(record_key) % 40 = 1")
         con.execute("DELETE FROM canonical_record WHERE hash(record_key) % 200 = 3")
         shape = ModelShape(filled_input_columns(con, registry), registry)
-        incremental.hash_records(con, input_columns(con, registry))
-        changes = incremental.record_changes(con)
+        changes = incremental.record_changes(con, input_columns(con, registry))
         assert changes.changed and changes.removed
         counts = _published_blocking(con)[1]
         delta = DeltaPairCounter(con, counts, incremental.INPUT_TABLE, incremental.CHANGED)

@@ -63,32 +63,41 @@ class RecordChanges:
 def hash_records(
     con: duckdb.DuckDBPyConnection, columns: list[str], blocks: Sequence[PredictionBlock] = ()
 ) -> None:
-    """Tonight's input hash of every canonical record (the key among its columns), and for
-    a full link the blocks' hashed keys, in one pass (temp table tonight_input)."""
-    values = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in columns)
+    """Tonight's input hash of every canonical record, and for a full link the blocks'
+    hashed keys, in one pass (temp table tonight_input)."""
     keys = key_hashes_sql(block_key_sets(blocks)) if blocks else ""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {TONIGHT} AS SELECT record_key,"
-        f" hash(struct_pack({values})) AS input_hash{', ' + keys if keys else ''}"
+        f" {input_hash_sql(columns)} AS input_hash{', ' + keys if keys else ''}"
         " FROM canonical_record"
     )
 
 
-def record_changes(con: duckdb.DuckDBPyConnection) -> RecordChanges:
-    """What changed in canonical_record (tonight_input) since the last link, set-based: an
-    input hash covers the record's key, so one full join on the hashes finds the published
-    rows that no longer hold (temp table stale_records) and the new and changed records
-    (temp table tonight_changed, hashed as link_input's rows)."""
+def input_hash_sql(columns: list[str]) -> str:
+    """A record's input hash: of its model columns, the key among them."""
+    values = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in columns)
+    return f"hash(struct_pack({values}))"
+
+
+def record_changes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> RecordChanges:
+    """What changed in canonical_record since the last link, set-based: an input hash
+    covers the record's key, so one full join of tonight's hashes with the published ones
+    finds the published rows that no longer hold (temp table stale_records) and the new
+    and changed records (temp table tonight_changed, hashed as link_input's rows)."""
+    # tonight's hashes are joined as computed, and only the hashes of the published side:
+    # materialising either costs more than the join
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE unmatched_input AS"
-        f" SELECT p.*, t.record_key AS tonight_key, t.input_hash AS tonight_hash"
-        f" FROM {INPUT_TABLE} p"
-        f" FULL JOIN {TONIGHT} t ON p.input_hash = t.input_hash"
+        f" SELECT p.input_hash AS published_hash, t.record_key, t.input_hash"
+        f" FROM (SELECT input_hash FROM {INPUT_TABLE}) p"
+        f" FULL JOIN (SELECT record_key, {input_hash_sql(columns)} AS input_hash"
+        "  FROM canonical_record) t ON p.input_hash = t.input_hash"
         " WHERE p.input_hash IS NULL OR t.input_hash IS NULL"
-    )  # one hash join: two anti-joins cost half as much again
+    )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE stale_records AS SELECT * EXCLUDE (tonight_key,"
-        " tonight_hash) FROM unmatched_input WHERE record_key IS NOT NULL"
+        f"CREATE OR REPLACE TEMP TABLE stale_records AS SELECT * FROM {INPUT_TABLE}"
+        " WHERE input_hash IN (SELECT published_hash FROM unmatched_input"
+        "  WHERE published_hash IS NOT NULL)"
     )
     present = set(table_columns(con, "canonical_record"))
     keys = [
@@ -100,8 +109,8 @@ def record_changes(con: duckdb.DuckDBPyConnection) -> RecordChanges:
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {CHANGED} AS"
         f" SELECT t.record_key, t.input_hash{hashed} FROM canonical_record"
-        " JOIN (SELECT tonight_key AS record_key, tonight_hash AS input_hash"
-        "  FROM unmatched_input WHERE tonight_key IS NOT NULL) t USING (record_key)"
+        " JOIN (SELECT record_key, input_hash FROM unmatched_input"
+        "  WHERE record_key IS NOT NULL) t USING (record_key)"
     )
     con.execute("DROP TABLE unmatched_input")
     changed = con.execute(f"SELECT record_key FROM {CHANGED} ORDER BY 1").fetchall()
