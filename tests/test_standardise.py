@@ -113,6 +113,12 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"surname_raw": "Not Known"},
         {"surname": None, "surname_metaphone": None},
     ),
+    # what systems write for "no value" (a literal NULL, N/A) is no name either
+    ("null_text_surname", {"surname_raw": "NULL"}, {"surname": None}),
+    ("not_provided_forename", {"forename_raw": "not provided"}, {"forename": None}),
+    ("withheld_surname", {"surname_raw": "WITHHELD"}, {"surname": None}),
+    ("xxx_surname", {"surname_raw": "xxx"}, {"surname": None}),
+    ("xu_surname_kept", {"surname_raw": "Xu"}, {"surname": "XU"}),
     # --- nicknames (joined from schemas/reference/nicknames.csv) ---
     ("nick_bill", {"forename_raw": "Bill"}, {"forename": "BILL", "forename_canonical": "WILLIAM"}),
     ("nick_liam", {"forename_raw": "LIAM"}, {"forename_canonical": "WILLIAM"}),
