@@ -57,12 +57,17 @@ WITH concern_records AS (
     WHERE c.concern_type IS NOT NULL
 ),
 with_end AS (
-    -- when the concern stopped counting: its closing date, or an event's expiry
+    -- when the concern stopped counting: its closing date (whatever the status says, as
+    -- linkage/concerns.py reads it), or an event's expiry. A concern closed with no date
+    -- at all ended at an unknown time: counted as long closed, not as open for ever.
     SELECT r.*,
         CASE
-            WHEN r.concern_status = 'closed' THEN coalesce(r.concern_closed, r.concern_opened)
-            WHEN e.open_for_days IS NOT NULL
-                THEN r.concern_opened + to_days(CAST(e.open_for_days AS INTEGER))
+            WHEN r.concern_status = 'closed'
+                THEN coalesce(r.concern_closed, r.concern_opened, DATE '1900-01-01')
+            WHEN e.open_for_days IS NOT NULL THEN least(
+                r.concern_closed,
+                r.concern_opened + to_days(CAST(e.open_for_days AS INTEGER)))
+            ELSE r.concern_closed
         END AS ends_on
     FROM concern_records r LEFT JOIN event_sources e USING (source)
 )

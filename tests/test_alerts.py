@@ -16,6 +16,7 @@ from linkage.alerts import (
     LinkConfidence,
     _update_lifecycle,
     evaluate_alerts,
+    load_concerns,
     match_rules,
 )
 from linkage.config import AlertRule, ConcernCondition, load_project
@@ -126,6 +127,52 @@ def concerns(*rows: dict) -> pd.DataFrame:
 def test_rule_conditions(case, rows, ages, expected) -> None:  # noqa: ANN001
     matches = match_rules([CP_POLICE], concerns(*rows), ages, CertainLinks(), NIGHT)
     assert [(m.rule_id, m.person_id, m.record_keys) for m in matches] == expected, case
+
+
+@pytest.mark.parametrize(
+    ("case", "source", "status", "opened", "closed", "ends_on"),
+    [
+        ("open case", "socialwork", "open", "2025-01-01", None, None),
+        ("closed case", "socialwork", "closed", "2025-01-01", "2026-02-01", "2026-02-01"),
+        ("closed, no closing date", "socialwork", "closed", "2025-01-01", None, "2025-01-01"),
+        ("closed, no dates at all: long closed", "socialwork", "closed", None, None, "1900-01-01"),
+        ("a closing date ends it, status not updated", "socialwork", "open", "2025-01-01",
+         "2026-03-01", "2026-03-01"),
+        ("an incident expires after open_for_days", "police", None, "2026-10-20", None,
+         "2027-10-20"),
+        ("an incident closed before it expires", "police", None, "2026-10-20", "2026-10-25",
+         "2026-10-25"),
+        ("an incident with no readable date stays counted", "police", None, None, None, None),
+    ],
+)  # fmt: skip
+def test_when_a_warehouse_concern_stops_counting(
+    case,
+    source,
+    status,
+    opened,
+    closed,
+    ends_on,  # noqa: ANN001
+) -> None:
+    project = load_project(SAMPLE_DIR / "project.yaml")
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TABLE canonical_record AS SELECT $key AS record_key, $source AS source,"
+            " '1' AS source_record_id, 'CHILD_PROTECTION' AS concern_type,"
+            " CAST($status AS VARCHAR) AS concern_status, CAST($opened AS DATE) AS concern_opened,"
+            " CAST($closed AS DATE) AS concern_closed",
+            {
+                "key": f"{source}:1",
+                "source": source,
+                "status": status,
+                "opened": opened,
+                "closed": closed,
+            },  # fmt: skip
+        )
+        con.execute("CREATE TABLE linked_index AS SELECT 'P1' AS person_id, $key AS record_key",
+                    {"key": f"{source}:1"})  # fmt: skip
+        load_concerns(con, project)
+        found = con.execute("SELECT CAST(ends_on AS VARCHAR) FROM alert_concern").fetchall()
+    assert found == [(ends_on,)], case
 
 
 def test_two_agencies_rule_needs_two_different_agencies() -> None:
