@@ -577,3 +577,33 @@ def test_a_mapped_nested_parquet_column_holds_the_source(tmp_path: Path) -> None
         tmp_path, damaged, PARQUET_CONFIG, "clinic.parquet", _parquet(PARQUET_GOOD)
     )
     assert_held_on_last_good_night(config, source, "clinic.parquet", "'last'", "list<")
+
+
+def test_binary_parquet_name_bytes_are_decoded_flagged_or_cost_only_their_row(
+    tmp_path: Path,
+) -> None:
+    """A mapped binary column is text in the source's encoding: a cp1252 name is read and
+    flagged, bytes no encoding reads cost their row alone, and an unmapped binary column
+    (a photo) is carried whatever its bytes."""
+    import pyarrow as pa
+
+    damaged = {
+        **PARQUET_GOOD,
+        "last": [b"Reid", "Rö".encode("cp1252") + b"ss", b"Le\x81"],
+        "photo": [b"\x89PNG\x81\xff", None, b"\x00\x81"],
+    }
+    config, source = two_nights(
+        tmp_path,
+        _parquet(damaged, {"last": pa.binary(), "photo": pa.binary()}),
+        PARQUET_CONFIG,
+        "clinic.parquet",
+        _parquet(PARQUET_GOOD),
+    )
+    assert_used_and_conserved(source, 3, 2)
+    assert accepted(config)["2"][:2] == ("BOB", "ROSS")  # RÖSS, as names are compared
+    assert issues(config, "encoding_fallback") == [
+        (2, "2", "last", "not valid utf-8; read as cp1252")
+    ]
+    [(row, _, field, _, reason)] = quarantined(config)
+    assert (row, field) == (3, "last")
+    assert "not valid utf-8 (nor cp1252)" in reason

@@ -7,7 +7,10 @@ a time zone at the sender's local time (so a date of birth sent as a summer midn
 on its day, not on the day before in UTC). A nested column (list,
 struct, map) has no such text: one the config maps holds the source, since every row
 would be misread alike; one it does not map is carried as JSON text, so an extra column
-never holds the source and a row's values as sent stay whole.
+never holds the source and a row's values as sent stay whole. A binary column is text in
+the source's encoding when the config maps it: a value not valid in it is read in the
+fallback encoding and its row flagged, or, undecodable, its row alone is quarantined, as
+a CSV line would be (an unmapped one, a photo say, is carried as above).
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from linkage.config import EXCEL_SERIAL, SourceConfig
 from linkage.errors import SourceFileError
 from linkage.extract.header import match_header
 from linkage.extract.landing import compression_of, describe_not_text
-from linkage.extract.rows import BATCH_ROWS, FileRows, Row
+from linkage.extract.rows import (
+    BATCH_ROWS,
+    ENCODING_FALLBACK,
+    REJECT_EXCERPT_CHARS,
+    FileRows,
+    FlaggedRow,
+    RejectedRow,
+    Row,
+)
 
 CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError)
 
@@ -96,9 +107,15 @@ def _parquet_rows(
     path: str,
 ) -> Iterator[Row]:
     formats = date_formats(config)
+    encodings = (config.file.encoding, config.file.fallback_encoding)
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-        texts = []
+        texts, damaged = [], []
         for column, values in zip(columns, batch.columns, strict=True):
+            if column in configured and _is_binary(values.type):  # an extra one: JSON below
+                decoded, read_as = _decoded_bytes(values, *encodings)
+                texts.append(decoded)
+                damaged += [(column, read_as)] if read_as else []
+                continue
             try:
                 texts.append(_column_texts(values, formats.get(column)))
             except CAST_ERRORS as error:
@@ -106,8 +123,72 @@ def _parquet_rows(
                     reason = f"column {column!r} ({values.type}) cannot be read as text: {error}"
                     raise SourceFileError(config.source, path, reason) from None
                 texts.append(_json_texts(values))  # an extra column: carried, never in the way
-        for row in zip(*texts, strict=True):
-            yield 0, list(row)
+        rows = zip(*texts, strict=True)
+        if not damaged:
+            yield from ((0, list(row)) for row in rows)
+        else:
+            for index, row in enumerate(rows):
+                yield from _checked_row(index, list(row), damaged, path, encodings)
+
+
+def _is_binary(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_fixed_size_binary(arrow_type)
+    )
+
+
+def _decoded_bytes(
+    values: pa.Array, encoding: str, fallback: str | None
+) -> tuple[list[str | None], dict[int, str | None]]:
+    """A binary column's values as text, and row index -> the fallback encoding a value
+    was read in (None: in neither, replacement characters in its place)."""
+    texts: list[str | None] = []
+    read_as: dict[int, str | None] = {}
+    for index, raw in enumerate(values.to_pylist()):
+        if raw is None:
+            texts.append(None)
+            continue
+        try:
+            texts.append(raw.decode(encoding))
+            continue
+        except UnicodeDecodeError:
+            pass
+        read_as[index] = None
+        if fallback is not None and fallback != encoding:
+            try:
+                texts.append(raw.decode(fallback))
+                read_as[index] = fallback
+                continue
+            except UnicodeDecodeError:
+                pass
+        texts.append(raw.decode(encoding, errors="replace"))
+    return texts, read_as
+
+
+def _checked_row(
+    index: int,
+    row: list[str | None],
+    damaged: list[tuple[str, dict[int, str | None]]],
+    path: str,
+    encodings: tuple[str, str | None],
+) -> Iterator[Row]:
+    """A row of a batch with a binary value not valid in the source's encoding: rejected
+    if a value was undecodable, else kept and flagged for each value read in the fallback."""
+    notes = [(column, read_as[index]) for column, read_as in damaged if index in read_as]
+    encoding, fallback = encodings
+    undecodable = [column for column, read_in in notes if read_in is None]
+    if undecodable:
+        nor = f" (nor {fallback})" if fallback not in (None, encoding) else ""
+        reason = f"bytes not valid {encoding}{nor} in column {undecodable[0]!r}"
+        excerpt = repr(row)[:REJECT_EXCERPT_CHARS]
+        yield RejectedRow(path, 0, 0, undecodable[0], reason, excerpt)
+        return
+    yield 0, row
+    for column, read_in in notes:
+        reason = f"not valid {encoding}; read as {read_in}"
+        yield FlaggedRow(path, 0, 0, column, ENCODING_FALLBACK, reason)
 
 
 def _column_texts(values: pa.Array, date_format: str | None = None) -> list[str | None]:
