@@ -138,13 +138,15 @@ def save_link_state(
             con.execute(f"CREATE OR REPLACE TABLE {INPUT_TABLE} AS SELECT * FROM {TONIGHT}")
             con.execute(f"CREATE OR REPLACE TABLE {COMPONENT_TABLE} AS SELECT * FROM new_component")
             return
+        # keyed by integers, not record keys: a probe of a million strings costs more
         con.execute(
-            f"DELETE FROM {INPUT_TABLE} WHERE record_key IN (SELECT record_key FROM stale_records)"
+            f"DELETE FROM {INPUT_TABLE} WHERE input_hash IN (SELECT input_hash FROM stale_records)"
         )
         con.execute(f"INSERT INTO {INPUT_TABLE} BY NAME SELECT * FROM {CHANGED}")
+        # the re-clustered and removed records are whole components (touched_component)
         con.execute(
-            f"DELETE FROM {COMPONENT_TABLE} WHERE record_key IN (SELECT record_key FROM"
-            " new_component UNION ALL SELECT record_key FROM stale_records)"
+            f"DELETE FROM {COMPONENT_TABLE}"
+            " WHERE component IN (SELECT component FROM touched_component)"
         )
         con.execute(f"INSERT INTO {COMPONENT_TABLE} SELECT * FROM new_component")
     finally:
@@ -270,6 +272,7 @@ def increment(
     try:
         scored, partners = _score_changed(con, registry, model_path, floor, blocks, changes.changed)
         con.register("scored_pairs", scored[["record_key_l", "record_key_r"]])
+        con.execute(TOUCHED_COMPONENTS_SQL)
         affected_keys = con.sql(AFFECTED_SQL).to_arrow_table()["record_key"].combine_chunks()
         con.register("affected_records", pa.table({"record_key": affected_keys}))
         kept = con.sql(KEPT_EDGES_SQL).df()
@@ -353,19 +356,25 @@ def _score_changed(
     return scored.drop(columns=EDGE_CODES), partners  # the partners' codes, not all records'
 
 
-# Every current record tied to a change: the components (of the stored edges) of the
-# changed and removed records' published rows, of tonight's new pairs and of reviewed
-# records (a decision re-clusters them), and the new records (in no component yet).
-AFFECTED_SQL = f"""
+# The components (of the stored edges) a change touches: the changed and removed records'
+# published rows', tonight's new pairs', and reviewed records' (a decision re-clusters them).
+TOUCHED_COMPONENTS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE touched_component AS
 WITH seeds AS (
     SELECT record_key FROM stale_records
     UNION ALL SELECT record_key FROM decided_records
     UNION ALL SELECT record_key_l FROM scored_pairs
     UNION ALL SELECT record_key_r FROM scored_pairs
 )
+SELECT DISTINCT component FROM {COMPONENT_TABLE}
+WHERE record_key IN (SELECT record_key FROM seeds)
+"""
+
+# Every current record tied to a change: the touched components' records and the new
+# records (in no component yet).
+AFFECTED_SQL = f"""
 SELECT record_key FROM {COMPONENT_TABLE}
-WHERE component IN (
-    SELECT component FROM {COMPONENT_TABLE} WHERE record_key IN (SELECT record_key FROM seeds))
+WHERE component IN (SELECT component FROM touched_component)
   AND record_key NOT IN (SELECT record_key FROM stale_records)
 UNION
 SELECT record_key FROM {CHANGED}
