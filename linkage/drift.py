@@ -20,6 +20,7 @@ import pyarrow as pa
 from linkage.config import DriftSettings, FieldSpec, SourceConfig
 from linkage.identifiers import IdentifierRegistry
 from linkage.stage import SelectBuilder
+from linkage.validation_rules import too_long_column
 from linkage.warehouse import execute
 
 MAX_CODES = 200  # a "coded" field with more distinct values is free text: codes not compared
@@ -122,8 +123,13 @@ def _field_sql(config: SourceConfig, registry: IdentifierRegistry) -> dict[str, 
         if getattr(config.fields, name) is not None:
             fields[name] = sql
     for name in sorted(config.identifiers):
-        issue = f'"{name}_issue"' if name in registry.names else "NULL"
-        fields[name] = (f"identifiers_raw[$id_{name}] IS NOT NULL", f"{issue} IS NOT NULL")
+        # nulled for failing its check, or for being longer than max_text_length
+        failed = (
+            f'("{name}_issue" IS NOT NULL OR "{too_long_column(name)}")'
+            if name in registry.names
+            else "false"
+        )
+        fields[name] = (f"identifiers_raw[$id_{name}] IS NOT NULL", failed)
     if config.concern is not None:
         fields["concern_type"] = ("concern_type IS NOT NULL", "false")
     return fields
