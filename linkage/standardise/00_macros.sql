@@ -53,10 +53,10 @@ CREATE OR REPLACE TEMP MACRO name_text(raw) AS
 CREATE OR REPLACE TEMP MACRO too_long(text, bound) AS
     CASE WHEN strlen(text) > bound THEN length(text) > bound ELSE false END;
 
--- A value cut to one character past `bound` when longer: rules then read at most that,
--- and too_long still holds of what is left.
-CREATE OR REPLACE TEMP MACRO cut_to_bound(text, bound) AS
-    CASE WHEN too_long(text, bound) THEN left(text, bound + 1) ELSE text END;
+-- A value cut to one character past `bound` when too_long (given, as it is marked
+-- anyway): rules then read at most that, and too_long still holds of what is left.
+CREATE OR REPLACE TEMP MACRO cut_to_bound(text, bound, is_too_long) AS
+    CASE WHEN is_too_long THEN left(text, bound + 1) ELSE text END;
 
 -- Identifiers: upper case with every space removed; empty -> NULL.
 CREATE OR REPLACE TEMP MACRO compact_id(raw) AS

@@ -68,18 +68,25 @@ renamed AS (
             ),
             []
         ) AS other_surnames,
-        -- the names that held control or invisible characters, and which ones (removed)
-        nullif(
-            concat_ws(
-                '; ',
-                'forename ' || array_to_string(forename_controls, ' '),
-                'middle_names ' || array_to_string(middle_names_controls, ' '),
-                'preferred_forename ' || array_to_string(preferred_forename_controls, ' '),
-                'surname ' || array_to_string(surname_controls, ' '),
-                'other_surnames ' || array_to_string(other_surnames_controls, ' ')
-            ),
-            ''
-        ) AS name_control_issue,
+        -- the names that held control or invisible characters, and which ones (removed);
+        -- the test first spares the strings on the rows (nearly all) that held none
+        CASE
+            WHEN coalesce(
+                forename_controls,
+                middle_names_controls,
+                preferred_forename_controls,
+                surname_controls,
+                other_surnames_controls
+            ) IS NOT NULL
+                THEN concat_ws(
+                    '; ',
+                    'forename ' || array_to_string(forename_controls, ' '),
+                    'middle_names ' || array_to_string(middle_names_controls, ' '),
+                    'preferred_forename ' || array_to_string(preferred_forename_controls, ' '),
+                    'surname ' || array_to_string(surname_controls, ' '),
+                    'other_surnames ' || array_to_string(other_surnames_controls, ' ')
+                )
+        END AS name_control_issue,
 
         nullif(trim(date_of_birth_raw), '') AS date_of_birth_raw,
         date_of_birth,

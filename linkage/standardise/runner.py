@@ -172,23 +172,25 @@ def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dic
     """CREATE the output table from the coded records, columns and casts from the schema;
     identifiers are checked here, each as its registry entry says. Returns (sql, params).
 
-    Two named steps come first: `given` holds each identifier as sent (`id<n>_given`),
-    `restored` the value with dropped leading zeros put back where that passes its check
+    Three named steps come first: `sent` takes each identifier out of the map once
+    (`id<n>_sent`), `given` holds it as the check reads it (`id<n>_given`), `restored` the
+    value with dropped leading zeros put back where that passes its check
     (`id<n>_restored`), so the final columns read each value once. A value as sent over
     max_text_length (cut to one past it by 05_bounded.sql) is marked `<type>_too_long` and
     checked as if not sent: it is never kept, and no rule reads it.
     """
     params: dict[str, object] = {"max_text_length": validation_rules().max_text_length}
-    given, restored, expressions = [], [], {}
+    sent, given, restored, expressions = [], [], [], {}
     for position, kind in enumerate(registry.types):
         params[f"id{position}"] = kind.name
         params[f"pattern{position}"] = kind.pattern or ""
         params[f"length{position}"] = kind.fixed_length or 0
+        sent_column = f"id{position}_sent"
         columns = (f"id{position}_given", f"id{position}_restored")
-        sent = f"identifiers_raw[$id{position}]"
+        too_long = f"too_long({sent_column}, $max_text_length)"
         checks = check_sql(
             kind,
-            f"CASE WHEN NOT too_long({sent}, $max_text_length) THEN {sent} END",
+            f"CASE WHEN NOT {too_long} THEN {sent_column} END",
             {
                 "dob": "date_of_birth",
                 "sex": "sex",
@@ -197,12 +199,13 @@ def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dic
             },
             columns,
         )
+        sent.append(f"identifiers_raw[$id{position}] AS {sent_column}")
         given.append(f"{checks.given} AS {columns[0]}")
         restored.append(f"{checks.restored} AS {columns[1]}")
         expressions[kind.name] = checks.value
         expressions[f"{kind.name}_issue"] = checks.issue
         expressions[f"{kind.name}_restored"] = checks.is_restored
-        expressions[too_long_column(kind.name)] = f"too_long({sent}, $max_text_length)"
+        expressions[too_long_column(kind.name)] = too_long
     select_list = ",\n    ".join(
         f"CAST({expressions.get(name, quote_identifier(name))} AS {sql_type})"
         f" AS {quote_identifier(name)}"
@@ -211,6 +214,7 @@ def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dic
     sql = FINAL_SELECT_SQL.format(
         out_table=quote_identifier(out_table),
         coded=CODED_VIEW,
+        sent="".join(f",\n        {item}" for item in sent),
         given="".join(f",\n        {item}" for item in given),
         restored="".join(f",\n        {item}" for item in restored),
         select_list=select_list,
@@ -221,9 +225,13 @@ def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dic
 FINAL_SELECT_SQL = """
 CREATE OR REPLACE TEMP TABLE {out_table} AS
 WITH
+sent AS (
+    SELECT *{sent}
+    FROM {coded}
+),
 given AS (
     SELECT *{given}
-    FROM {coded}
+    FROM sent
 ),
 restored AS (
     SELECT *{restored}
