@@ -375,14 +375,40 @@ def test_values_past_the_text_bound_are_quarantined_or_nulled_naming_the_field(
     ]
     kept = query(config, "SELECT source_record_id, police_id, chi FROM canonical_record ORDER BY 1")
     assert kept == [("1", "P1", GOOD_CHI), ("4", None, None)]
+    assert longest_stored_value(config) < 1000, "no table holds the damaged values"
+
+
+def test_a_megabyte_code_or_date_is_quarantined_and_stored_nowhere(tmp_path: Path) -> None:
+    """A sex code or date of birth megabytes long: the row quarantined naming the field,
+    and the value not kept anywhere, not even among the codes drift counts."""
+    rows = [
+        *GOOD_ROWS,
+        "4,Bob,Reid,01/02/2001," + "M" * 5_000_000 + ",G12 8QQ,",
+        "5,Cat,Reid," + "1" * 3_000_000 + ",F,G12 8QQ,",
+    ]
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": csv_text(*rows)})
+    source = clinic(run(config))
+    assert_conserved(source)
+    assert query(
+        config, "SELECT source_row_number, field, check_name FROM quarantine ORDER BY 1"
+    ) == [
+        (4, "sex", "sex_length"),
+        (5, "date_of_birth", "date_of_birth_length"),
+    ]
+    assert query(config, "SELECT codes FROM field_night WHERE field = 'sex'") == [(["F", "M"],)]
+    assert longest_stored_value(config) < 1000
+
+
+def longest_stored_value(config: Path) -> int:
+    """The longest value, as text, in any table of the warehouse."""
     with duckdb.connect(str(config.parent / "warehouse" / "w.duckdb"), read_only=True) as con:
-        longest = max(
+        tables = [row[0] for row in con.execute("SHOW TABLES").fetchall()]
+        return max(
             len(str(value))
-            for table in ("canonical_record", "intake_keep", "quarantine", "record_issue")
-            for row in con.execute(f"SELECT * FROM {table}").fetchall()
+            for table in tables
+            for row in con.execute(f'SELECT * FROM "{table}"').fetchall()
             for value in row
         )
-    assert longest < 1000, "no table holds the damaged values"
 
 
 def test_control_characters_in_names_are_removed_and_flagged(tmp_path: Path) -> None:
