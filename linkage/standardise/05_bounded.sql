@@ -34,7 +34,9 @@ marked AS (
         too_long(concern_opened_raw, bound) AS concern_opened_too_long,
         too_long(concern_closed_raw, bound) AS concern_closed_too_long,
         coalesce(
-            list_bool_or(list_transform(map_values(identifiers_raw), lambda value: too_long(value, bound))),
+            list_bool_or(list_transform(
+                map_values(identifiers_raw), lambda value: too_long(value, bound)
+            )),
             false
         ) AS identifier_too_long
     FROM staged
@@ -46,7 +48,8 @@ final AS (
             cut_to_bound(source_record_id, bound, record_id_too_long) AS source_record_id,
             cut_to_bound(forename_raw, bound, forename_too_long) AS forename_raw,
             cut_to_bound(middle_names_raw, bound, middle_names_too_long) AS middle_names_raw,
-            cut_to_bound(preferred_forename_raw, bound, preferred_forename_too_long) AS preferred_forename_raw,
+            cut_to_bound(preferred_forename_raw, bound, preferred_forename_too_long)
+                AS preferred_forename_raw,
             cut_to_bound(surname_raw, bound, surname_too_long) AS surname_raw,
             cut_to_bound(other_surnames_raw, bound, other_surnames_too_long) AS other_surnames_raw,
             cut_to_bound(date_of_birth_raw, bound, date_of_birth_too_long) AS date_of_birth_raw,
