@@ -49,6 +49,7 @@ VERSIONED_FILES = (
     + [
         _CODE_DIR / "stage.py",
         _CODE_DIR / "validate.py",
+        _CODE_DIR / "validation_rules.py",
         SCHEMAS_DIR / "validation.yaml",
         SCHEMAS_DIR / "canonical_record.yaml",
     ]

@@ -20,6 +20,7 @@ import pyarrow as pa
 from linkage.config import DriftSettings, FieldSpec, SourceConfig
 from linkage.identifiers import IdentifierRegistry
 from linkage.stage import SelectBuilder
+from linkage.validation_rules import too_long_column, validation_rules
 from linkage.warehouse import execute
 
 MAX_CODES = 200  # a "coded" field with more distinct values is free text: codes not compared
@@ -122,8 +123,13 @@ def _field_sql(config: SourceConfig, registry: IdentifierRegistry) -> dict[str, 
         if getattr(config.fields, name) is not None:
             fields[name] = sql
     for name in sorted(config.identifiers):
-        issue = f'"{name}_issue"' if name in registry.names else "NULL"
-        fields[name] = (f"identifiers_raw[$id_{name}] IS NOT NULL", f"{issue} IS NOT NULL")
+        # nulled for failing its check, or for being longer than max_text_length
+        failed = (
+            f'("{name}_issue" IS NOT NULL OR "{too_long_column(name)}")'
+            if name in registry.names
+            else "false"
+        )
+        fields[name] = (f"identifiers_raw[$id_{name}] IS NOT NULL", failed)
     if config.concern is not None:
         fields["concern_type"] = ("concern_type IS NOT NULL", "false")
     return fields
@@ -144,14 +150,19 @@ def coded_fields(config: SourceConfig) -> dict[str, FieldSpec]:
 def _codes(
     con: duckdb.DuckDBPyConnection, config: SourceConfig, raw_table: str
 ) -> dict[str, dict[str, int]]:
-    """Raw code -> rows for each coded field, read from the raw rows (unmapped codes too)."""
+    """Raw code -> rows for each coded field, read from the raw rows (unmapped codes too).
+
+    A value longer than max_text_length is no code (its row is quarantined for it) and is
+    left out, so field_night never stores a megabyte of damage."""
     result = {}
+    bound = {"max_text_length": validation_rules().max_text_length}
     for field, spec in coded_fields(config).items():
         build = SelectBuilder(config.source)
         rows = con.execute(
             f"SELECT upper({build.text(spec)}) AS code, count(*) FROM {raw_table}"
-            f" WHERE code IS NOT NULL GROUP BY code ORDER BY 2 DESC LIMIT {MAX_CODES + 1}",
-            build.params,
+            " WHERE code IS NOT NULL AND length(code) <= $max_text_length"
+            f" GROUP BY code ORDER BY 2 DESC LIMIT {MAX_CODES + 1}",
+            build.params | bound,
         ).fetchall()
         if len(rows) <= MAX_CODES:
             result[field] = {code: int(n) for code, n in rows}

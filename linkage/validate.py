@@ -17,7 +17,6 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import yaml
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network calls from a nightly job
 
@@ -26,27 +25,11 @@ from great_expectations.data_context.types.base import ProgressBarsConfig  # noq
 
 from linkage.extract import LINE_NUMBER, ROW_NUMBER, quote_identifier  # noqa: E402
 from linkage.identifiers import IdentifierRegistry, default_registry  # noqa: E402
-from linkage.schema import SCHEMAS_DIR  # noqa: E402
+from linkage.validation_rules import Check, too_long_column, validation_rules  # noqa: E402
 
-VALIDATION_RULES_FILE = SCHEMAS_DIR / "validation.yaml"
 INDEX_COLUMN = "source_row_number"
 DUPLICATE_ROW_CHECK = "duplicate_row"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    expectation: str
-    column: str
-    severity: str
-    reason: str
-    value_set: list[str] | list[bool] | None = None
-    field: str | None = None  # the field a failure is recorded against; default from column
-
-    @property
-    def failing_field(self) -> str:
-        return self.field or self.column.removesuffix("_issue")
 
 
 @dataclass(frozen=True)
@@ -69,23 +52,30 @@ class SourceValidation:
     results: list[dict[str, Any]] = field(default_factory=list)  # per expectation, no values
 
 
-@cache
-def _rules() -> tuple[int, tuple[Check, ...]]:
-    spec = yaml.safe_load(VALIDATION_RULES_FILE.read_text(encoding="utf-8"))
-    return spec["max_text_length"], tuple(Check(**check) for check in spec["checks"])
-
-
 def row_checks(registry: IdentifierRegistry | None = None) -> tuple[Check, ...]:
-    """The checks of validation.yaml, then the identifier types' flag checks.
+    """The checks of validation.yaml, its bounded fields' length checks, then the
+    identifier types' flag checks.
 
-    Per checked type, `<type>_valid`: a value nulled for failing its check, or (CHI) kept
-    but disagreeing with date of birth or sex. Per fixed-length type, `<type>_restored`: a
-    value kept after the leading zeros a spreadsheet dropped were put back; it is counted
-    apart from invalid values, since the record keeps its identifier.
+    Per bounded field, `<field>_length`: its value as sent is over max_text_length, the row
+    is quarantined. Per identifier type, `<type>_length`: the value as sent is over
+    max_text_length and was nulled. Per checked type, `<type>_valid`: a value nulled for
+    failing its check, or (CHI) kept but disagreeing with date of birth or sex. Per
+    fixed-length type, `<type>_restored`: a value kept after the leading zeros a spreadsheet
+    dropped were put back; it is counted apart from invalid values, since the record keeps
+    its identifier.
     """
     registry = registry or default_registry()
+    rules = validation_rules()
+    bound = f"longer than {rules.max_text_length} characters"
+    length_checks = tuple(
+        _length_check(field, f"{words} {bound}", "quarantine")
+        for field, words in rules.bounded_fields.items()
+    )
     identifier_checks: list[Check] = []
     for kind in registry.types:
+        identifier_checks.append(
+            _length_check(kind.name, f"{kind.label} {bound}; not used", "flag")
+        )
         if kind.check != "none":
             identifier_checks.append(
                 Check(
@@ -108,7 +98,20 @@ def row_checks(registry: IdentifierRegistry | None = None) -> tuple[Check, ...]:
                     field=kind.name,
                 )
             )
-    return _rules()[1] + tuple(identifier_checks)
+    return rules.checks + length_checks + tuple(identifier_checks)
+
+
+def _length_check(field: str, reason: str, severity: str) -> Check:
+    """A value as sent over max_text_length (marked by standardisation, which cut it)."""
+    return Check(
+        name=f"{field}_length",
+        expectation="expect_column_values_to_be_in_set",
+        column=too_long_column(field),
+        severity=severity,
+        reason=reason,
+        value_set=[False],
+        field=field,
+    )
 
 
 def _expectation(check: Check, max_length: int) -> gx.expectations.Expectation:
@@ -138,7 +141,7 @@ def row_suite(
     source: str, min_rows: int | None, registry: IdentifierRegistry | None = None
 ) -> gx.ExpectationSuite:
     """The suite for one source: row checks from the schema plus the row-count check."""
-    max_length = _rules()[0]
+    max_length = validation_rules().max_text_length
     suite = gx.ExpectationSuite(name=f"{source}_rows")
     for check in row_checks(registry):
         suite.add_expectation(_expectation(check, max_length))

@@ -93,3 +93,39 @@ def test_every_cli_command_is_documented_in_the_readme() -> None:
         assert re.search(rf"`linkage {name}\b", readme), f"`linkage {name}` missing from README"
         for sub in getattr(command, "commands", {}):  # a group's commands: `linkage reviewer add`
             assert re.search(rf"`linkage {name} {sub}\b", readme), f"`linkage {name} {sub}`"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("bounded_fields: {town: town}\nchecks: []\n", "max_text_length must be a whole number"),
+        ("max_text_length: 0\nbounded_fields: {}\n", "max_text_length must be a whole number"),
+        ("max_text_length: 200\nbounded_fields: [town]\n", "bounded_fields must map field"),
+        ("max_text_length: 200\nbounded_fields: {Town!: town}\n", "bounded_fields must map field"),
+        (
+            "max_text_length: 200\nbounded_fields: {}\nchecks: [{name: x, colum: y}]\n",
+            "checks[0]:",
+        ),
+    ],
+    ids=["no-bound", "zero-bound", "fields-not-a-map", "bad-field-name", "check-typo"],
+)
+def test_a_bad_validation_rules_file_names_itself_and_the_entry(
+    tmp_path: Path, yaml_text: str, message: str
+) -> None:
+    from linkage.validation_rules import validation_rules
+
+    path = tmp_path / "validation.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
+        validation_rules(path)
+    assert str(path) in str(raised.value)
+
+
+def test_the_validation_rules_bound_every_text_field() -> None:
+    from linkage.validation_rules import validation_rules
+
+    rules = validation_rules()
+    assert rules.max_text_length == 200
+    assert {"record_id", "forename", "other_surnames", "town", "postcode", "sex"} <= set(
+        rules.bounded_fields
+    )

@@ -305,3 +305,146 @@ def test_a_concern_date_not_read_is_flagged_and_the_concern_still_counts_as_open
         still_open = [row[0] for row in con.execute("SELECT record_key FROM open_now").fetchall()]
     # record 1 opened within its 365 days; the others' dates are unknown: open, not expired
     assert sorted(still_open) == [f"clinic:{key}" for key in sent]
+
+
+# --- damaged text: values far too long, control characters inside names ----------------
+
+TEXT_CLINIC_CONFIG = """
+source: clinic
+file: {pattern: "{run_date}/clinic*.csv"}
+record_id: id
+fields:
+  forename: first
+  surname: last
+  other_surnames: previous
+  date_of_birth: {column: dob, formats: ["%d/%m/%Y"]}
+  town: town
+identifiers:
+  chi: chi
+  police_id: ref
+"""
+
+
+def test_values_past_the_text_bound_are_quarantined_or_nulled_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    """A megabyte town, a 5 MB previous surname, a 1,000-character record id: the row
+    quarantined naming the field; an absurd identifier: nulled and flagged, the row kept.
+    No such value is stored, in full or in part, beyond its bound."""
+    rows = [
+        f"1,Lucy,Reid,,01/02/2001,Perth,{GOOD_CHI},P1",
+        "2,Iain,Ross,,02/02/2002,Perth" + "x" * 1_000_002 + ",,",
+        "3,Iain,Ross,Smith" + "Smith" * 1_000_000 + ",03/03/2003,Oban,,",
+        "4,Anna,Kerr,,04/04/2004,Ayr,,R" + "9" * 299,
+        "9" * 1000 + ",Mary,Ross,,05/05/2005,Ayr,,",
+    ]
+    text = "id,first,last,previous,dob,town,chi,ref\n" + "\n".join(rows) + "\n"
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": text}, TEXT_CLINIC_CONFIG)
+    source = clinic(run(config))
+    assert_conserved(source)
+    assert (source.rows_read, source.rows_accepted, source.rows_quarantined) == (5, 2, 3)
+    quarantined = query(
+        config,
+        "SELECT source_row_number, field, check_name, reason, length(source_record_id)"
+        " FROM quarantine ORDER BY 1",
+    )
+    assert quarantined == [
+        (2, "town", "town_length", "town longer than 200 characters", 1),
+        (
+            3,
+            "other_surnames",
+            "other_surnames_length",
+            "other surnames longer than 200 characters",
+            1,
+        ),
+        (5, "record_id", "record_id_length", "record id longer than 200 characters", 201),
+    ]
+    assert source.quarantine_reasons == {
+        "town_length": 1,
+        "other_surnames_length": 1,
+        "record_id_length": 1,
+    }
+    issues = query(config, "SELECT source_record_id, field, check_name, reason FROM record_issue")
+    assert issues == [
+        (
+            "4",
+            "police_id",
+            "police_id_length",
+            "Police nominal reference longer than 200 characters; not used",
+        )
+    ]
+    kept = query(config, "SELECT source_record_id, police_id, chi FROM canonical_record ORDER BY 1")
+    assert kept == [("1", "P1", GOOD_CHI), ("4", None, None)]
+    assert longest_stored_value(config) < 1000, "no table holds the damaged values"
+
+
+def test_a_megabyte_code_or_date_is_quarantined_and_stored_nowhere(tmp_path: Path) -> None:
+    """A sex code or date of birth megabytes long: the row quarantined naming the field,
+    and the value not kept anywhere, not even among the codes drift counts."""
+    rows = [
+        *GOOD_ROWS,
+        "4,Bob,Reid,01/02/2001," + "M" * 5_000_000 + ",G12 8QQ,",
+        "5,Cat,Reid," + "1" * 3_000_000 + ",F,G12 8QQ,",
+    ]
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": csv_text(*rows)})
+    source = clinic(run(config))
+    assert_conserved(source)
+    assert query(
+        config, "SELECT source_row_number, field, check_name FROM quarantine ORDER BY 1"
+    ) == [
+        (4, "sex", "sex_length"),
+        (5, "date_of_birth", "date_of_birth_length"),
+    ]
+    assert query(config, "SELECT codes FROM field_night WHERE field = 'sex'") == [(["F", "M"],)]
+    assert longest_stored_value(config) < 1000
+
+
+def longest_stored_value(config: Path) -> int:
+    """The longest value, as text, in any table of the warehouse."""
+    with duckdb.connect(str(config.parent / "warehouse" / "w.duckdb"), read_only=True) as con:
+        tables = [row[0] for row in con.execute("SHOW TABLES").fetchall()]
+        return max(
+            len(str(value))
+            for table in tables
+            for row in con.execute(f'SELECT * FROM "{table}"').fetchall()
+            for value in row
+        )
+
+
+def test_control_characters_in_names_are_removed_and_flagged(tmp_path: Path) -> None:
+    """Lu<U+2028>cy is LUCY, not LU with a middle name CY; the row is kept and flagged so the
+    analyst sees the source sent damaged text. A normal name is not flagged."""
+    rows = [
+        "1,Lucy,Reid,,01/02/2001,Perth,,",
+        "2,Lu\u2028cy,Reid,,01/02/2001,Perth,,",
+        "3,Iain,Ro\u200bss,Mac\u200bLean,02/02/2002,Oban,,",
+        "4,An\x0bna\x1e,Ke\x85rr,,03/03/2003,Ayr,,",
+        "5,Mary\u00a0Ann,Reid,,04/04/2004,Ayr,,",
+    ]
+    text = "id,first,last,previous,dob,town,chi,ref\n" + "\n".join(rows) + "\n"
+    config = make_project(tmp_path, {f"{NIGHT_1}/clinic.csv": text}, TEXT_CLINIC_CONFIG)
+    source = clinic(run(config))
+    assert_conserved(source)
+    assert (source.rows_read, source.rows_accepted) == (5, 5)
+    names = query(
+        config,
+        "SELECT source_record_id, forename, middle_names, surname, other_surnames"
+        " FROM canonical_record ORDER BY 1",
+    )
+    assert names == [
+        ("1", "LUCY", None, "REID", None),
+        ("2", "LUCY", None, "REID", None),
+        ("3", "IAIN", None, "ROSS", ["MACLEAN"]),
+        ("4", "ANNA", None, "KERR", None),
+        ("5", "MARY", "ANN", "REID", None),
+    ]
+    flags = query(
+        config, "SELECT source_record_id, field, check_name, reason FROM record_issue ORDER BY 1"
+    )
+    reason = "control or invisible characters removed from a name: "
+    assert flags == [
+        ("2", "name", "name_control_characters", reason + "forename U+2028"),
+        ("3", "name", "name_control_characters", reason + "surname U+200B; other_surnames U+200B"),
+        ("4", "name", "name_control_characters", reason + "forename U+000B U+001E; surname U+0085"),
+    ]
+    assert source.flag_reasons == {"name_control_characters": 3}

@@ -6,6 +6,7 @@ standardised once per module; each parametrised case then checks its own row.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -23,6 +24,7 @@ from linkage.stage import STAGED_COLUMNS
 from linkage.standardise import standardise
 from linkage.standardise.reference import REFERENCE_DIR, REFERENCE_TABLES, read_reference
 from linkage.standardise.runner import CHECK_COLUMNS, METAPHONE_TABLE
+from linkage.validation_rules import validation_rules
 
 RUN_DATE = date(2026, 11, 1)
 SOURCE = "test"
@@ -575,6 +577,157 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {},
         {"record_key": f"{SOURCE}:record_key", "source": SOURCE, "run_date": RUN_DATE},
     ),
+    # --- control and invisible characters in names: removed without a space, flagged ---
+    (
+        "line_separator_in_forename",
+        {"forename_raw": "Lu\u2028cy"},
+        {"forename": "LUCY", "middle_names": None, "name_control_issue": "forename U+2028"},
+    ),
+    (
+        "zero_width_space_in_forename",
+        {"forename_raw": "Lu\u200bcy Ann"},
+        {"forename": "LUCY", "middle_names": "ANN", "name_control_issue": "forename U+200B"},
+    ),
+    (
+        "zero_width_joiners_and_bom",
+        {"forename_raw": "\ufeffJo\u200chn\u200d\u2060"},
+        {"forename": "JOHN", "name_control_issue": "forename U+200C U+200D U+2060 U+FEFF"},
+    ),
+    (
+        "paragraph_separator_and_nel_in_surname",
+        {"surname_raw": "Mac\u2029Don\x85ald"},
+        {
+            "surname": "MACDONALD",
+            "other_surnames": None,
+            "name_control_issue": "surname U+0085 U+2029",
+        },
+    ),
+    (
+        "vertical_tab_form_feed_unit_separators",
+        {"forename_raw": "Ro\x0bss", "middle_names_raw": "I\x0cain\x1c\x1d\x1e\x1f"},
+        {
+            "forename": "ROSS",
+            "middle_names": "IAIN",
+            "name_control_issue": (
+                "forename U+000B; middle_names U+000C U+001C U+001D U+001E U+001F"
+            ),
+        },
+    ),
+    (
+        "other_controls_in_preferred_forename",
+        {"preferred_forename_raw": "B\x01o\x7fb\x9b"},
+        {
+            "preferred_forename": "BOB",
+            "name_control_issue": "preferred_forename U+0001 U+007F U+009B",
+        },
+    ),
+    (
+        "soft_hyphen_and_direction_mark",
+        {"surname_raw": "Camp\u00adbell\u200f"},
+        {"surname": "CAMPBELL", "name_control_issue": "surname U+00AD U+200F"},
+    ),
+    (
+        "zero_width_space_in_other_surnames",
+        {"surname_raw": "Smith", "other_surnames_raw": "Bro\u200bwn|Mac\u2028Lean"},
+        {
+            "other_surnames": ["BROWN", "MACLEAN"],
+            "name_control_issue": "other_surnames U+200B U+2028",
+        },
+    ),
+    (
+        "name_of_nothing_but_a_zero_width_space",
+        {"forename_raw": "\u200b", "surname_raw": "Reid"},
+        {"forename": None, "surname": "REID", "name_control_issue": "forename U+200B"},
+    ),
+    (
+        "tab_and_line_feed_still_separate_words_unflagged",
+        {"forename_raw": "Anne\tMarie\nLouise", "surname_raw": "Reid\r\n"},
+        {
+            "forename": "ANNE",
+            "middle_names": "MARIE LOUISE",
+            "surname": "REID",
+            "name_control_issue": None,
+        },
+    ),
+    (
+        "non_breaking_space_separates_words_unflagged",
+        {"forename_raw": "Mary\u00a0Ann"},
+        {"forename": "MARY", "middle_names": "ANN", "name_control_issue": None},
+    ),
+    # --- values as sent over max_text_length (200): marked, cut, never read whole ---
+    (
+        "town_a_megabyte_long",
+        {"surname_raw": "Reid", "town_raw": "Perth" + "x" * 1_000_002},
+        {"town_too_long": True, "surname_too_long": False, "surname": "REID"},
+    ),
+    (
+        "other_surnames_megabytes_long",
+        {"surname_raw": "Reid", "other_surnames_raw": "Smith|" * 800_000},
+        {"other_surnames_too_long": True, "surname_too_long": False},
+    ),
+    (
+        "forename_of_many_words",
+        {"forename_raw": "Ann " * 250_000},
+        {"forename_too_long": True, "forename": "ANN"},
+    ),
+    (
+        "address_a_megabyte_long",
+        {"address_raw": "12 Kelvin St, " * 80_000},
+        {"address_too_long": True, "house_number": "12"},
+    ),
+    (
+        "exactly_the_bound_is_not_too_long",
+        {"surname_raw": "A" * 200, "town_raw": "B" * 201},
+        {"surname_too_long": False, "surname": "A" * 200, "town_too_long": True},
+    ),
+    (
+        "bound_counts_characters_not_bytes",
+        {"town_raw": "É" * 200},
+        {"town_too_long": False, "town": "E" * 200},
+    ),
+    (
+        "other_fields_over_the_bound",
+        {
+            "middle_names_raw": "m" * 201,
+            "preferred_forename_raw": "p" * 201,
+            "date_of_birth_raw": "1" * 201,
+            "sex_raw": "s" * 201,
+            "postcode_raw": "G" * 201,
+            "concern_type": "t" * 201,
+            "concern_status": "o" * 201,
+            "concern_opened_raw": "2" * 201,
+            "concern_closed_raw": "3" * 201,
+        },
+        {
+            "middle_names_too_long": True,
+            "preferred_forename_too_long": True,
+            "date_of_birth_too_long": True,
+            "sex_too_long": True,
+            "postcode_too_long": True,
+            "concern_type_too_long": True,
+            "concern_status_too_long": True,
+            "concern_opened_too_long": True,
+            "concern_closed_too_long": True,
+            "forename_too_long": False,
+            "record_id_too_long": False,
+        },
+    ),
+    (
+        "identifier_over_the_bound_is_nulled",
+        {"police_id_raw": "AB1 " * 60, "pnc_id_raw": "99/123456X"},
+        {
+            "police_id": None,
+            "police_id_too_long": True,
+            "police_id_issue": None,
+            "pnc_id": "99/123456X",
+            "pnc_id_too_long": False,
+        },
+    ),
+    (
+        "chi_over_the_bound_is_nulled_not_also_invalid",
+        {"chi_raw": "1" * 1_000_000, **MALE_2001},
+        {"chi": None, "chi_too_long": True, "chi_issue": None, "chi_restored": False},
+    ),
 ]
 
 
@@ -725,6 +878,54 @@ def test_standardises_with_postcodes_as_written(
     assert {column: row[column] for column in expected} == expected
 
 
+CONTROL_CHARACTER = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028\u2029\u2060\ufeff]"
+)
+
+
+def test_only_names_holding_control_characters_are_flagged(
+    by_case: dict[str, dict[str, Any]],
+) -> None:
+    damaged = {
+        case_id
+        for case_id, staged, _ in CASES
+        if any(
+            isinstance(value, str) and CONTROL_CHARACTER.search(value) for value in staged.values()
+        )
+    }
+    assert len(damaged) == 9
+    flagged = {case_id for case_id, row in by_case.items() if row["name_control_issue"]}
+    assert flagged == damaged
+
+
+def test_values_past_the_bound_are_kept_only_up_to_it(by_case: dict[str, dict[str, Any]]) -> None:
+    """Nothing of a megabyte value survives standardising whole: every value of its row is
+    at most one character past the bound (the rest is what the rules made of that)."""
+    for case_id in (
+        "town_a_megabyte_long",
+        "other_surnames_megabytes_long",
+        "forename_of_many_words",
+        "address_a_megabyte_long",
+        "chi_over_the_bound_is_nulled_not_also_invalid",
+    ):
+        values: list[Any] = []
+        for value in by_case[case_id].values():
+            values += value if isinstance(value, list) else [value]
+            values += list(value.values()) if isinstance(value, dict) else []
+        assert max(len(value) for value in values if isinstance(value, str)) <= 201, case_id
+
+
+def test_every_bounded_field_is_marked_before_the_rules(con: duckdb.DuckDBPyConnection) -> None:
+    """05_bounded.sql marks exactly the fields validation.yaml bounds: a field marked but not
+    listed would go unchecked, one listed but not marked fails the final select."""
+    marked = {
+        name.removesuffix("_too_long")
+        for name, *_ in con.execute("DESCRIBE std_bounded").fetchall()
+        if name.endswith("_too_long")
+    }
+    assert marked == set(validation_rules().bounded_fields)
+
+
 def test_case_ids_are_unique() -> None:
     ids = [case_id for case_id, _, _ in CASES + AS_WRITTEN_CASES]
     assert len(ids) == len(set(ids))
@@ -752,6 +953,8 @@ def test_output_columns_are_the_canonical_schema_then_checks(
     expected = [(c.name, c.type) for c in canonical_columns()] + list(CHECK_COLUMNS.items())
     expected += [(f"{name}_issue", "VARCHAR") for name in default_registry().names]
     expected += [(f"{name}_restored", "BOOLEAN") for name in default_registry().names]
+    bounded = [*validation_rules().bounded_fields, *default_registry().names]
+    expected += [(f"{name}_too_long", "BOOLEAN") for name in bounded]
     assert described == expected
 
 
@@ -824,7 +1027,9 @@ def test_empty_staged_table_gives_an_empty_canonical_table() -> None:
     assert standardise(empty) == 0
     assert len(empty.execute("DESCRIBE standardised_record").fetchall()) == len(
         canonical_columns()
-    ) + len(CHECK_COLUMNS) + 2 * len(default_registry().names)
+    ) + len(CHECK_COLUMNS) + 3 * len(default_registry().names) + len(
+        validation_rules().bounded_fields
+    )
     empty.close()
 
 

@@ -10,14 +10,53 @@ CREATE OR REPLACE TEMP MACRO ascii_upper(text) AS
         .replace('Ø', 'O').replace('Ł', 'L').replace('Đ', 'D').replace('Ð', 'D')
         .replace('ẞ', 'SS').replace('Æ', 'AE').replace('Œ', 'OE').replace('Þ', 'TH');
 
+-- Characters no one types into a name, removed without a space so a word they sit in
+-- stays one word (Lu<U+2028>cy is LUCY, not LU and CY); names holding them are flagged.
+--   zero-width and other invisible format characters (category Cf: U+200B-U+200D, U+2060,
+--     U+FEFF, soft hyphen, direction marks): they never separate words, so removing them
+--     joins exactly what the reader saw joined.
+--   line and paragraph separators U+2028, U+2029 and NEL U+0085, VT, FF, FS-US
+--     (U+001C-U+001F): line ends to Unicode and to Python's splitlines, but a name field is
+--     one line. They come from damage (0x85 is what a mis-decoded cp1252 ellipsis or UTF-8
+--     byte leaves) or from rich-text conversions, as likely inside a word as between two;
+--     a split would invent a middle name, a join at worst keeps one wrong word, which the
+--     flag shows.
+--   every other C0 and C1 control (U+0000-U+001F, U+007F-U+009F), for the same reasons.
+-- Tab, line feed and carriage return are left out: they are ordinary whitespace (a name
+-- typed over two lines of a form, a tab pasted from a spreadsheet) and separate words as a
+-- space does, unflagged.
+CREATE OR REPLACE TEMP MACRO name_control_pattern() AS
+    '[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\x{2028}\x{2029}\p{Cf}]';
+
+-- The control characters in a name as their code points (['U+2028']), or NULL for none.
+CREATE OR REPLACE TEMP MACRO name_control_characters(raw) AS
+    CASE
+        WHEN regexp_matches(raw, name_control_pattern())
+            THEN list_transform(
+                list_sort(list_distinct(regexp_extract_all(raw, name_control_pattern()))),
+                lambda character: printf('U+%04X', unicode(character))
+            )
+    END;
+
 -- A name as space-separated upper-case words of A-Z, keeping hyphens inside words.
 CREATE OR REPLACE TEMP MACRO name_text(raw) AS
-    ascii_upper(raw)
+    ascii_upper(regexp_replace(raw, name_control_pattern(), '', 'g'))
         .regexp_replace('(^|[^A-Z])M'' *([A-Z])', '\1MAC\2', 'g')  -- M'DONALD: the old Mac prefix
         .replace('''', '')                                         -- O'BRIEN -> OBRIEN
         .regexp_replace('[^A-Z-]+', ' ', 'g')                      -- any other mark splits words
         .regexp_replace(' *-[- ]*', '-', 'g')                      -- SMITH - JONES -> SMITH-JONES
         .regexp_replace('^[ -]+|[ -]+$', '', 'g');                 -- a hyphen must join two words
+
+-- A value longer than `bound` characters (schemas/validation.yaml max_text_length). Its
+-- byte length is free to read and never less than its length in characters, so characters
+-- are counted only past it. NULL is not too long.
+CREATE OR REPLACE TEMP MACRO too_long(text, bound) AS
+    CASE WHEN strlen(text) > bound THEN length(text) > bound ELSE false END;
+
+-- A value cut to one character past `bound` when too_long (given, as it is marked
+-- anyway): rules then read at most that, and too_long still holds of what is left.
+CREATE OR REPLACE TEMP MACRO cut_to_bound(text, bound, is_too_long) AS
+    CASE WHEN is_too_long THEN left(text, bound + 1) ELSE text END;
 
 -- Identifiers: upper case with every space removed; empty -> NULL.
 CREATE OR REPLACE TEMP MACRO compact_id(raw) AS

@@ -9,7 +9,7 @@ staged AS (
         preferred_forename_raw,
         surname_raw,
         other_surnames_raw
-    FROM std_staged
+    FROM std_bounded
 ),
 
 forename_raw_value AS (

@@ -5,11 +5,14 @@
 --                  particle kept on its word (VAN DER BERG -> VANDERBERG) and Mc/Mac unified
 --                  (MCDONALD, MAC DONALD, M'DONALD -> MACDONALD); `joined` is the parts run
 --                  together (SMITHJONES). Parts go on to other_surnames so SMITH still matches.
--- A value with nothing left (MR, BABY OF, NOT KNOWN) has no row: the name is NULL.
+-- A value with nothing left (MR, BABY OF, NOT KNOWN) has NULL words: the name is NULL.
+--   control_characters: the control and invisible characters name_text removed from the
+--                  value, as code points (['U+2028']), NULL when none; the record is
+--                  flagged (name_control_characters), even when nothing else was left.
 CREATE OR REPLACE TEMP TABLE std_name AS
 WITH
 source AS (
-    SELECT role, raw, name_text(raw) AS text
+    SELECT role, raw, name_text(raw) AS text, name_control_characters(raw) AS control_characters
     FROM std_name_value
 ),
 
@@ -117,15 +120,19 @@ listed AS (
 ),
 
 final AS (
+    -- every value has its row, so the flag of one with nothing left is not lost
     SELECT
-        role,
-        raw,
-        words,
-        CASE role
-            WHEN 'surname' THEN array_to_string(words, '')
-            ELSE array_to_string(words, ' ')
-        END AS joined
-    FROM listed
+        source.role,
+        source.raw,
+        listed.words,
+        CASE source.role
+            WHEN 'surname' THEN array_to_string(listed.words, '')
+            ELSE array_to_string(listed.words, ' ')
+        END AS joined,
+        source.control_characters
+    FROM source
+    LEFT JOIN listed
+        ON listed.role = source.role AND listed.raw = source.raw
 )
 
 SELECT * FROM final;

@@ -1,10 +1,11 @@
 -- Other surnames, once per distinct other_surnames_raw ('BROWN|MAC LEAN'): each surname
--- standardised as a surname, followed by its parts when it has several.
+-- standardised as a surname, followed by its parts when it has several; and the control
+-- characters removed from the value (NULL when none; see name_control_pattern).
 CREATE OR REPLACE TEMP TABLE std_other_surnames AS
 WITH
 source AS (
     SELECT DISTINCT other_surnames_raw AS raw
-    FROM std_staged
+    FROM std_bounded
     WHERE other_surnames_raw IS NOT NULL
 ),
 
@@ -22,12 +23,23 @@ standardised AS (
     FROM piece
     JOIN std_name AS name
         ON name.role = 'surname' AND name.raw = piece.piece
+    WHERE name.words IS NOT NULL
 ),
 
-final AS (
+listed AS (
     SELECT raw, flatten(list(surnames ORDER BY piece_no)) AS surnames
     FROM standardised
     GROUP BY raw
+),
+
+final AS (
+    SELECT
+        source.raw,
+        listed.surnames,
+        name_control_characters(source.raw) AS control_characters
+    FROM source
+    LEFT JOIN listed
+        ON listed.raw = source.raw
 )
 
 SELECT * FROM final;

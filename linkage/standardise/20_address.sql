@@ -18,7 +18,7 @@ CREATE OR REPLACE TEMP TABLE std_address AS
 WITH
 source AS (
     SELECT DISTINCT address_raw AS raw
-    FROM std_staged
+    FROM std_bounded
     WHERE address_raw IS NOT NULL
 ),
 

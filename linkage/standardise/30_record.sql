@@ -5,7 +5,7 @@
 CREATE OR REPLACE TEMP TABLE std_record AS
 WITH
 staged AS (
-    SELECT * FROM std_staged
+    SELECT * FROM std_bounded
 ),
 
 joined AS (
@@ -18,6 +18,11 @@ joined AS (
         surname.joined AS surname_joined,
         surname.words AS surname_parts,
         other.surnames AS other_surname_list,
+        forename.control_characters AS forename_controls,
+        middle.control_characters AS middle_names_controls,
+        preferred.control_characters AS preferred_forename_controls,
+        surname.control_characters AS surname_controls,
+        other.control_characters AS other_surnames_controls,
         address.address_line AS address_joined,
         address.house_number AS address_house_number,
         address.town AS address_town,
@@ -63,6 +68,25 @@ renamed AS (
             ),
             []
         ) AS other_surnames,
+        -- the names that held control or invisible characters, and which ones (removed);
+        -- the test first spares the strings on the rows (nearly all) that held none
+        CASE
+            WHEN coalesce(
+                forename_controls,
+                middle_names_controls,
+                preferred_forename_controls,
+                surname_controls,
+                other_surnames_controls
+            ) IS NOT NULL
+                THEN concat_ws(
+                    '; ',
+                    'forename ' || array_to_string(forename_controls, ' '),
+                    'middle_names ' || array_to_string(middle_names_controls, ' '),
+                    'preferred_forename ' || array_to_string(preferred_forename_controls, ' '),
+                    'surname ' || array_to_string(surname_controls, ' '),
+                    'other_surnames ' || array_to_string(other_surnames_controls, ' ')
+                )
+        END AS name_control_issue,
 
         nullif(trim(date_of_birth_raw), '') AS date_of_birth_raw,
         date_of_birth,
@@ -95,6 +119,9 @@ renamed AS (
         concern_opened,
         nullif(trim(concern_closed_raw), '') AS concern_closed_raw,
         concern_closed,
+
+        -- which values as sent were over max_text_length (05_bounded.sql)
+        COLUMNS('_too_long$'),
 
         source_file,
         file_sha256,

@@ -24,6 +24,7 @@ from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry, check_sql, default_registry
 from linkage.schema import canonical_columns
 from linkage.standardise.reference import REFERENCE_DIR, load_reference_tables, replace_temp_table
+from linkage.validation_rules import too_long_column, validation_rules
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ SETTING_TABLE = "std_setting"
 # Steps before the phonetic codes (their input is the standardised names) and after.
 RECORD_STEPS = (
     "00_macros.sql",
+    "05_bounded.sql",
     "10_name_value.sql",
     "11_name.sql",
     "12_other_surnames.sql",
@@ -56,6 +58,7 @@ CHECK_COLUMNS = {
     "sex_issue": "VARCHAR",
     "concern_opened_issue": "VARCHAR",
     "concern_closed_issue": "VARCHAR",
+    "name_control_issue": "VARCHAR",
 }
 
 # The names that get a phonetic code: the standardised forename and surname.
@@ -83,15 +86,18 @@ def standardise(
     out_table holds the canonical columns (schemas/canonical_record.yaml, then one per
     registered identifier), in order and with their types, then the check columns
     (CHECK_COLUMNS, an `<identifier>_issue` per type: why its value was nulled or is
-    doubtful, and an `<identifier>_restored` per type: true when the value kept had the
-    leading zeros a spreadsheet dropped put back). Same input, same output.
+    doubtful, an `<identifier>_restored` per type: true when the value kept had the
+    leading zeros a spreadsheet dropped put back, and a `<field>_too_long` per bounded
+    field of validation.yaml and per identifier type: true when the value as sent was over
+    max_text_length; such values are cut, or for identifiers nulled, before any rule reads
+    them). Same input, same output.
     postcode_format is ProjectConfig.postcode_format: "uk" nulls a postcode that is not a
     UK postcode, "as_written" keeps it (upper case).
     """
     registry = registry or default_registry()
     started = time.perf_counter()
     load_reference_tables(con, reference_dir)
-    write_settings(con, postcode_format)
+    write_settings(con, postcode_format, validation_rules().max_text_length)
     staged = quote_identifier(staged_table)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGED_VIEW} AS SELECT * FROM {staged}")
     for step in RECORD_STEPS:
@@ -111,14 +117,17 @@ def standardise(
     return rows
 
 
-def write_settings(con: duckdb.DuckDBPyConnection, postcode_format: PostcodeFormat) -> None:
+def write_settings(
+    con: duckdb.DuckDBPyConnection, postcode_format: PostcodeFormat, max_text_length: int
+) -> None:
     """The one-row settings table the SQL steps read (through macros in 00_macros.sql)."""
     if postcode_format not in get_args(PostcodeFormat):
         raise ValueError(f"postcode_format must be one of {get_args(PostcodeFormat)}")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {SETTING_TABLE} AS "
-        "SELECT $postcode_format AS postcode_format",
-        {"postcode_format": postcode_format},
+        "SELECT $postcode_format AS postcode_format,"
+        " CAST($max_text_length AS INTEGER) AS max_text_length",
+        {"postcode_format": postcode_format, "max_text_length": max_text_length},
     )
 
 
@@ -149,32 +158,39 @@ def output_columns(registry: IdentifierRegistry | None = None) -> dict[str, str]
             raise ValueError(f"canonical_record.yaml: column {name}: unexpected type {sql_type!r}")
     issues = {f"{name}_issue": "VARCHAR" for name in registry.names}
     restored = {f"{name}_restored": "BOOLEAN" for name in registry.names}
-    names = [*columns, *CHECK_COLUMNS, *issues, *restored]
+    bounded = [*validation_rules().bounded_fields, *registry.names]
+    too_long = {too_long_column(name): "BOOLEAN" for name in bounded}
+    names = [*columns, *CHECK_COLUMNS, *issues, *restored, *too_long]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
         # e.g. a type named dob (dob_issue) or chi_restored beside chi
         raise ConfigError(f"{registry.path}: identifier types give clashing columns {clashes}")
-    return columns | CHECK_COLUMNS | issues | restored
+    return columns | CHECK_COLUMNS | issues | restored | too_long
 
 
 def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dict[str, object]]:
     """CREATE the output table from the coded records, columns and casts from the schema;
     identifiers are checked here, each as its registry entry says. Returns (sql, params).
 
-    Two named steps come first: `given` holds each identifier as sent (`id<n>_given`),
-    `restored` the value with dropped leading zeros put back where that passes its check
-    (`id<n>_restored`), so the final columns read each value once.
+    Three named steps come first: `sent` takes each identifier out of the map once
+    (`id<n>_sent`), `given` holds it as the check reads it (`id<n>_given`), `restored` the
+    value with dropped leading zeros put back where that passes its check
+    (`id<n>_restored`), so the final columns read each value once. A value as sent over
+    max_text_length (cut to one past it by 05_bounded.sql) is marked `<type>_too_long` and
+    checked as if not sent: it is never kept, and no rule reads it.
     """
-    params: dict[str, object] = {}
-    given, restored, expressions = [], [], {}
+    params: dict[str, object] = {"max_text_length": validation_rules().max_text_length}
+    sent, given, restored, expressions = [], [], [], {}
     for position, kind in enumerate(registry.types):
         params[f"id{position}"] = kind.name
         params[f"pattern{position}"] = kind.pattern or ""
         params[f"length{position}"] = kind.fixed_length or 0
+        sent_column = f"id{position}_sent"
         columns = (f"id{position}_given", f"id{position}_restored")
+        too_long = f"too_long({sent_column}, $max_text_length)"
         checks = check_sql(
             kind,
-            f"identifiers_raw[$id{position}]",
+            f"CASE WHEN NOT {too_long} THEN {sent_column} END",
             {
                 "dob": "date_of_birth",
                 "sex": "sex",
@@ -183,11 +199,13 @@ def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dic
             },
             columns,
         )
+        sent.append(f"identifiers_raw[$id{position}] AS {sent_column}")
         given.append(f"{checks.given} AS {columns[0]}")
         restored.append(f"{checks.restored} AS {columns[1]}")
         expressions[kind.name] = checks.value
         expressions[f"{kind.name}_issue"] = checks.issue
         expressions[f"{kind.name}_restored"] = checks.is_restored
+        expressions[too_long_column(kind.name)] = too_long
     select_list = ",\n    ".join(
         f"CAST({expressions.get(name, quote_identifier(name))} AS {sql_type})"
         f" AS {quote_identifier(name)}"
@@ -196,6 +214,7 @@ def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dic
     sql = FINAL_SELECT_SQL.format(
         out_table=quote_identifier(out_table),
         coded=CODED_VIEW,
+        sent="".join(f",\n        {item}" for item in sent),
         given="".join(f",\n        {item}" for item in given),
         restored="".join(f",\n        {item}" for item in restored),
         select_list=select_list,
@@ -206,9 +225,13 @@ def final_select(out_table: str, registry: IdentifierRegistry) -> tuple[str, dic
 FINAL_SELECT_SQL = """
 CREATE OR REPLACE TEMP TABLE {out_table} AS
 WITH
+sent AS (
+    SELECT *{sent}
+    FROM {coded}
+),
 given AS (
     SELECT *{given}
-    FROM {coded}
+    FROM sent
 ),
 restored AS (
     SELECT *{restored}
