@@ -121,6 +121,13 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("withheld_surname", {"surname_raw": "WITHHELD"}, {"surname": None}),
     ("xxx_surname", {"surname_raw": "xxx"}, {"surname": None}),
     ("xu_surname_kept", {"surname_raw": "Xu"}, {"surname": "XU"}),
+    # names in another script are transliterated, not lost; Latin accents fold as before
+    ("cyrillic_forename", {"forename_raw": "Олександр"}, {"forename": "OLEKSANDR"}),
+    ("greek_forename", {"forename_raw": "Σωκράτης"}, {"forename": "SOKRATIS"}),
+    ("fullwidth_surname", {"surname_raw": "Ｓｍｉｔｈ"}, {"surname": "SMITH"}),
+    ("chinese_surname", {"surname_raw": "王"}, {"surname": "WANG"}),
+    ("vietnamese_accents", {"surname_raw": "Nguyễn"}, {"surname": "NGUYEN"}),
+    ("cyrillic_town", {"town_raw": "Москва"}, {"town": "MOSKVA"}),
     # --- nicknames (joined from schemas/reference/nicknames.csv) ---
     ("nick_bill", {"forename_raw": "Bill"}, {"forename": "BILL", "forename_canonical": "WILLIAM"}),
     ("nick_liam", {"forename_raw": "LIAM"}, {"forename_canonical": "WILLIAM"}),

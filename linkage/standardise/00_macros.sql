@@ -1,11 +1,25 @@
 -- Small reusable rules, defined once for the steps that follow.
 -- Temporary macros: they live on the connection and never land in the warehouse file.
 
+-- A value written in another script (Cyrillic, Greek, Arabic, Chinese, full-width Latin
+-- ...) as its Latin transliteration (anyascii, registered by runner.py): Олександр ->
+-- Oleksandr, Ｓｍｉｔｈ -> Smith, so it is still a name, not nothing. Latin letters, their
+-- accents and typographic punctuation are left to ascii_upper. Only a value that is not
+-- ASCII (its byte length differs) is searched, and only one with a character past those
+-- blocks calls Python.
+CREATE OR REPLACE TEMP MACRO latin_script(text) AS
+    CASE
+        WHEN strlen(text) <> length(text) AND regexp_matches(
+            text, '[^\x{0}-\x{24F}\x{300}-\x{36F}\x{1E00}-\x{1EFF}\x{2000}-\x{206F}]'
+        ) THEN transliterate(text)
+        ELSE text
+    END;
+
 -- Upper-case ASCII. strip_accents handles combining accents (Seònaid -> Seonaid); the
 -- letters it leaves alone are folded by hand, and typographic apostrophes become plain.
 -- (A chain of replace() is several times faster than one translate() in DuckDB.)
 CREATE OR REPLACE TEMP MACRO ascii_upper(text) AS
-    upper(strip_accents(text))
+    upper(strip_accents(latin_script(text)))
         .replace('’', '''').replace('‘', '''').replace('`', '''').replace('´', '''')
         .replace('Ø', 'O').replace('Ł', 'L').replace('Đ', 'D').replace('Ð', 'D')
         .replace('ẞ', 'SS').replace('Æ', 'AE').replace('Œ', 'OE').replace('Þ', 'TH');

@@ -17,6 +17,7 @@ from typing import get_args
 import duckdb
 import jellyfish
 import pyarrow as pa
+from anyascii import anyascii
 
 from linkage.config import PostcodeFormat
 from linkage.errors import ConfigError
@@ -97,6 +98,7 @@ def standardise(
     registry = registry or default_registry()
     started = time.perf_counter()
     load_reference_tables(con, reference_dir)
+    register_functions(con)
     write_settings(con, postcode_format, validation_rules().max_text_length)
     staged = quote_identifier(staged_table)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGED_VIEW} AS SELECT * FROM {staged}")
@@ -115,6 +117,15 @@ def standardise(
         time.perf_counter() - started,
     )
     return rows
+
+
+def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+    """The Python function the SQL steps call: transliterate (00_macros.sql's latin_script),
+    for the rare value in a script strip_accents cannot fold."""
+    try:
+        con.create_function("transliterate", anyascii, ["VARCHAR"], "VARCHAR")
+    except duckdb.NotImplementedException:  # already registered on this connection
+        pass
 
 
 def write_settings(
