@@ -591,6 +591,11 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"forename": "LUCY", "middle_names": None, "name_control_issue": "forename U+2028"},
     ),
     (
+        "replacement_character_in_forename",
+        {"forename_raw": "Se\ufffdnaid"},
+        {"forename": "SENAID", "middle_names": None, "name_control_issue": "forename U+FFFD"},
+    ),
+    (
         "zero_width_space_in_forename",
         {"forename_raw": "Lu\u200bcy Ann"},
         {"forename": "LUCY", "middle_names": "ANN", "name_control_issue": "forename U+200B"},
@@ -886,7 +891,7 @@ def test_standardises_with_postcodes_as_written(
 
 
 CONTROL_CHARACTER = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028\u2029\u2060\ufeff]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028\u2029\u2060\ufeff\ufffd]"
 )
 
 
@@ -900,7 +905,7 @@ def test_only_names_holding_control_characters_are_flagged(
             isinstance(value, str) and CONTROL_CHARACTER.search(value) for value in staged.values()
         )
     }
-    assert len(damaged) == 9
+    assert len(damaged) == 10
     flagged = {case_id for case_id, row in by_case.items() if row["name_control_issue"]}
     assert flagged == damaged
 

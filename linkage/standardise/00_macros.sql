@@ -36,11 +36,14 @@ CREATE OR REPLACE TEMP MACRO ascii_upper(text) AS
 --     a split would invent a middle name, a join at worst keeps one wrong word, which the
 --     flag shows.
 --   every other C0 and C1 control (U+0000-U+001F, U+007F-U+009F), for the same reasons.
+--   the replacement character U+FFFD: a letter the sender's system could not decode
+--     (Se<U+FFFD>naid). Joining keeps one word close to the name; a split would invent a
+--     forename SE and a middle name NAID.
 -- Tab, line feed and carriage return are left out: they are ordinary whitespace (a name
 -- typed over two lines of a form, a tab pasted from a spreadsheet) and separate words as a
 -- space does, unflagged.
 CREATE OR REPLACE TEMP MACRO name_control_pattern() AS
-    '[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\x{2028}\x{2029}\p{Cf}]';
+    '[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\x{2028}\x{2029}\x{FFFD}\p{Cf}]';
 
 -- The control characters in a name as their code points (['U+2028']), or NULL for none.
 CREATE OR REPLACE TEMP MACRO name_control_characters(raw) AS
