@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -35,6 +35,8 @@ from linkage.link.model import model_settings as build_model_settings
 from linkage.link.train import filled_input_columns
 from linkage.stage import STAGED_TABLE, create_staged_table, stage_source
 from linkage.standardise import standardise
+from linkage.validation_rules import too_long_column, validation_rules
+from linkage.warehouse import table_columns
 
 log = logging.getLogger(__name__)
 STANDARDISED = "standardised_record"
@@ -44,6 +46,8 @@ PROFILE_VALUES = "profile_value"
 MAX_REASONS_SHOWN = 10
 CARRIED_FORWARD = {"previous_postcodes": "carried from earlier nights once published"}
 RESTORED = "leading zero(s) restored"
+NAME_CONTROL_ISSUE = "name_control_issue"  # "forename U+2028; surname U+200B"
+NAME_FIELDS = ("forename", "middle_names", "preferred_forename", "surname", "other_surnames")
 
 
 @dataclass(frozen=True)
@@ -348,13 +352,38 @@ def field_profiles(
     ]
     measured = [(i, spec, check) for i, (_, _, spec, check) in enumerate(mapped)]
     measured = [item for item in measured if not profiles[item[0]].missing_columns]
-    _build_profile_values(con, config.source, [(profiles[i].name, s, c) for i, s, c in measured])
+    standardised = set(table_columns(con, STANDARDISED))
+    checks = [
+        (profiles[i].name, s, _with_damage(profiles[i], c, standardised)) for i, s, c in measured
+    ]
+    _build_profile_values(con, config.source, checks)
     by_name = {profile.name: profile for profile in profiles}
     _read_counts(con, by_name)
     _read_issues(con, by_name, row_numbers, config)
     if examples > 0:
         _read_examples(con, by_name, examples)
     return profiles
+
+
+def _with_damage(profile: FieldProfile, check: FieldCheck, standardised: set[str]) -> FieldCheck:
+    """The check, its value's damage first: over max_text_length as sent (the row is
+    quarantined; an identifier's value is nulled), then control characters removed from a
+    name (kept, flagged)."""
+    issue = check.issue
+    if NAME_CONTROL_ISSUE in standardised and profile.name in NAME_FIELDS:
+        issue = (
+            f"CASE WHEN regexp_matches(s.{NAME_CONTROL_ISSUE}, '(^|; ){profile.name} U[+]')"
+            f" THEN 'control or invisible characters removed' ELSE {issue} END"
+        )
+    too_long = too_long_column(profile.name)
+    if too_long in standardised:
+        bound = validation_rules().max_text_length
+        cost = "value nulled" if profile.kind == "identifier" else "row quarantined"
+        issue = (
+            f"CASE WHEN s.{quote_identifier(too_long)}"
+            f" THEN 'longer than {bound} characters ({cost})' ELSE {issue} END"
+        )
+    return replace(check, issue=issue)
 
 
 def _raw_present(spec: FieldSpec) -> str:

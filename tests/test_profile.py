@@ -97,6 +97,9 @@ def _damaged_health(root: Path, drop_column: str | None = None) -> Path:
     rows[6][chi] = bad[:9] + str((int(bad[9]) + 1) % 10)
     rows[11][header.index("Postcode")] = "G12 QQ8"
     rows[13][header.index("Gender")] = "X"
+    rows[15][header.index("Town")] = "Glasgow " * 40
+    rows[16][header.index("Forename")] = "Lu\u2028cy"
+    rows[17][chi] = "1" * 250
     if drop_column is not None:
         position = header.index(drop_column)
         header = header[:position] + header[position + 1 :]
@@ -127,6 +130,9 @@ def damaged_profile(tmp_path_factory: pytest.TempPathFactory) -> SourceProfile:
         ("chi", "check digit fails", [7]),
         ("postcode", "not a UK postcode", [12]),
         ("sex", "unknown code 'X'", [14]),
+        ("town", "longer than 200 characters (row quarantined)", [16]),
+        ("forename", "control or invisible characters removed", [17]),
+        ("chi", "longer than 200 characters (value nulled)", [18]),
     ],
 )
 def test_damaged_values_are_named_with_reason_and_rows(
