@@ -144,6 +144,11 @@ def _decoded_bytes(
 ) -> tuple[list[str | None], dict[int, str | None]]:
     """A binary column's values as text, and row index -> the fallback encoding a value
     was read in (None: in neither, replacement characters in its place)."""
+    if encoding == "utf-8":  # Arrow checks a whole batch at once; values one by one only if bad
+        try:
+            return values.cast(pa.string()).to_pylist(), {}
+        except CAST_ERRORS:
+            pass
     texts: list[str | None] = []
     read_as: dict[int, str | None] = {}
     for index, raw in enumerate(values.to_pylist()):
