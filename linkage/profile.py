@@ -377,11 +377,10 @@ def _with_damage(profile: FieldProfile, check: FieldCheck, standardised: set[str
         )
     too_long = too_long_column(profile.name)
     if too_long in standardised:
-        bound = validation_rules().max_text_length
         cost = "value nulled" if profile.kind == "identifier" else "row quarantined"
         issue = (
             f"CASE WHEN s.{quote_identifier(too_long)}"
-            f" THEN 'longer than {bound} characters ({cost})' ELSE {issue} END"
+            f" THEN '{validation_rules().too_long} ({cost})' ELSE {issue} END"
         )
     return replace(check, issue=issue)
 

@@ -66,7 +66,7 @@ def row_checks(registry: IdentifierRegistry | None = None) -> tuple[Check, ...]:
     """
     registry = registry or default_registry()
     rules = validation_rules()
-    bound = f"longer than {rules.max_text_length} characters"
+    bound = rules.too_long
     length_checks = tuple(
         _length_check(field, f"{words} {bound}", "quarantine")
         for field, words in rules.bounded_fields.items()

@@ -43,6 +43,11 @@ class ValidationRules:
     bounded_fields: dict[str, str]  # field -> words for its reason (record id, town, ...)
     checks: tuple[Check, ...]
 
+    @property
+    def too_long(self) -> str:
+        """How a reason says a value was over the bound."""
+        return f"longer than {self.max_text_length} characters"
+
 
 def too_long_column(field: str) -> str:
     """The standardised column saying a field's value as sent was over max_text_length."""
