@@ -22,10 +22,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/linkage demo --config sample_data/project.yaml
 
-## The test suite (slow scale tests excluded; `make test-slow` runs them).
+## The test suite (slow scale tests excluded; `make test-slow` runs them), one worker per
+## core (pytest-xdist): each worker has its own Prefect test API and session fixtures.
 test: $(STAMP)
 	$(BIN)/ruff check linkage flows tests benchmarks
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
