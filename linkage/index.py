@@ -343,6 +343,7 @@ def _plan_tonight(
         changes = record_changes(con, columns)
         published_basis, counts = _published_blocking(con)
         delta = DeltaPairCounter(con, counts, INPUT_TABLE, CHANGED)
+        delta.count_deltas(blocks_to_hash(shape, stored_key_columns(con)))  # the likely ones
         try:
             blocking = plan_blocking(con, "canonical_record", shape, budget, count_pairs=delta)
         except BlockNotCounted as block:

@@ -275,21 +275,45 @@ class DeltaPairCounter:
     ) -> None:
         self.con, self.counts, self.published, self.changed = con, counts, published, changed
         self.columns = set(table_columns(con, published))
+        self.deltas: dict[tuple[str, str], int] = {}  # (keys, partner keys) -> change
 
     def __call__(self, block: PredictionBlock) -> int:
-        columns = [key_column(keys) for keys in block.key_sets]
-        if block.name not in self.counts or not set(columns) <= self.columns:
+        if not self.counted(block):
             raise BlockNotCounted(block.name)
-        keys, partner_keys = (quote_identifier(column) for column in columns)
-        delta = self.con.execute(
-            DELTA_PAIRS_SQL.format(
+        columns = self._key_columns(block)
+        if columns not in self.deltas:
+            self.count_deltas([block])
+        return self.counts[block.name] + self.deltas[columns]
+
+    def counted(self, block: PredictionBlock) -> bool:
+        """Whether the published plan counted this block and kept its hashed keys."""
+        return block.name in self.counts and set(self._key_columns(block)) <= self.columns
+
+    def count_deltas(self, blocks: Iterable[PredictionBlock]) -> None:
+        """The change of every counted block's pairs, in one statement: one per block
+        costs a third more, for a dozen scans of the published keys either way."""
+        wanted = {self._key_columns(b) for b in blocks if self.counted(b)} - self.deltas.keys()
+        if not wanted:
+            return
+        parts = [
+            f"SELECT {i} AS block, * FROM ("
+            + DELTA_PAIRS_SQL.format(
                 published=self.published,
                 changed=self.changed,
-                keys=keys,
-                partner_keys=partner_keys,
+                keys=quote_identifier(keys),
+                partner_keys=quote_identifier(partner_keys),
             )
-        ).fetchall()[0][0]
-        return self.counts[block.name] + int(delta)
+            + ")"
+            for i, (keys, partner_keys) in enumerate(sorted(wanted))
+        ]
+        rows = dict(self.con.execute(" UNION ALL ".join(parts)).fetchall())
+        for i, columns in enumerate(sorted(wanted)):
+            self.deltas[columns] = int(rows[i])
+
+    @staticmethod
+    def _key_columns(block: PredictionBlock) -> tuple[str, str]:
+        keys, partner_keys = (key_column(keys) for keys in block.key_sets)
+        return keys, partner_keys
 
 
 # The change in a block's pairs: for every group a moved record left or joins (and its

@@ -44,7 +44,7 @@ from linkage.link.codes import EDGE_CODES
 from linkage.link.model import COLUMN_IN_KEY, PredictionBlock, term_frequency_columns
 from linkage.link.predict import score_pairs
 from linkage.link.train import model_input
-from linkage.warehouse import table_columns
+from linkage.warehouse import table_columns, transaction
 
 INPUT_TABLE = "link_input"  # record_key, input_hash, hashed block keys: as last linked
 COMPONENT_TABLE = "link_component"  # record_key, component: of the stored edges
@@ -84,34 +84,37 @@ def record_changes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> Record
     covers the record's key, so one full join of tonight's hashes with the published ones
     finds the published rows that no longer hold (temp table stale_records) and the new
     and changed records (temp table tonight_changed, hashed as link_input's rows)."""
-    # tonight's hashes are joined as computed, and only the hashes of the published side:
-    # materialising either costs more than the join
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE unmatched_input AS"
-        f" SELECT p.input_hash AS published_hash, t.record_key, t.input_hash"
-        f" FROM (SELECT input_hash FROM {INPUT_TABLE}) p"
-        f" FULL JOIN (SELECT record_key, {input_hash_sql(columns)} AS input_hash"
-        "  FROM canonical_record) t ON p.input_hash = t.input_hash"
-        " WHERE p.input_hash IS NULL OR t.input_hash IS NULL"
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE stale_records AS SELECT * FROM {INPUT_TABLE}"
-        " WHERE input_hash IN (SELECT published_hash FROM unmatched_input"
-        "  WHERE published_hash IS NOT NULL)"
-    )
-    present = set(table_columns(con, "canonical_record"))
-    keys = [
-        keys
-        for keys in map(keys_of_column, stored_key_columns(con))
-        if {c for key in keys for c in COLUMN_IN_KEY.findall(key)} <= present
-    ]  # a key over a column gone since (an identifier type removed) counts no block now
-    hashed = f", {key_hashes_sql(keys)}" if keys else ""
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {CHANGED} AS"
-        f" SELECT t.record_key, t.input_hash{hashed} FROM canonical_record"
-        " JOIN (SELECT record_key, input_hash FROM unmatched_input"
-        "  WHERE record_key IS NOT NULL) t USING (record_key)"
-    )
+    # in one transaction: tonight_changed finds the records by their row ids in it
+    with transaction(con):
+        # tonight's hashes are joined as computed, and only the hashes of the published side:
+        # materialising either costs more than the join
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE unmatched_input AS"
+            f" SELECT p.input_hash AS published_hash, t.row_id, t.input_hash"
+            f" FROM (SELECT input_hash FROM {INPUT_TABLE}) p"
+            f" FULL JOIN (SELECT rowid AS row_id, {input_hash_sql(columns)} AS input_hash"
+            "  FROM canonical_record) t ON p.input_hash = t.input_hash"
+            " WHERE p.input_hash IS NULL OR t.input_hash IS NULL"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE stale_records AS SELECT * FROM {INPUT_TABLE}"
+            " WHERE input_hash IN (SELECT published_hash FROM unmatched_input"
+            "  WHERE published_hash IS NOT NULL)"
+        )
+        present = set(table_columns(con, "canonical_record"))
+        keys = [
+            keys
+            for keys in map(keys_of_column, stored_key_columns(con))
+            if {c for key in keys for c in COLUMN_IN_KEY.findall(key)} <= present
+        ]  # a key over a column gone since (an identifier type removed) counts no block now
+        hashed = f", {key_hashes_sql(keys)}" if keys else ""
+        # by row id: a join on a million record keys costs four times more
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {CHANGED} AS"
+            f" SELECT c.record_key, t.input_hash{hashed} FROM canonical_record c"
+            " JOIN (SELECT row_id, input_hash FROM unmatched_input"
+            "  WHERE row_id IS NOT NULL) t ON c.rowid = t.row_id"
+        )
     con.execute("DROP TABLE unmatched_input")
     changed = con.execute(f"SELECT record_key FROM {CHANGED} ORDER BY 1").fetchall()
     removed = con.execute(
