@@ -131,6 +131,10 @@ def test_pairs_counted_from_what_changed_equal_a_count_of_everything() -> None:
         for block in blocks:
             assert delta(block) == tonight(block) == brute_force_pairs(after, block)
             assert delta(block) != counts[block.name], "the changes moved every count"
+        together = DeltaPairCounter(con, counts, "published", "changed_keys")
+        together.count_deltas(blocks)  # one statement for every block, as a night does
+        assert len(together.deltas) == len(blocks)
+        assert [together(block) for block in blocks] == [tonight(block) for block in blocks]
         with pytest.raises(BlockNotCounted):
             delta(PredictionBlock(("postcode", "forename_metaphone")))
 
