@@ -71,10 +71,28 @@ class FieldSpec(StrictModel):
 
 Spec = Annotated[FieldSpec, BeforeValidator(_field_shorthand)]
 
+# How a whole name in one field is ordered (linkage/stage.py, split_full_name): `auto` reads
+# "SMITH, John" as surname first, "John SMITH" and "SMITH John" by the capitals, and any
+# other as forenames first.
+NameOrder = Literal["auto", "forename_first", "surname_first"]
+
+
+class FullNameSpec(FieldSpec):
+    """A person's whole name in one field, split into forenames and surname."""
+
+    order: NameOrder = "auto"
+
+
+FullName = Annotated[FullNameSpec, BeforeValidator(_field_shorthand)]
+SPLIT_FROM_FULL_NAME = ("forename", "surname")  # the fields a full name fills
+
 
 class PersonFields(StrictModel):
     """Mapping of the agency's columns onto the canonical person fields."""
 
+    # the whole name in one field: it fills forename and surname where they are not mapped
+    # or empty (words after the first forename become middle names, as in `forename`)
+    full_name: FullName | None = None
     forename: Spec | None = None
     middle_names: Spec | None = None
     preferred_forename: Spec | None = None
@@ -85,6 +103,13 @@ class PersonFields(StrictModel):
     address: Spec | None = None
     town: Spec | None = None
     postcode: Spec | None = None
+
+    def made_from(self, name: str) -> FieldSpec | None:
+        """Where a canonical field comes from: its own mapping, or the full name."""
+        spec = getattr(self, name)
+        if spec is None and name in SPLIT_FROM_FULL_NAME:
+            return self.full_name
+        return spec
 
 
 class ConcernFields(StrictModel):

@@ -120,7 +120,7 @@ def _field_sql(config: SourceConfig, registry: IdentifierRegistry) -> dict[str, 
     """(filled, failed) SQL of each field the source maps, record id first."""
     fields = {"record_id": ("source_record_id IS NOT NULL", "false")}
     for name, sql in FIELD_SQL.items():
-        if getattr(config.fields, name) is not None:
+        if config.fields.made_from(name) is not None:
             fields[name] = sql
     for name in sorted(config.identifiers):
         # nulled for failing its check, or for being longer than max_text_length

@@ -324,7 +324,7 @@ def mapped_fields(config: SourceConfig) -> list[tuple[str, str, FieldSpec, Field
     """(name, kind, spec, check) of every mapping: record id, person fields, identifiers."""
     mapped = [("record_id", "record id", FieldSpec(column=config.record_id), RECORD_ID_CHECK)]
     for name, check in PERSON_FIELD_CHECKS.items():
-        spec = getattr(config.fields, name)
+        spec = config.fields.made_from(name)
         if spec is not None:
             mapped.append((name, "field", spec, check))
     for name, spec in config.identifiers.items():

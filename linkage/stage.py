@@ -7,12 +7,21 @@ as parameters or quoted through `quote_identifier`, never pasted into SQL.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from itertools import groupby
 
 import duckdb
 
-from linkage.config import EXCEL_SERIAL, ConcernFields, FieldSpec, PersonFields, SourceConfig
+from linkage.config import (
+    EXCEL_SERIAL,
+    ConcernFields,
+    FieldSpec,
+    FullNameSpec,
+    PersonFields,
+    SourceConfig,
+)
 from linkage.extract import (
     LINE_NUMBER,
     ROW_NUMBER,
@@ -21,6 +30,7 @@ from linkage.extract import (
     raw_table_name,
     row_ranges,
 )
+from linkage.standardise.reference import REFERENCE_TABLES, read_reference
 
 STAGED_TABLE = "staged_record"
 
@@ -152,6 +162,78 @@ class SelectBuilder:
         return f"CAST(coalesce({', '.join(attempts)}) AS DATE)"
 
 
+@dataclass(frozen=True)
+class NamePatterns:
+    """Regular expressions splitting a whole name, from the reference tables: a surname
+    keeps the particles before it (VAN DER BERG), and a trailing suffix (JNR) is dropped
+    before the name is split, as the name rules drop it after the first word."""
+
+    suffix: str  # a trailing suffix, with the space or comma before it
+    surname_last: str  # group 1 the forenames, group 2 the surname
+    surname_first: str  # group 1 the surname, group 2 the forenames
+    # the first run of words in capitals (at least two letters each): "John SMITH"
+    capitals: str = r"(?:^| )([A-Z][A-Z'-]+(?: [A-Z][A-Z'-]+)*)(?: |$)"
+
+
+@cache
+def name_patterns() -> NamePatterns:
+    tables = {reference.file: reference for reference in REFERENCE_TABLES}
+    particles = [row["particle"] for row in read_reference(tables["surname_particles.csv"])]
+    titles = read_reference(tables["name_titles.csv"])
+    suffixes = [row["token"] for row in titles if row["kind"] == "suffix"]
+    surname = f"(?:(?:{'|'.join(particles)}) )*[^ ]+"
+    return NamePatterns(
+        suffix=f"[ ,]+(?:{'|'.join(suffixes)})[.]?$",
+        surname_last=f"^(.+?) ({surname})$",
+        surname_first=f"^({surname}) (.+)$",
+    )
+
+
+def split_full_name(build: SelectBuilder, spec: FullNameSpec) -> tuple[str, str]:
+    """(forenames, surname) SQL of a whole name in one field.
+
+    A comma puts the surname first whatever the order ("SMITH, John Paul"). Otherwise
+    `auto` takes the words in capitals as the surname where the rest is not in capitals
+    ("John SMITH", "SMITH John"), else reads forenames first, as `forename_first` does
+    ("John Paul van der Berg": forenames John Paul, surname VAN DER BERG); `surname_first`
+    takes the first word and the particles before it. A single word is a surname.
+    """
+    patterns = name_patterns()
+    value = (
+        f"regexp_replace(regexp_replace({build.text(spec)}, '\\s+', ' ', 'g'),"
+        f" {build.bind(patterns.suffix)}, '', 'i')"
+    )
+    comma = f"strpos({value}, ',')"
+    # (condition, surname, forenames), the first that holds wins
+    rules = [
+        (
+            f"{comma} > 0",
+            f"nullif(trim(split_part({value}, ',', 1)), '')",
+            f"nullif(trim(replace(substr({value}, {comma} + 1), ',', ' ')), '')",
+        )
+    ]
+    if spec.order == "auto":
+        capitals = (
+            f"CASE WHEN regexp_matches({value}, '[a-z]') THEN"
+            f" nullif(regexp_extract({value}, {build.bind(patterns.capitals)}, 1), '') END"
+        )
+        rest = f"trim(regexp_replace(replace({value}, {capitals}, ''), ' +', ' ', 'g'))"
+        rules.append((f"{capitals} IS NOT NULL", capitals, f"nullif({rest}, '')"))
+    if spec.order == "surname_first":
+        split, surname_group, forenames_group = patterns.surname_first, 1, 2
+    else:
+        split, surname_group, forenames_group = patterns.surname_last, 2, 1
+    pattern = build.bind(split)
+    surname = f"nullif(regexp_extract({value}, {pattern}, {surname_group}, 'i'), '')"
+    forenames = f"nullif(regexp_extract({value}, {pattern}, {forenames_group}, 'i'), '')"
+    surname_cases = "".join(f" WHEN {when} THEN {last}" for when, last, _ in rules)
+    forename_cases = "".join(f" WHEN {when} THEN {first}" for when, _, first in rules)
+    return (
+        f"CASE{forename_cases} ELSE {forenames} END",
+        f"CASE{surname_cases} ELSE coalesce({surname}, {value}) END",
+    )
+
+
 def stage_source(
     con: duckdb.DuckDBPyConnection,
     config: SourceConfig,
@@ -188,6 +270,10 @@ def stage_source(
     }
     for name, (staged_column, separator) in TEXT_INPUTS.items():
         expressions[staged_column] = build.text(getattr(fields, name), separator)
+    if fields.full_name is not None:  # fills forename and surname where they are empty
+        forenames, surname = split_full_name(build, fields.full_name)
+        expressions["forename_raw"] = f"coalesce({expressions['forename_raw']}, {forenames})"
+        expressions["surname_raw"] = f"coalesce({expressions['surname_raw']}, {surname})"
     columns = ", ".join(expressions)
     select_list = ",\n  ".join(f"{sql} AS {name}" for name, sql in expressions.items())
     sql = (

@@ -185,7 +185,7 @@ def raw_columns(config: SourceConfig) -> dict[str, list[str]]:
     """canonical field -> the columns of the agency's file it is made from."""
     mapping: dict[str, list[str]] = {}
     for name in PersonFields.model_fields:
-        spec = getattr(config.fields, name)
+        spec = None if name == "full_name" else config.fields.made_from(name)
         if spec is not None and spec.source_columns:
             mapping["address_line" if name == "address" else name] = spec.source_columns
     for kind, spec in config.identifiers.items():
