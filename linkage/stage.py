@@ -139,27 +139,47 @@ class SelectBuilder:
         ]
         return f"map_from_entries([{', '.join(entries)}])::MAP(VARCHAR, VARCHAR)"
 
-    def date(self, spec: FieldSpec | None) -> str:
+    def date(self, spec: FieldSpec | None, run_date: date) -> str:
         """The config's date formats tried in order; see FieldSpec.formats.
 
         A time of day after the date is dropped, whatever it is (a spreadsheet or database
         writes a date as its midnight, and a date of birth has no time), so the formats
         need not list time formats; formats that do list one still read it first.
+
+        A two-digit year (%y) reads 00-68 as 2000-2068: a date so read that falls after
+        the night is a century earlier (a birth in 1955 sent as 55 is 1955, not 2055).
+        Where the formats have one, a four-digit format (%Y, which also reads 55 as the
+        year 55) leaves a year below 100 to them.
         """
         if spec is None:
             return "NULL::DATE"
         text = self.text(spec)
         attempts = []
         formats = spec.formats or ["%Y-%m-%d"]
-        for is_serial, group in groupby(formats, lambda given: given == EXCEL_SERIAL):
-            if is_serial:
+        two_digit_years = any(_format_kind(given) == "two-digit year" for given in formats)
+        for kind, group in groupby(formats, _format_kind):
+            if kind == "serial":
                 attempts.append(EXCEL_SERIAL_SQL.format(text=text))
                 continue
             tried = self.bind(list(group))
             date_part = f"regexp_replace({text}, {self.bind(TIME_OF_DAY_PATTERN)}, '', 'i')"
-            attempts.append(f"try_strptime({text}, {tried})")
-            attempts.append(f"try_strptime({date_part}, {tried})")
+            for read in (f"try_strptime({text}, {tried})", f"try_strptime({date_part}, {tried})"):
+                if kind == "two-digit year":
+                    night = f"{self.bind(run_date)}::DATE"
+                    read = (
+                        f"CASE WHEN CAST({read} AS DATE) > {night}"
+                        f" THEN {read} - INTERVAL 100 YEAR ELSE {read} END"
+                    )
+                elif two_digit_years:
+                    read = f"CASE WHEN year({read}) >= 100 THEN {read} END"
+                attempts.append(read)
         return f"CAST(coalesce({', '.join(attempts)}) AS DATE)"
+
+
+def _format_kind(given: str) -> str:
+    if given == EXCEL_SERIAL:
+        return "serial"
+    return "two-digit year" if "%y" in given else "strptime"
 
 
 @dataclass(frozen=True)
@@ -254,7 +274,7 @@ def stage_source(
         "source_row_number": ROW_NUMBER,
         "source_line_number": LINE_NUMBER,
         "date_of_birth_raw": build.text(fields.date_of_birth),
-        "date_of_birth": build.date(fields.date_of_birth),
+        "date_of_birth": build.date(fields.date_of_birth, run_date),
         "sex_raw": (
             f"CASE WHEN {build.declared_null(fields.sex)} THEN NULL"
             f" ELSE {build.text(fields.sex)} END"
@@ -263,9 +283,9 @@ def stage_source(
         "concern_type": build.coded(concern.type) if concern else "NULL",
         "concern_status": build.coded(concern.status) if concern else "NULL",
         "concern_opened_raw": build.text(concern.opened) if concern else "NULL",
-        "concern_opened": build.date(concern.opened) if concern else "NULL::DATE",
+        "concern_opened": build.date(concern.opened, run_date) if concern else "NULL::DATE",
         "concern_closed_raw": build.text(concern.closed) if concern else "NULL",
-        "concern_closed": build.date(concern.closed) if concern else "NULL::DATE",
+        "concern_closed": build.date(concern.closed, run_date) if concern else "NULL::DATE",
         "identifiers_raw": build.identifiers(config.identifiers),
     }
     for name, (staged_column, separator) in TEXT_INPUTS.items():

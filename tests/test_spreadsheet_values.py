@@ -336,6 +336,16 @@ DATE_CASES: list[tuple[str, str, list[str] | None, date | None, str | None]] = [
     ("serial_only", "36923", ["excel_serial"], BORN, None),
     ("serial_only_other_dates_unparseable", "01/02/2001", ["excel_serial"], None, "unparseable"),
     ("format_still_first_with_serial", "01/02/2001", SERIAL, BORN, None),
+    # two-digit years: one that would fall after the night is a century earlier
+    ("two_digit_year_2000s", "01/02/01", ["%d/%m/%y"], BORN, None),
+    ("two_digit_year_1955_not_2055", "03/04/55", ["%d/%m/%y"], date(1955, 4, 3), None),
+    ("two_digit_year_1985", "15/06/85", ["%d/%m/%y"], date(1985, 6, 15), None),
+    ("two_digit_year_this_year", "01/10/26", ["%d/%m/%y"], date(2026, 10, 1), None),
+    ("two_digit_year_after_the_night", "02/11/26", ["%d/%m/%y"], date(1926, 11, 2), None),
+    ("two_digit_after_four_digit", "03/04/55", ["%d/%m/%Y", "%d/%m/%y"], date(1955, 4, 3), None),
+    ("four_digit_before_two_digit", "03/04/1955", ["%d/%m/%Y", "%d/%m/%y"], date(1955, 4, 3), None),
+    ("year_55_without_two_digit_format", "03/04/55", ["%d/%m/%Y"], None, "before 1900"),
+    ("four_digit_future_is_kept", "03/04/2055", ["%d/%m/%Y", "%d/%m/%y"], None, "in the future"),
 ]
 
 
