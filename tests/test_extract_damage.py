@@ -357,6 +357,14 @@ def test_blank_lines_are_not_rows_and_line_numbers_stay_right(tmp_path: Path) ->
     assert [row[:2] for row in quarantined(config)] == [(3, 9)]
 
 
+def test_a_dos_end_of_file_mark_is_no_row(tmp_path: Path) -> None:
+    """Ctrl-Z (0x1A) after the last line, as DOS-era exports append it: not a row to
+    quarantine."""
+    config, source = two_nights(tmp_path, csv_text(*GOOD_ROWS) + "\x1a")
+    assert_used_and_conserved(source, 3, 3)
+    assert source.files[0]["blank_lines"] == 1 and quarantined(config) == []
+
+
 def test_cr_only_line_endings_are_lines(tmp_path: Path) -> None:
     damaged = csv_text(*GOOD_ROWS, '5,"Anne\rMarie",Reid,05/05/2005,F,G5 5EE,').replace("\n", "\r")
     config, source = two_nights(tmp_path, damaged)

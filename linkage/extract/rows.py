@@ -228,6 +228,15 @@ def _csv_header(
         opened.blank_lines += 1
 
 
+# Ctrl-Z (SUB): the end-of-file mark DOS-era exports still append, on a line of its own
+END_OF_FILE_MARK = "\x1a"
+
+
+def _is_blank(text: str) -> bool:
+    """A line with no values: empty, whitespace, or the DOS end-of-file mark."""
+    return not text.replace(END_OF_FILE_MARK, "").strip()
+
+
 class _CsvRows:
     """The data rows of a CSV file whose header has been read."""
 
@@ -261,7 +270,7 @@ class _CsvRows:
                 yield self._unreadable(start, error)
                 continue
             if len(values) != width or not values[0]:
-                if not "".join(values).strip():  # no values: a blank line, not a row
+                if _is_blank("".join(values)):  # no values: a blank line, not a row
                     self._pop_damage(start)
                     self.opened.blank_lines += 1
                     continue
@@ -384,7 +393,7 @@ def _jsonl_rows(text: TextLines, opened: FileRows, source_file: str) -> Iterator
     plans: dict[tuple[str, ...], list[str | None] | str] = {}  # an object's keys -> plan
     for line_number, line in enumerate(text.lines, start=1):
         notes = damage.pop(line_number, None) if damage else None
-        if not line or line.isspace():
+        if _is_blank(line):
             opened.blank_lines += 1
             continue
         if notes is not None and notes.nul:
