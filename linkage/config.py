@@ -12,7 +12,15 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from linkage.errors import ConfigError
 from linkage.identifiers import (
@@ -127,9 +135,14 @@ class ConcernFields(StrictModel):
 Encoding = Literal["utf-8", "latin-1", "cp1252"]
 
 
+# Other names people give the workbook format.
+WORKBOOK_FORMATS = {"xlsx", "xlsm", "xlsb", "xls", "ods", "excel"}
+
+
 class FileSpec(StrictModel):
     pattern: str  # relative to the landing dir; {run_date} is replaced by YYYY-MM-DD
-    format: Literal["csv", "parquet", "jsonl"] = "csv"
+    format: Literal["csv", "parquet", "jsonl", "workbook"] = "csv"
+    sheet: str | int | None = None  # a workbook's sheet, by name or from 0 (default: the first)
     delimiter: str = ","
     quote: str = '"'
     encoding: Encoding = "utf-8"
@@ -137,6 +150,13 @@ class FileSpec(StrictModel):
     # user's edit in a UTF-8 export); null: such a row is quarantined instead.
     fallback_encoding: Encoding | None = "cp1252"
     header: bool = True
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _workbook_by_any_name(cls, value: object) -> object:
+        if isinstance(value, str) and value.lower() in WORKBOOK_FORMATS:
+            return "workbook"
+        return value
 
 
 def column_key(name: str) -> str:

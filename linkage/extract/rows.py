@@ -99,6 +99,10 @@ def open_rows(path: Path, config: SourceConfig) -> Iterator[FileRows]:
         from linkage.extract.parquet import parquet_file
 
         reader = parquet_file
+    elif config.file.format == "workbook":
+        from linkage.extract.workbook import workbook_file  # fastexcel: only when asked for
+
+        reader = workbook_file
     else:
         reader = _jsonl_file if config.file.format == "jsonl" else _csv_file
     with reader(path, config) as opened:
