@@ -106,3 +106,15 @@ def test_a_sheet_without_the_configured_columns_names_them(tmp_path: Path) -> No
     rows = [["Reference", "Name"], [1, "John Smith"]]
     source = clinic(run(project(tmp_path, workbook({"People": rows}))))
     assert source.status == "failed" and "missing required column(s) id" in source.error
+
+
+def test_linkage_profile_reads_a_workbook(tmp_path: Path) -> None:
+    from linkage.config import load_project
+    from linkage.profile import profile_source
+
+    profile = profile_source(
+        load_project(project(tmp_path, workbook({"People": PEOPLE}))), "clinic"
+    )
+    fields = {field.name: field for field in profile.fields}
+    assert profile.rows_read == 4
+    assert (fields["forename"].usable, fields["date_of_birth"].usable) == (4, 3)

@@ -61,7 +61,7 @@ def _sheet_cells(path: Path, config: SourceConfig) -> list[pa.Array]:
     sheet = 0 if config.file.sheet is None else config.file.sheet
     try:
         reader = fastexcel.read_excel(str(path))
-    except Exception as error:  # fastexcel's errors share no base class but Exception
+    except (fastexcel.FastExcelError, OSError) as error:
         reason = f"not a readable workbook: {error}"
         raise SourceFileError(config.source, str(path), reason) from None
     if isinstance(sheet, str) and sheet not in reader.sheet_names:
@@ -72,7 +72,7 @@ def _sheet_cells(path: Path, config: SourceConfig) -> list[pa.Array]:
         raise SourceFileError(config.source, str(path), reason)
     try:
         loaded = reader.load_sheet(sheet, header_row=None, dtypes="string", eager=True)
-    except Exception as error:
+    except fastexcel.FastExcelError as error:
         reason = f"sheet {sheet!r} is unreadable: {error}"
         raise SourceFileError(config.source, str(path), reason) from None
     return list(loaded.columns)
