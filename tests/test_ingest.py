@@ -76,11 +76,19 @@ def test_good_file_loads_every_row(tmp_path: Path) -> None:
             "is the file delimited by it rather than the configured ','",
         ),
         (
+            '"id";"first";"last";"dob";"sex";"postcode";"chi"\n1;A;B;01/01/2000;M;G1 1AA;\n',
+            "header unreadable (line 1): ',' expected after '\"' (the header contains ';'",
+        ),
+        (
+            "id\tfirst\tlast\tdob\tsex\tpostcode\tchi\n1\tA\tB\t01/01/2000\tM\tG1 1AA\t\n",
+            "(the header's names are apart by spaces or tabs: is it tab-delimited?)",
+        ),
+        (
             "id,first,dob,sex,postcode,chi\n1,A,01/01/2000,M,G1 1AA,\n",
             "missing required column(s) last",
         ),
     ],
-    ids=["zero-bytes", "wrong-delimiter", "missing-column"],
+    ids=["zero-bytes", "wrong-delimiter", "quoted-wrong-delimiter", "tabs", "missing-column"],
 )
 def test_unusable_file_skips_the_source_with_a_clear_error(
     tmp_path: Path, content: bytes | str, expected_error: str

@@ -83,3 +83,15 @@ def _unique(name: str, taken: set[str]) -> str:
         suffix += 1
         candidate = f"{name}_{suffix}"
     return candidate
+
+
+def delimiter_hint(header_text: str, delimiter: str) -> str:
+    """A hint for a header the configured delimiter does not split: the other common
+    delimiter it holds, if any ('' when none)."""
+    others = [d for d in ",|;\t" if d != delimiter and d in header_text]
+    if not others:
+        return ""
+    return (
+        f" (the header contains {others[0]!r}: is the file delimited by it"
+        f" rather than the configured {delimiter!r}?)"
+    )

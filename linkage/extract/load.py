@@ -20,9 +20,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage.config import SourceConfig
+from linkage.config import SourceConfig, column_key
 from linkage.errors import SourceFileError
-from linkage.extract.header import LINE_NUMBER, ROW_NUMBER, quote_identifier
+from linkage.extract.header import LINE_NUMBER, ROW_NUMBER, delimiter_hint, quote_identifier
 from linkage.extract.landing import compression_of
 from linkage.extract.plain_csv import load_plain_csv
 from linkage.extract.rows import BATCH_ROWS, FlaggedRow, RejectedRow, Row, open_rows
@@ -323,14 +323,12 @@ def _arrow_batch(
 def _check_required_columns(config: SourceConfig, result: ExtractedFile) -> None:
     missing = [column for column in config.required_columns() if column not in result.columns]
     if missing:
-        hint = ""
-        header = "".join(result.columns)
-        other_delimiters = [d for d in ",|;\t" if d != config.file.delimiter and d in header]
-        if other_delimiters:
-            hint = (
-                f" (the header contains {other_delimiters[0]!r}: is the file delimited by it"
-                f" rather than the configured {config.file.delimiter!r}?)"
-            )
+        hint = delimiter_hint("".join(result.columns), config.file.delimiter)
+        if not hint and len(result.columns) == 1 and config.file.delimiter != "\t":
+            # tabs in a header name are read as spaces (header.match_header)
+            words = {column_key(word) for word in result.columns[0].split()}
+            if {column_key(column) for column in missing} <= words:
+                hint = " (the header's names are apart by spaces or tabs: is it tab-delimited?)"
         raise SourceFileError(
             config.source,
             str(result.archive_path),

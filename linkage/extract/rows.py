@@ -23,7 +23,7 @@ from pathlib import Path
 
 from linkage.config import SourceConfig, column_key
 from linkage.errors import SourceFileError
-from linkage.extract.header import Header, match_header
+from linkage.extract.header import Header, delimiter_hint, match_header
 from linkage.extract.landing import LineDamage, TextLines, open_text_lines
 
 BATCH_ROWS = 100_000
@@ -218,7 +218,8 @@ def _csv_header(
                 problem = f"a quote runs on past {MAX_RECORD_LINES} lines"
             elif problem == "unexpected end of data":
                 problem = "a quote never closes"
-            reason = f"header unreadable (line {start}): {problem}"
+            hint = delimiter_hint(lines.give_up_record(), config.file.delimiter)
+            reason = f"header unreadable (line {start}): {problem}{hint}"
             raise SourceFileError(config.source, str(path), reason) from None
         damage = [
             text.damage.pop(n) for n in range(start, lines.line_number + 1) if n in text.damage
