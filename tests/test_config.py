@@ -35,7 +35,7 @@ def test_sample_project_loads_all_four_agencies() -> None:
             "source: X!\nfile: {pattern: a}\nrecord_id: id\nfields: {}\n",
             "source: String should match",
         ),
-        ("source: x\nfile: {pattern: a, format: xls}\nrecord_id: id\nfields: {}\n", "file.format"),
+        ("source: x\nfile: {pattern: a, format: dbf}\nrecord_id: id\nfields: {}\n", "file.format"),
         (
             "source: x\nfile: {pattern: a}\nrecord_id: id\nfields: {sex: {codes: {M: M}}}\n",
             "exactly one of column, columns or constant",
