@@ -81,7 +81,7 @@ def compared_columns(model_path: Path) -> set[str]:
     return {comparison["output_column_name"] for comparison in settings["comparisons"]}
 
 
-@pytest.mark.parametrize("variant", ["no_national_ids", "address_line", "housing"])
+@pytest.mark.parametrize("variant", ["no_national_ids", "address_line", "housing", "full_name"])
 def test_generated_variant_onboards_from_its_config_and_meets_accuracy_targets(
     onboarded: Onboard, variant: str
 ) -> None:

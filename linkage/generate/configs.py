@@ -189,6 +189,9 @@ def source_config(source: str, spec: ExtractSpec, variant: Variant) -> Config:
             del identifiers[name]
     if variant.police_address_line and source == "police":
         del config["fields"]["postcode"]  # the standardiser finds it at the end of the line
+    if variant.police_full_name and source == "police":
+        del config["fields"]["forename"], config["fields"]["surname"]
+        config["fields"] = {"full_name": "FullName"} | config["fields"]
     if variant.housing and source == "socialwork":
         identifiers["housing_ref"] = "HousingRef"
     if not identifiers:

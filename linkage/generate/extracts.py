@@ -270,6 +270,17 @@ EXTRACTS: dict[str, ExtractSpec] = {
 }
 
 
+def police_full_name(record: Record) -> str:
+    """The whole name in one column, as many police systems keep it: mostly `SMITH, John
+    Paul`, else `John Paul SMITH` or `John Paul Smith` as typed."""
+    forenames, surname = record.forename, record.surname
+    if record.style in (0, 1):
+        return cased(f"{surname.upper()}, {forenames}", record)
+    if record.style == 2:
+        return cased(f"{forenames} {surname.upper()}", record)
+    return cased(f"{forenames} {surname}", record)
+
+
 def police_address_line(record: Record) -> str:
     """One free-text line, comma-separated, ending in the postcode as recorded.
 
@@ -391,6 +402,9 @@ def extract_specs(variant: Variant) -> dict[str, ExtractSpec]:
     if variant.police_address_line:
         line = with_value(specs["police"], "AddressText", police_address_line)
         specs["police"] = without_columns(line, frozenset({"Postcode"}))
+    if variant.police_full_name:
+        named = with_column(specs["police"], "Surname", "FullName", police_full_name)
+        specs["police"] = without_columns(named, frozenset({"Forenames", "Surname"}))
     if variant.housing:
         specs["socialwork"] = with_column(
             specs["socialwork"], "CHI", "HousingRef", lambda record: record.recorded_housing_ref

@@ -2,8 +2,8 @@
 
 `scottish` is the committed sample's world. The others each change one thing the linkage
 pipeline must cope with without a code change: no national identifiers and foreign
-postcodes, police addresses as one free-text line, or a fifth agency with its own shared
-person reference.
+postcodes, police addresses as one free-text line, police names as one column, or a fifth
+agency with its own shared person reference.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ class Variant:
     national_ids: bool = True  # CHI, SCN and PNC exist and agencies record them
     numeric_postcodes: bool = False  # 4-digit area codes shared by many streets
     police_address_line: bool = False  # police: one address line ending in the postcode
+    police_full_name: bool = False  # police: the whole name in one column (SMITH, John)
     housing: bool = False  # a fifth agency, the council housing register
 
 
@@ -28,6 +29,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("scottish"),
         Variant("no_national_ids", national_ids=False, numeric_postcodes=True),
         Variant("address_line", police_address_line=True),
+        Variant("full_name", police_full_name=True),
         Variant("housing", housing=True),
     )
 }
