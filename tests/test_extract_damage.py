@@ -615,3 +615,37 @@ def test_binary_parquet_name_bytes_are_decoded_flagged_or_cost_only_their_row(
     [(row, _, field, _, reason)] = quarantined(config)
     assert (row, field) == (3, "last")
     assert "not valid utf-8 (nor cp1252)" in reason
+
+
+def test_a_json_array_file_is_read_element_by_element(tmp_path: Path) -> None:
+    """An export's JSON array (pretty-printed, one object per line or not) under a
+    JSON-lines config: each object a row numbered by its first line; an element that is no
+    object, or broken JSON, costs only itself, and nothing after a stray ] is lost."""
+    pretty = json.dumps(json.loads(_json_line("3", "Cal")), indent=2)  # lines 4-9
+    text = "\n".join(
+        [
+            "[",
+            _json_line("1", "Ann") + ",",
+            _json_line("2", "Bob") + ",",
+            pretty + ",",
+            "42,",
+            '{"id": "5", "first": "Dee", "last": ',  # broken: reading resumes on line 12
+            _json_line("6", "Eve"),
+            "]",
+            _json_line("7", "Fay"),  # after the array: still read
+        ]
+    )
+    config, source = two_nights(tmp_path, text + "\n", JSONL_CONFIG, "clinic.jsonl", JSON_GOOD)
+    assert_used_and_conserved(source, 7, 5)
+    kept = accepted(config)
+    assert {key: (row[0], row[3]) for key, row in kept.items()} == {
+        "1": ("ANN", 2),
+        "2": ("BOB", 3),
+        "3": ("CAL", 4),
+        "6": ("EVE", 12),
+        "7": ("FAY", 14),
+    }
+    assert [(line, reason.split(":")[0]) for _, line, _, _, reason in quarantined(config)] == [
+        (10, "array element is not a JSON object but a JSON number"),
+        (11, "array element is not JSON"),
+    ]

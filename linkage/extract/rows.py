@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import accumulate, chain
 from pathlib import Path
 
 from linkage.config import SourceConfig, column_key
@@ -401,6 +404,10 @@ def _jsonl_rows(text: TextLines, opened: FileRows, source_file: str) -> Iterator
         if _is_blank(line):
             opened.blank_lines += 1
             continue
+        if line.lstrip().startswith("[") and line_number - opened.blank_lines == 1:
+            lines = chain([line], text.lines)  # a JSON array, not lines: read it as one
+            yield from _json_array_rows(lines, line_number, text, opened, source_file, plans)
+            return
         if notes is not None and notes.nul:
             line = line.replace("\0", "")  # JSON text cannot hold them raw
         try:
@@ -417,6 +424,71 @@ def _jsonl_rows(text: TextLines, opened: FileRows, source_file: str) -> Iterator
             yield from _repeated_key_flags(record, columns, source_file, line_number)
         if notes is not None:
             yield from _json_flags(notes, text, columns, values, source_file, line_number)
+
+
+def _json_array_rows(
+    lines: Iterable[str],
+    first_line: int,
+    text: TextLines,
+    opened: FileRows,
+    source_file: str,
+    plans: dict[tuple[str, ...], list[str | None] | str],
+) -> Iterator[Row]:
+    """The objects of a file that is one JSON array (an export's `[{...}, {...}]`, often
+    one object per line or pretty-printed), each a row numbered by the line it starts on.
+    An element that is not an object, or text that is no JSON, costs only its own lines:
+    reading goes on at the next line that starts an object. A closing bracket before the
+    end is passed over, so what follows it is still read: nothing after it is lost."""
+    kept = [line.replace("\0", "") for line in lines]  # NULs are flagged from the damage notes
+    starts = list(accumulate(map(len, kept), initial=0))  # where each line begins in `whole`
+    whole = "".join(kept)
+    position = whole.index("[") + 1
+    while True:
+        position = _next_element(whole, position)
+        if position >= len(whole):
+            return
+        line_number = first_line + bisect_right(starts, position) - 1
+        try:
+            record, end = _JSON_DECODER.raw_decode(whole, position)
+        except (ValueError, RecursionError) as error:
+            reason = f"array element is not JSON: {getattr(error, 'msg', 'nested too deeply')}"
+            excerpt = _excerpt(whole[position : position + REJECT_EXCERPT_CHARS])
+            yield RejectedRow(source_file, 0, line_number, None, reason, excerpt)
+            position = _next_object_line(whole, position)
+            continue
+        last_line = first_line + bisect_right(starts, end - 1) - 1
+        notes = [text.damage.pop(n) for n in range(line_number, last_line + 1) if n in text.damage]
+        try:
+            if not isinstance(record, dict):
+                kind = JSON_KINDS.get(type(record), "null")
+                raise _UnusableLine(f"array element is not a JSON object but a JSON {kind}")
+            if any(note.undecodable for note in notes):
+                raise _UnusableLine(_undecodable(text, line_number))
+            values = _json_values(record, opened.columns, plans)
+        except _UnusableLine as unusable:
+            reason, column = unusable.args
+            excerpt = _excerpt(whole[position:end])
+            yield RejectedRow(source_file, 0, line_number, column, reason, excerpt)
+        else:
+            yield line_number, values
+            if isinstance(record, _RepeatedKeys):
+                yield from _repeated_key_flags(record, opened.columns, source_file, line_number)
+            for note in notes:
+                yield from _json_flags(note, text, opened.columns, values, source_file, line_number)
+        position = end
+
+
+def _next_element(whole: str, position: int) -> int:
+    """Past the whitespace, commas and closing brackets between array elements."""
+    while position < len(whole) and (whole[position].isspace() or whole[position] in ",]"):
+        position += 1
+    return position
+
+
+def _next_object_line(whole: str, position: int) -> int:
+    """Where the next line that starts an object begins (the end if none does)."""
+    found = re.search(r"\n[ \t]*\{", whole[position:])
+    return len(whole) if found is None else position + found.end() - 1
 
 
 class _UnusableLine(Exception):
