@@ -41,6 +41,10 @@ AUTO_CASES = [
     ("Mr John  Smith", "JOHN", None, "SMITH"),
     ("John Smith Jnr", "JOHN", None, "SMITH"),
     ("John Smith, Jr.", "JOHN", None, "SMITH"),
+    ("Amartya Sen", "AMARTYA", None, "SEN"),  # a suffix word that is a surname
+    ("Raj Kumar Sen", "RAJ", "KUMAR", "SEN"),
+    ("John Smith, Sen", "JOHN", None, "SMITH"),
+    ("Kim Jun", "KIM", None, "JUN"),
     ("Johan van der Berg", "JOHAN", None, "VANDERBERG"),
     ("Van Morrison", "VAN", None, "MORRISON"),
     ("Anna Mac Donald", "ANNA", None, "MACDONALD"),
