@@ -232,7 +232,7 @@ def split_full_name(build: SelectBuilder, spec: FullNameSpec) -> tuple[str, str]
     collapsed = f"regexp_replace({build.text(spec)}, '\\s+', ' ', 'g')"
     unsuffixed = f"regexp_replace({collapsed}, {build.bind(patterns.suffix)}, '', 'i')"
     # a suffix is dropped only where more than one word is left: a name is never cut to
-    # a suffix's neighbour alone (Amartya Sen). ~1.2 s a million names, alone on 2 cores
+    # a suffix's neighbour alone (Amartya Sen). About 1.4 s a million names on 2 cores
     value = (
         f"(CASE WHEN regexp_matches({unsuffixed}, '[ ,]') THEN {unsuffixed} ELSE {collapsed} END)"
     )
