@@ -649,3 +649,50 @@ def test_a_json_array_file_is_read_element_by_element(tmp_path: Path) -> None:
         (10, "array element is not a JSON object but a JSON number"),
         (11, "array element is not JSON"),
     ]
+
+
+NESTED_CONFIG = """
+source: clinic
+file: {pattern: "{run_date}/clinic*.jsonl", format: jsonl}
+record_id: id
+fields:
+  forename: person.name.given
+  surname: Person.Name.Family
+  date_of_birth: {column: person.born, formats: ["%Y-%m-%d"]}
+  postcode: address.postcode
+"""
+
+
+def test_json_paths_reach_into_nested_objects(tmp_path: Path) -> None:
+    """A column named with dots is a path into nested objects (a key matches whatever its
+    case): a missing part gives no value; an object where a value should be costs its row."""
+
+    def line(record_id: str, name: object, **extra: object) -> str:
+        person = {"name": name, "born": "1990-01-02"}
+        return json.dumps({"id": record_id, "person": person, **extra})
+
+    lines = [
+        line("1", {"given": "Ann", "family": "Reid"}, address={"postcode": "G1 1AA"}),
+        line("2", {"Given": "Bob", "FAMILY": "Ross"}),  # no address: no postcode
+        line("3", {"given": {"first": "Cal"}, "family": "Hay"}),  # an object, not a name
+        line("4", "Dee Lee"),  # the name is text, not an object: no forename or surname
+        json.dumps({"id": "5", "person.name.given": "Eve", "person": {"name": {"family": "Fox"}}}),
+    ]
+    good = line("1", {"given": "Ann", "family": "Reid"}) + "\n"
+    config, source = two_nights(
+        tmp_path, "\n".join(lines) + "\n", NESTED_CONFIG, "clinic.jsonl", good
+    )
+    assert_used_and_conserved(source, 5, 4)
+    kept = accepted(config)
+    assert {key: row[:2] for key, row in kept.items()} == {
+        "1": ("ANN", "REID"),
+        "2": ("BOB", "ROSS"),
+        "4": (None, None),
+        "5": ("EVE", "FOX"),  # a key written with the dots wins
+    }
+    assert query(config, "SELECT postcode FROM canonical_record WHERE source_record_id = '1'") == [
+        ("G1 1AA",)
+    ]
+    [(row, line_number, field, _, reason)] = quarantined(config)
+    assert (line_number, field) == (3, "person.name.given")
+    assert "'person.name.given' holds a JSON object" in reason

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate, chain
 from pathlib import Path
+from typing import cast
 
 from linkage.config import SourceConfig, column_key
 from linkage.errors import SourceFileError
@@ -236,6 +237,11 @@ def _csv_header(
         opened.blank_lines += 1
 
 
+# An object's key per configured column (None: absent), or a path of keys into nested
+# objects for a column named with dots (linkage/extract/rows.py, _json_plan).
+KeyPlan = list[str | tuple[str, ...] | None]
+
+
 # Ctrl-Z (SUB): the end-of-file mark DOS-era exports still append, on a line of its own
 END_OF_FILE_MARK = "\x1a"
 
@@ -398,7 +404,7 @@ def _jsonl_file(path: Path, config: SourceConfig) -> Iterator[FileRows]:
 
 def _jsonl_rows(text: TextLines, opened: FileRows, source_file: str) -> Iterator[Row]:
     columns, damage = opened.columns, text.damage
-    plans: dict[tuple[str, ...], list[str | None] | str] = {}  # an object's keys -> plan
+    plans: dict[tuple[str, ...], KeyPlan | str] = {}  # an object's keys -> plan
     for line_number, line in enumerate(text.lines, start=1):
         notes = damage.pop(line_number, None) if damage else None
         if _is_blank(line):
@@ -432,7 +438,7 @@ def _json_array_rows(
     text: TextLines,
     opened: FileRows,
     source_file: str,
-    plans: dict[tuple[str, ...], list[str | None] | str],
+    plans: dict[tuple[str, ...], KeyPlan | str],
 ) -> Iterator[Row]:
     """The objects of a file that is one JSON array (an export's `[{...}, {...}]`, often
     one object per line or pretty-printed), each a row numbered by the line it starts on.
@@ -534,7 +540,7 @@ def _json_object(line: str) -> dict[str, object]:
 def _json_values(
     record: dict[str, object],
     columns: list[str],
-    plans: dict[tuple[str, ...], list[str | None] | str],
+    plans: dict[tuple[str, ...], KeyPlan | str],
 ) -> list[str | None]:
     """One text per configured column from a JSON object; raises _UnusableLine when the
     object's keys are ambiguous or a configured column holds an object or array."""
@@ -546,24 +552,62 @@ def _json_values(
         plan = plans[keys] = _json_plan(keys, columns)
     if isinstance(plan, str):
         raise _UnusableLine(plan)
+    if any(isinstance(key, tuple) for key in plan):
+        return _nested_values(record, plan, columns)
+    flat = cast(list[str | None], plan)  # keys only: the fast path
     try:
-        return [_json_text(record[key]) if key is not None else None for key in plan]
+        return [_json_text(record[key]) if key is not None else None for key in flat]
     except _NestedValue:
-        raise _nested_value(record, plan, columns) from None
+        raise _nested_value(record, flat, columns) from None
 
 
-def _json_plan(keys: tuple[str, ...], columns: list[str]) -> list[str | None] | str:
-    """Which key of an object holds each configured column, or why that is ambiguous."""
+def _json_plan(keys: tuple[str, ...], columns: list[str]) -> KeyPlan | str:
+    """Which key of an object holds each configured column, or why that is ambiguous. A
+    column named with dots that no key matches whole (`person.name.given`) is a path into
+    nested objects: its first part matched here, the rest in each object."""
     by_key: dict[str, list[str]] = {}
     for key in keys:
         by_key.setdefault(column_key(key), []).append(key)
-    plan: list[str | None] = []
+    plan: KeyPlan = []
     for column in columns:
         found = by_key.get(column_key(column), [])
+        path: tuple[str, ...] = ()
+        if not found and "." in column:
+            first, *rest = column.split(".")
+            found, path = by_key.get(column_key(first), []), tuple(rest)
         if len(found) > 1:
             return f"keys {found[0]!r} and {found[1]!r} both match the configured column {column!r}"
-        plan.append(found[0] if found else None)
+        plan.append(None if not found else (found[0], *path) if path else found[0])
     return plan
+
+
+def _nested_values(
+    record: dict[str, object], plan: KeyPlan, columns: list[str]
+) -> list[str | None]:
+    """_json_values' texts where some columns are paths into nested objects (a part that is
+    missing, or not an object, gives no value; a key matches whatever its case)."""
+    texts: list[str | None] = []
+    for column, key in zip(columns, plan, strict=True):
+        if key is None:
+            texts.append(None)
+            continue
+        first, *rest = (key,) if isinstance(key, str) else key
+        value = record[first]
+        for part in rest:
+            value = _key_of(value, part) if isinstance(value, dict) else None
+        if isinstance(value, dict | list):
+            kind = "object" if isinstance(value, dict) else "array"
+            where = ".".join([first, *rest])
+            raise _UnusableLine(f"{where!r} holds a JSON {kind}, not a single value", column)
+        texts.append(_json_text(value))
+    return texts
+
+
+def _key_of(values: dict[str, object], part: str) -> object:
+    if part in values:
+        return values[part]
+    wanted = column_key(part)
+    return next((value for key, value in values.items() if column_key(key) == wanted), None)
 
 
 class _NestedValue(Exception):
