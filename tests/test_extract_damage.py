@@ -696,3 +696,26 @@ def test_json_paths_reach_into_nested_objects(tmp_path: Path) -> None:
     [(row, line_number, field, _, reason)] = quarantined(config)
     assert (line_number, field) == (3, "person.name.given")
     assert "'person.name.given' holds a JSON object" in reason
+
+
+def test_parquet_struct_fields_are_read_through_dotted_paths(tmp_path: Path) -> None:
+    """Struct columns (a Spark or BigQuery export) are flattened when the config names a
+    field inside one: `person.name.given`, at any depth; a typed date inside keeps its day."""
+    people = [
+        {"name": {"given": "Ann", "family": "Reid"}, "born": date(1990, 1, 2)},
+        {"name": {"given": "Bob", "family": "Ross"}, "born": date(1980, 5, 6)},
+        {"name": None, "born": date(2001, 7, 1)},  # no name object: no names
+    ]
+    damaged = _parquet({"id": [1, 2, 3], "person": people, "note": [{"x": 1}] * 3})
+    config = NESTED_CONFIG.replace("jsonl", "parquet").replace("  postcode: address.postcode\n", "")
+    config, source = two_nights(
+        tmp_path, damaged, config, "clinic.parquet", _parquet({"id": [1], "person": people[:1]})
+    )
+    assert_used_and_conserved(source, 3, 3)
+    kept = accepted(config)
+    assert {key: row[:2] for key, row in kept.items()} == {
+        "1": ("ANN", "REID"),
+        "2": ("BOB", "ROSS"),
+        "3": (None, None),
+    }
+    assert night_2_births(config) == PARQUET_BIRTHS

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from linkage.config import EXCEL_SERIAL, SourceConfig
+from linkage.config import EXCEL_SERIAL, SourceConfig, column_key
 from linkage.errors import SourceFileError
 from linkage.extract.header import match_header
 from linkage.extract.landing import compression_of, describe_not_text
@@ -54,12 +54,31 @@ def parquet_file(path: Path, config: SourceConfig) -> Iterator[FileRows]:
         raise SourceFileError(config.source, str(path), reason) from None
     with parquet:
         schema = parquet.schema_arrow
+        flat = _reaches_into_structs(schema, config)
+        if flat:
+            schema = _flattened(schema.empty_table()).schema
         header = match_header(schema.names, config, str(path))
         configured = set(config.required_columns())
         _check_configured_types(schema, header.columns, configured, config.source, str(path))
         opened = FileRows(header.columns, header.unnamed)
-        opened.rows = _parquet_rows(parquet, header.columns, configured, config, str(path))
+        opened.rows = _parquet_rows(parquet, header.columns, configured, config, str(path), flat)
         yield opened
+
+
+def _reaches_into_structs(schema: pa.Schema, config: SourceConfig) -> bool:
+    """Whether a configured column names a field inside a struct column (`person.name`):
+    then struct columns are flattened into one column per field, named with dots."""
+    names = {column_key(name) for name in schema.names}
+    return any(
+        "." in column and column_key(column) not in names for column in config.required_columns()
+    ) and any(pa.types.is_struct(field.type) for field in schema)
+
+
+def _flattened(table: pa.Table) -> pa.Table:
+    """A table's struct columns, at every depth, as one column per field (`a.b.c`)."""
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()
+    return table
 
 
 def date_formats(config: SourceConfig) -> dict[str, str]:
@@ -105,12 +124,14 @@ def _parquet_rows(
     configured: set[str],
     config: SourceConfig,
     path: str,
+    flat: bool = False,
 ) -> Iterator[Row]:
     formats = date_formats(config)
     encodings = (config.file.encoding, config.file.fallback_encoding)
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+        arrays = _flattened(pa.Table.from_batches([batch])).columns if flat else batch.columns
         texts, damaged = [], []
-        for column, values in zip(columns, batch.columns, strict=True):
+        for column, values in zip(columns, arrays, strict=True):
             if column in configured and _is_binary(values.type):  # an extra one: JSON below
                 decoded, read_as = _decoded_bytes(values, *encodings)
                 texts.append(decoded)
