@@ -4,6 +4,7 @@ as in the sheet, and a wrong file or sheet holding only its source."""
 
 from __future__ import annotations
 
+import io
 from datetime import date, datetime
 from pathlib import Path
 
@@ -27,11 +28,9 @@ def workbook(sheets: dict[str, list[list[object]]]) -> bytes:
         sheet = book.create_sheet(title)
         for row in rows:
             sheet.append(row)
-    path = Path(f"/tmp/workbook-{id(sheets)}.xlsx")
-    book.save(path)
-    content = path.read_bytes()
-    path.unlink()
-    return content
+    content = io.BytesIO()
+    book.save(content)
+    return content.getvalue()
 
 
 HEADER = ["ID", "First", "Last", "DOB", "Sex", "Postcode", "CHI"]
