@@ -491,10 +491,14 @@ def _next_element(whole: str, position: int) -> int:
     return position
 
 
+_OBJECT_LINE = re.compile(r"\n[ \t]*\{")
+
+
 def _next_object_line(whole: str, position: int) -> int:
-    """Where the next line that starts an object begins (the end if none does)."""
-    found = re.search(r"\n[ \t]*\{", whole[position:])
-    return len(whole) if found is None else position + found.end() - 1
+    """Where the next line that starts an object begins (the end if none does). Searched
+    from `position` in place: a slice would copy the rest of the file at every bad element."""
+    found = _OBJECT_LINE.search(whole, position)
+    return len(whole) if found is None else found.end() - 1
 
 
 class _UnusableLine(Exception):
