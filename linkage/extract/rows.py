@@ -425,11 +425,8 @@ def _jsonl_rows(text: TextLines, opened: FileRows, source_file: str) -> Iterator
             reason, column = unusable.args
             yield RejectedRow(source_file, 0, line_number, column, reason, _excerpt(line))
             continue
-        yield line_number, values
-        if isinstance(record, _RepeatedKeys):
-            yield from _repeated_key_flags(record, columns, source_file, line_number)
-        if notes is not None:
-            yield from _json_flags(notes, text, columns, values, source_file, line_number)
+        damaged = [] if notes is None else [notes]
+        yield from _json_row(record, values, damaged, text, columns, source_file, line_number)
 
 
 def _json_array_rows(
@@ -476,12 +473,26 @@ def _json_array_rows(
             excerpt = _excerpt(whole[position:end])
             yield RejectedRow(source_file, 0, line_number, column, reason, excerpt)
         else:
-            yield line_number, values
-            if isinstance(record, _RepeatedKeys):
-                yield from _repeated_key_flags(record, opened.columns, source_file, line_number)
-            for note in notes:
-                yield from _json_flags(note, text, opened.columns, values, source_file, line_number)
+            columns = opened.columns
+            yield from _json_row(record, values, notes, text, columns, source_file, line_number)
         position = end
+
+
+def _json_row(
+    record: dict[str, object],
+    values: list[str | None],
+    notes: list[LineDamage],
+    text: TextLines,
+    columns: list[str],
+    source_file: str,
+    line_number: int,
+) -> Iterator[Row]:
+    """An object read as a row, then its flags: keys repeated, and its lines' damage."""
+    yield line_number, values
+    if isinstance(record, _RepeatedKeys):
+        yield from _repeated_key_flags(record, columns, source_file, line_number)
+    for note in notes:
+        yield from _json_flags(note, text, columns, values, source_file, line_number)
 
 
 def _next_element(whole: str, position: int) -> int:
@@ -600,9 +611,7 @@ def _nested_values(
         for part in rest:
             value = _key_of(value, part) if isinstance(value, dict) else None
         if isinstance(value, dict | list):
-            kind = "object" if isinstance(value, dict) else "array"
-            where = ".".join([first, *rest])
-            raise _UnusableLine(f"{where!r} holds a JSON {kind}, not a single value", column)
+            raise _not_one_value(".".join([first, *rest]), value, column)
         texts.append(_json_text(value))
     return texts
 
@@ -636,8 +645,12 @@ def _nested_value(
         for column, key in zip(columns, plan, strict=True)
         if key is not None and isinstance(record[key], dict | list)
     )
-    kind = "object" if isinstance(record[key], dict) else "array"
-    return _UnusableLine(f"{key!r} holds a JSON {kind}, not a single value", column)
+    return _not_one_value(key, record[key], column)
+
+
+def _not_one_value(where: str, value: object, column: str) -> _UnusableLine:
+    kind = "object" if isinstance(value, dict) else "array"
+    return _UnusableLine(f"{where!r} holds a JSON {kind}, not a single value", column)
 
 
 def _repeated_key_flags(
