@@ -157,6 +157,7 @@ class SelectBuilder:
         attempts = []
         formats = spec.formats or ["%Y-%m-%d"]
         two_digit_years = any(_format_kind(given) == "two-digit year" for given in formats)
+        night = f"{self.bind(run_date)}::DATE" if two_digit_years else ""
         for kind, group in groupby(formats, _format_kind):
             if kind == "serial":
                 attempts.append(EXCEL_SERIAL_SQL.format(text=text))
@@ -165,7 +166,6 @@ class SelectBuilder:
             date_part = f"regexp_replace({text}, {self.bind(TIME_OF_DAY_PATTERN)}, '', 'i')"
             for read in (f"try_strptime({text}, {tried})", f"try_strptime({date_part}, {tried})"):
                 if kind == "two-digit year":
-                    night = f"{self.bind(run_date)}::DATE"
                     read = (
                         f"CASE WHEN CAST({read} AS DATE) > {night}"
                         f" THEN {read} - INTERVAL 100 YEAR ELSE {read} END"
