@@ -510,7 +510,7 @@ def _publish(
             )
             first_label = 0 if increment is None else next_component_label(con)
             components = record_components(clustering.keys, ends[0], ends[1], first_label)
-            save_link_state(con, changes, components)
+            save_link_state(con, changes, components, input_columns(con, registry))
             if increment is None:  # a full link's scores: tonight's term frequencies
                 save_term_frequencies(
                     con,

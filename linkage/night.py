@@ -61,6 +61,7 @@ from linkage.extract import (
 )
 from linkage.identifiers import IdentifierRegistry
 from linkage.index import LinkOutcome, ModelNotFoundError, link_warehouse
+from linkage.link.incremental import JOURNAL_TABLE
 from linkage.report import RunReport, SourceReport
 from linkage.schema import canonical_column_names
 from linkage.stage import STAGED_TABLE, create_staged_table, stage_source
@@ -537,8 +538,14 @@ def _replace_canonical_records(
     )
     con.execute(f"DELETE FROM canonical_record c WHERE {not_carried}", source)
     refresh_carried(con, params["source"])
-    sql = CARRY_FORWARD_SQL.format(columns=columns, rows=changed_rows_sql(STANDARDISED_TABLE))
-    execute(con, sql, params)
+    rows = changed_rows_sql(STANDARDISED_TABLE)
+    execute(con, CARRY_FORWARD_SQL.format(columns=columns, rows=rows), params)
+    # the journal an incremental link reads: the records deleted and those written again
+    con.execute(
+        f"INSERT INTO {JOURNAL_TABLE} SELECT record_key FROM earlier_values"
+        f" UNION ALL SELECT record_key FROM {rows} s WHERE s.source = $source",
+        source,
+    )
     con.execute("DROP TABLE earlier_values")
 
 

@@ -137,6 +137,13 @@ PUBLISHED_TABLES = {
     # input, then one column per block key set, hashed (a full link re-creates it with them).
     "link_input": """
         CREATE TABLE IF NOT EXISTS link_input (record_key VARCHAR, input_hash UBIGINT)""",
+    # Records an intake wrote (deleted or inserted) since the last link: the only ones an
+    # incremental link hashes again (link/incremental.py). Every link's publish empties it
+    # and notes in link_input_column the columns its hashes covered.
+    "canonical_change": """
+        CREATE TABLE IF NOT EXISTS canonical_change (record_key VARCHAR)""",
+    "link_input_column": """
+        CREATE TABLE IF NOT EXISTS link_input_column (position INTEGER, column_name VARCHAR)""",
     # Each record's connected component of the stored edges (link/incremental.py).
     "link_component": """
         CREATE TABLE IF NOT EXISTS link_component (record_key VARCHAR, component BIGINT)""",

@@ -137,6 +137,67 @@ def test_a_warehouse_without_its_link_state_links_every_record_once_and_says_why
     ]
 
 
+def test_the_journal_finds_the_changes_a_comparison_of_every_record_finds(linked_sample, tmp_path):
+    """An intake journals the records it writes, so an incremental link hashes only those:
+    after a night with a changed, a removed and a new record (and a source that sent
+    nothing), the journal gives the changes hashing every record gives, and the night
+    linked from it equals a full rebuild."""
+    from linkage import night as stages
+    from linkage.link import incremental
+    from linkage.link.train import input_columns
+    from tests.conftest import NIGHTS, SAMPLE_DIR, sample_project
+
+    landing = tmp_path / "landing" / "2026-11-04"
+    shutil.copytree(SAMPLE_DIR / "landing" / NIGHTS[-1], landing)
+    (landing / "police_incidents.csv").unlink()  # police send nothing tonight
+    health = landing / "health_patients.csv"
+    header, removed, renamed, *rest = health.read_text(encoding="utf-8").splitlines()
+    new_record = "HPNEW00001" + rest[0][rest[0].index(",") :]
+    renamed = renamed.replace(renamed.split(",")[3], "Marchbanks", 1)
+    health.write_text("\n".join([header, renamed, *rest, new_record]) + "\n", encoding="utf-8")
+    config = sample_project(tmp_path, "j")
+    config.write_text(config.read_text().replace(str(SAMPLE_DIR / "landing"), str(landing.parent)))
+    shutil.copytree(linked_sample.warehouse.parent, tmp_path / "j")
+    project = load_project(config)
+
+    night = stages.start_night(project, date(2026, 11, 4))
+    try:
+        intakes = [stages.intake_source(night, source) for source in project.source_configs()]
+        intakes = stages.standardise_night(night, intakes)
+        stages.publish_night(night, [stages.validate_source(night, i) for i in intakes])
+        columns = input_columns(night.con, project.identifier_registry())
+        assert incremental.journal_covers(night.con, columns)
+        found = [incremental.record_changes(night.con, columns)]
+        night.con.execute("DELETE FROM link_input_column")  # as a warehouse older than it
+        assert not incremental.journal_covers(night.con, columns)
+        found.append(incremental.record_changes(night.con, columns))
+        night.con.execute(
+            "INSERT INTO link_input_column SELECT generate_subscripts($c, 1), unnest($c)",
+            {"c": columns},
+        )
+        outcome = stages.link_night(night)
+        assert outcome is not None and outcome.linked == "incremental"
+        # rows deleted by hand, outside an intake: no journal saw them, the counts do
+        night.con.execute("CREATE TEMP TABLE by_hand AS SELECT record_key FROM linked_index")
+        night.con.execute(
+            "DELETE FROM canonical_record WHERE record_key IN"
+            " (SELECT record_key FROM by_hand ORDER BY record_key LIMIT 2)"
+        )
+        by_hand = incremental.record_changes(night.con, columns)
+        assert incremental.journal_covers(night.con, columns)
+    finally:
+        night.con.close()
+    assert len(by_hand.removed) == 2 and not by_hand.changed
+    assert found[0] == found[1]
+    removed_key = "health:" + removed.split(",")[0]
+    assert found[0].removed == [removed_key]
+    assert {"health:" + renamed.split(",")[0], "health:HPNEW00001"} <= set(found[0].changed)
+    assert not [key for key in found[0].changed if key.startswith("police:")]
+    kept, rebuilt = rebuilt_alongside(config, tmp_path, "journal")
+    drift = index_drift(kept, rebuilt)
+    assert drift.differing_persons == 0, drift
+
+
 @pytest.mark.slow
 def test_a_generated_population_over_several_nights_equals_a_full_rebuild(tmp_path):
     """10,000 people, five nights of moves, marriages, new, changed and removed records."""
@@ -200,7 +261,11 @@ def test_the_records_a_change_reaches_are_whole_components_of_the_whole_graph(
     registry = project.identifier_registry()
     con = open_warehouse(copy, registry)
     try:
-        # a few records move house, a few leave
+        # a few records move house, a few leave (journaled, as an intake journals them)
+        con.execute(
+            "INSERT INTO canonical_change SELECT record_key FROM canonical_record"
+            " WHERE hash(record_key) % 40 = 1 OR hash(record_key) % 200 = 3"
+        )
         con.execute("UPDATE canonical_record SET postcode = NULL WHERE hash(record_key) % 40 = 1")
         con.execute("DELETE FROM canonical_record WHERE hash(record_key) % 200 = 3")
         shape = ModelShape(filled_input_columns(con, registry), registry)

@@ -2,10 +2,14 @@
 
 A record has changed when the model's input for it (its columns of canonical_record) hashes
 differently from when it was last linked (`link_input`, which also keeps each record's
-hashed block keys). Tonight's pairs touching a changed record are scored as a full
-prediction would score them: the records sharing a block key with a changed record are
-found from the hashed keys, and Splink scores that small set with the term frequencies of
-the whole population as the last full link took them (`link_term_frequency`), so every
+hashed block keys). Only the records an intake wrote since (its journal, `canonical_change`)
+can differ, so only they are hashed; a warehouse whose journal does not cover the time since
+the last link, or whose record counts do not add up, has every record hashed.
+
+Tonight's pairs touching a changed record are scored as a full prediction would score
+them: the records sharing a block key with a changed record are found from the hashed
+keys, and Splink scores that small set with the term frequencies of the whole population
+as the last full link took them (`link_term_frequency`), so every
 stored score, old or new, uses one snapshot and an explanation adds up to it. Pairs between
 two unchanged records keep their stored scores; a full rebuild takes a new snapshot.
 
@@ -14,13 +18,14 @@ and person ids only pass between clusters and published persons that share recor
 record's component of the stored edges is kept (`link_component`), so re-clustering the
 components a change touches (its records', its new partners', and those of reviewed pairs,
 which a decision may join) gives the persons a full link would, and every other person keeps
-its records and its id untouched. No step reads every record but the hashing of tonight's
-inputs: the rest are lookups of the changed records' keys and components.
+its records and its id untouched. No step reads every record: all are lookups of the
+changed records' keys and components.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +51,14 @@ from linkage.link.predict import score_pairs
 from linkage.link.train import model_input
 from linkage.warehouse import table_columns, transaction
 
+log = logging.getLogger(__name__)
+
 INPUT_TABLE = "link_input"  # record_key, input_hash, hashed block keys: as last linked
 COMPONENT_TABLE = "link_component"  # record_key, component: of the stored edges
 TONIGHT = "tonight_input"  # the same as INPUT_TABLE for every record tonight (temp)
 CHANGED = "tonight_changed"  # INPUT_TABLE's row tonight of each new or changed record (temp)
+JOURNAL_TABLE = "canonical_change"  # record_key: written by an intake since the last link
+HASHED_COLUMNS_TABLE = "link_input_column"  # the columns INPUT_TABLE's hashes cover
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,78 @@ def input_hash_sql(columns: list[str]) -> str:
 
 
 def record_changes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> RecordChanges:
-    """What changed in canonical_record since the last link, set-based: an input hash
-    covers the record's key, so one full join of tonight's hashes with the published ones
-    finds the published rows that no longer hold (temp table stale_records) and the new
-    and changed records (temp table tonight_changed, hashed as link_input's rows)."""
+    """What changed in canonical_record since the last link, set-based: the published rows
+    that no longer hold (temp table stale_records) and the new and changed records (temp
+    table tonight_changed, hashed as link_input's rows). An input hash covers the record's
+    key, so a record whose hash is not among the published ones is new or changed.
+
+    Only the records an intake wrote since the last link (canonical_change) are hashed,
+    when the journal covers that whole time and the hashes cover tonight's columns;
+    otherwise every record is hashed and joined with the published hashes."""
+    present = set(table_columns(con, "canonical_record"))
+    keys = [
+        keys
+        for keys in map(keys_of_column, stored_key_columns(con))
+        if {c for key in keys for c in COLUMN_IN_KEY.findall(key)} <= present
+    ]  # a key over a column gone since (an identifier type removed) counts no block now
+    hashed = f", {key_hashes_sql(keys)}" if keys else ""
+    if not (journal_covers(con, columns) and _changes_of_written(con, columns, hashed)):
+        _changes_of_every_record(con, columns, hashed)
+    changed = con.execute(f"SELECT record_key FROM {CHANGED} ORDER BY 1").fetchall()
+    removed = con.execute(
+        f"SELECT record_key FROM stale_records ANTI JOIN {CHANGED} USING (record_key) ORDER BY 1"
+    ).fetchall()
+    return RecordChanges([row[0] for row in changed], [row[0] for row in removed])
+
+
+def journal_covers(con: duckdb.DuckDBPyConnection, columns: list[str]) -> bool:
+    """Whether canonical_change holds every record written since the published index was
+    linked: the last link's publish emptied it and wrote the columns its hashes cover
+    (none in a warehouse older than the journal), and those are tonight's columns."""
+    hashed = con.execute(
+        f"SELECT column_name FROM {HASHED_COLUMNS_TABLE} ORDER BY position"
+    ).fetchall()
+    return bool(hashed) and [row[0] for row in hashed] == columns
+
+
+def _changes_of_written(con: duckdb.DuckDBPyConnection, columns: list[str], hashed: str) -> bool:
+    """From the journal: only the written records are hashed and looked up (their rows
+    sit together at the end of the table, so the read skips the rest). False when the
+    records do not add up to the published ones and the changes (a row written outside an
+    intake, which no journal saw)."""
+    written = f"record_key IN (SELECT record_key FROM {JOURNAL_TABLE})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE written_input AS SELECT record_key,"
+        f" {input_hash_sql(columns)} AS input_hash{hashed} FROM canonical_record WHERE {written}"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE written_published AS"
+        f" SELECT * FROM {INPUT_TABLE} WHERE {written}"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stale_records AS"
+        " SELECT * FROM written_published ANTI JOIN written_input USING (input_hash)"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {CHANGED} AS"
+        " SELECT * FROM written_input ANTI JOIN written_published USING (input_hash)"
+    )
+    con.execute("DROP TABLE written_input")
+    con.execute("DROP TABLE written_published")
+    counts = con.execute(
+        f"SELECT (SELECT count(*) FROM canonical_record), (SELECT count(*) FROM {INPUT_TABLE})"
+        f" - (SELECT count(*) FROM stale_records) + (SELECT count(*) FROM {CHANGED})"
+    ).fetchall()[0]
+    if counts[0] == counts[1]:
+        return True
+    log.warning("records written outside an intake: every record's input is hashed tonight")
+    return False
+
+
+def _changes_of_every_record(
+    con: duckdb.DuckDBPyConnection, columns: list[str], hashed: str
+) -> None:
+    """Every record hashed: one full join of tonight's hashes with the published ones."""
     # in one transaction: tonight_changed finds the records by their row ids in it
     with transaction(con):
         # tonight's hashes are joined as computed, and only the hashes of the published side:
@@ -101,13 +178,6 @@ def record_changes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> Record
             " WHERE input_hash IN (SELECT published_hash FROM unmatched_input"
             "  WHERE published_hash IS NOT NULL)"
         )
-        present = set(table_columns(con, "canonical_record"))
-        keys = [
-            keys
-            for keys in map(keys_of_column, stored_key_columns(con))
-            if {c for key in keys for c in COLUMN_IN_KEY.findall(key)} <= present
-        ]  # a key over a column gone since (an identifier type removed) counts no block now
-        hashed = f", {key_hashes_sql(keys)}" if keys else ""
         # by row id: a join on a million record keys costs four times more
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {CHANGED} AS"
@@ -116,11 +186,6 @@ def record_changes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> Record
             "  WHERE row_id IS NOT NULL) t ON c.rowid = t.row_id"
         )
     con.execute("DROP TABLE unmatched_input")
-    changed = con.execute(f"SELECT record_key FROM {CHANGED} ORDER BY 1").fetchall()
-    removed = con.execute(
-        f"SELECT record_key FROM stale_records ANTI JOIN {CHANGED} USING (record_key) ORDER BY 1"
-    ).fetchall()
-    return RecordChanges([row[0] for row in changed], [row[0] for row in removed])
 
 
 def stored_key_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -130,11 +195,23 @@ def stored_key_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def save_link_state(
-    con: duckdb.DuckDBPyConnection, changes: RecordChanges | None, components: pa.Table
+    con: duckdb.DuckDBPyConnection,
+    changes: RecordChanges | None,
+    components: pa.Table,
+    columns: list[str],
 ) -> None:
     """What tonight's records were linked on and their components (inside the publish
     transaction): all of it after a full link; after an incremental one, the changed and
-    removed records' rows replaced, and the re-clustered records' components."""
+    removed records' rows replaced, and the re-clustered records' components. The journal
+    of written records starts again, for hashes of these columns."""
+    # re-created, not deleted from: a million journal rows (a first night's) delete slowly
+    con.execute(f"CREATE OR REPLACE TABLE {JOURNAL_TABLE} (record_key VARCHAR)")
+    con.execute(f"DELETE FROM {HASHED_COLUMNS_TABLE}")
+    con.execute(
+        f"INSERT INTO {HASHED_COLUMNS_TABLE}"
+        " SELECT generate_subscripts($columns, 1), unnest($columns)",
+        {"columns": columns},
+    )
     con.register("new_component", components)
     try:
         if changes is None:
