@@ -8,11 +8,13 @@ failed link stage leaves the last published index as it was.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from functools import partial
@@ -172,6 +174,22 @@ def cluster_settings(
     )
 
 
+@contextmanager
+def _long_lived_objects_set_aside() -> Iterator[None]:
+    """Python's full collections skip the objects alive when the block starts.
+
+    A night's process holds some 330,000 long-lived objects (Prefect, great-expectations,
+    pandas), and a full collection walks them all: 0.2 s, more than a tenth of an
+    incremental link, triggered by the link's own short-lived objects (Splink's SQL trees).
+    Those are still collected; the night's objects are walked again after the block."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@_long_lived_objects_set_aside()
 def link_warehouse(
     con: duckdb.DuckDBPyConnection,
     project: ProjectConfig,
