@@ -107,6 +107,24 @@ def current_rss_mib() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def reset_peak_rss() -> bool:
+    """Set this process's peak-RSS mark (VmHWM) back to its current RSS (Linux 4.0 and
+    later); False where that cannot be done."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS since it started or since reset_peak_rss."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return current_rss_mib()
+
+
 def side_ours(config: Path, out: Path) -> None:
     """The real link stage, its steps wrapped with timers (their code is not changed)."""
     from datetime import date

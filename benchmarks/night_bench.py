@@ -63,7 +63,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.g
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # nothing leaves the machine
 
 import link_bench  # noqa: E402
-from link_bench import PLAIN_STEPS, current_rss_mib  # noqa: E402
+from link_bench import PLAIN_STEPS, current_rss_mib, peak_rss_mib, reset_peak_rss  # noqa: E402
 from plain_splink import machine_context  # noqa: E402
 
 CACHE = REPO / "benchmarks" / "cache"
@@ -94,25 +94,36 @@ class Stage:
 
 
 class Meter:
-    """Stages one after another; a thread samples this process's RSS every 20 ms."""
+    """Stages one after another. A stage's peak RSS is the kernel's own mark (VmHWM), set
+    back to the current RSS as the stage starts: exact, and no thread competes with the
+    stage for the GIL. Where the mark cannot be reset, a thread samples RSS every 20 ms."""
 
     def __init__(self, profile_dir: Path | None = None) -> None:
         self.stages: list[Stage] = []
         self.profile_dir = profile_dir
         self._peak = 0.0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if not reset_peak_rss():
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
             self._peak = max(self._peak, current_rss_mib())
+
+    def _stage_peak_mib(self) -> float:
+        if self._thread is None:
+            return peak_rss_mib()
+        return max(self._peak, current_rss_mib())
 
     @contextmanager
     def stage(self, night: str, name: str, kind: str = NIGHT_STAGES) -> Iterator[Stage]:
         figures = Stage(night, name, kind=kind, start_rss_mib=round(current_rss_mib()))
         profiler = cProfile.Profile() if self.profile_dir else None
         self._peak = figures.start_rss_mib
+        if self._thread is None:
+            reset_peak_rss()
         started, cpu_started = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
@@ -123,7 +134,7 @@ class Meter:
                 profiler.disable()
             figures.seconds = round(time.perf_counter() - started, 2)
             figures.cpu_seconds = round(time.process_time() - cpu_started, 2)
-            figures.peak_rss_mib = round(max(self._peak, current_rss_mib()))
+            figures.peak_rss_mib = round(self._stage_peak_mib())
             figures.load_1min = round(os.getloadavg()[0], 2)
             self.stages.append(figures)
             if profiler and self.profile_dir:
@@ -145,7 +156,8 @@ class Meter:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def machine() -> dict[str, Any]:
