@@ -80,6 +80,7 @@ from linkage.warehouse import (
     fetch_one,
     last_good_rows,
     open_warehouse,
+    table_columns,
     transaction,
 )
 
@@ -373,10 +374,21 @@ def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
     with transaction(night.con):
         for intake in intakes:
             _publish_source(night, intake)
+        _journal_written(night.con)
     raw_tables = [quote_identifier(raw_table_name(intake.source)) for intake in intakes]
     for table in (STAGED_TABLE, STANDARDISED_TABLE, FINGERPRINT_TABLE, CARRIED_TABLE, *raw_tables):
         night.con.execute(f"DROP TABLE IF EXISTS {table}")  # their memory goes to the link
     return "complete" if all(intake.used for intake in intakes) else "partial"
+
+
+def _journal_written(con: duckdb.DuckDBPyConnection) -> None:
+    """Journal every source's records written tonight, in one pass (a source not used
+    tonight wrote none; a key journaled needlessly is only hashed again)."""
+    if table_columns(con, STANDARDISED_TABLE) and table_columns(con, CARRIED_TABLE):
+        con.execute(
+            f"INSERT INTO {JOURNAL_TABLE}"
+            f" SELECT record_key FROM {changed_rows_sql(STANDARDISED_TABLE)}"
+        )
 
 
 def _publish_source(night: Night, intake: SourceIntake) -> None:
@@ -538,14 +550,11 @@ def _replace_canonical_records(
     )
     con.execute(f"DELETE FROM canonical_record c WHERE {not_carried}", source)
     refresh_carried(con, params["source"])
-    rows = changed_rows_sql(STANDARDISED_TABLE)
-    execute(con, CARRY_FORWARD_SQL.format(columns=columns, rows=rows), params)
-    # the journal an incremental link reads: the records deleted and those written again
-    con.execute(
-        f"INSERT INTO {JOURNAL_TABLE} SELECT record_key FROM earlier_values"
-        f" UNION ALL SELECT record_key FROM {rows} s WHERE s.source = $source",
-        source,
-    )
+    sql = CARRY_FORWARD_SQL.format(columns=columns, rows=changed_rows_sql(STANDARDISED_TABLE))
+    execute(con, sql, params)
+    # the journal an incremental link reads: the records deleted here (publish_night adds
+    # the ones written)
+    con.execute(f"INSERT INTO {JOURNAL_TABLE} SELECT record_key FROM earlier_values")
     con.execute("DROP TABLE earlier_values")
 
 
