@@ -384,11 +384,11 @@ def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
 def _journal_written(con: duckdb.DuckDBPyConnection) -> None:
     """Journal every source's records written tonight, in one pass (a source not used
     tonight wrote none; a key journaled needlessly is only hashed again)."""
-    if table_columns(con, STANDARDISED_TABLE) and table_columns(con, CARRIED_TABLE):
-        con.execute(
-            f"INSERT INTO {JOURNAL_TABLE}"
-            f" SELECT record_key FROM {changed_rows_sql(STANDARDISED_TABLE)}"
-        )
+    if not table_columns(con, STANDARDISED_TABLE):
+        return  # nothing standardised, nothing written
+    carried = bool(table_columns(con, CARRIED_TABLE))
+    rows = changed_rows_sql(STANDARDISED_TABLE) if carried else STANDARDISED_TABLE
+    con.execute(f"INSERT INTO {JOURNAL_TABLE} SELECT record_key FROM {rows}")
 
 
 def _publish_source(night: Night, intake: SourceIntake) -> None:

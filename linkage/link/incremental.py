@@ -9,9 +9,9 @@ the last link, or whose record counts do not add up, has every record hashed.
 Tonight's pairs touching a changed record are scored as a full prediction would score
 them: the records sharing a block key with a changed record are found from the hashed
 keys, and Splink scores that small set with the term frequencies of the whole population
-as the last full link took them (`link_term_frequency`), so every
-stored score, old or new, uses one snapshot and an explanation adds up to it. Pairs between
-two unchanged records keep their stored scores; a full rebuild takes a new snapshot.
+as the last full link took them (`link_term_frequency`), so every stored score, old or new,
+uses one snapshot and an explanation adds up to it. Pairs between two unchanged records
+keep their stored scores; a full rebuild takes a new snapshot.
 
 Clustering never merges across a connected component of the edges (linkage/link/cluster.py),
 and person ids only pass between clusters and published persons that share records. Each
