@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 KEEP_TABLE = "intake_keep"  # per source: its last good night's standardised records
 FINGERPRINT_TABLE = "staged_fingerprint"  # tonight: every staged row's fingerprint
 CARRIED_TABLE = "carried_row"  # tonight: rows carried, with their provenance
+STANDARDISED_TONIGHT = "standardised_tonight"  # n: rows standardised tonight (temp)
 
 # Where and when a row was read: not part of what the agency said about the person.
 PROVENANCE = ("source_file", "file_sha256", "source_row_number", "source_line_number", "run_date")
@@ -214,6 +215,11 @@ def append_carried(con: duckdb.DuckDBPyConnection, standardised_table: str) -> i
     """Add the carried rows, as standardised last night with tonight's provenance, to the
     standardised table; returns how many. (Appended: whatever reads the records in an
     order sorts them, as the link stage does by record key.)"""
+    # the rows standardised tonight are the table's first ones (changed_rows_sql)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {STANDARDISED_TONIGHT} AS"
+        f" SELECT count(*) AS n FROM {standardised_table}"
+    )
     carried = fetch_one(con, f"SELECT count(*) FROM {CARRIED_TABLE}")
     if not carried or not carried[0]:
         return 0
@@ -230,10 +236,12 @@ def append_carried(con: duckdb.DuckDBPyConnection, standardised_table: str) -> i
 
 
 def changed_rows_sql(standardised_table: str) -> str:
-    """Tonight's standardised rows that were not carried (the ones to check)."""
+    """Tonight's standardised rows that were not carried (the ones to check): those the
+    table held before append_carried added the carried ones after them. The table is only
+    ever appended to, so they are the rows below that count by row id: no join with the
+    million carried rows, which cost 0.1-1 s in each of the night's statements."""
     return (
-        f"(SELECT * FROM {standardised_table} s WHERE NOT EXISTS (SELECT 1 FROM {CARRIED_TABLE}"
-        " c WHERE c.source = s.source AND c.source_row_number = s.source_row_number))"
+        f"(SELECT * FROM {standardised_table} WHERE rowid < (SELECT n FROM {STANDARDISED_TONIGHT}))"
     )
 
 

@@ -27,6 +27,7 @@ from linkage.audit import record_run
 from linkage.carry import (
     CARRIED_TABLE,
     FINGERPRINT_TABLE,
+    STANDARDISED_TONIGHT,
     SourceDelta,
     append_carried,
     changed_rows_sql,
@@ -376,7 +377,8 @@ def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
             _publish_source(night, intake)
         _journal_written(night.con)
     raw_tables = [quote_identifier(raw_table_name(intake.source)) for intake in intakes]
-    for table in (STAGED_TABLE, STANDARDISED_TABLE, FINGERPRINT_TABLE, CARRIED_TABLE, *raw_tables):
+    scratch = (STAGED_TABLE, STANDARDISED_TABLE, STANDARDISED_TONIGHT, FINGERPRINT_TABLE)
+    for table in (*scratch, CARRIED_TABLE, *raw_tables):
         night.con.execute(f"DROP TABLE IF EXISTS {table}")  # their memory goes to the link
     return "complete" if all(intake.used for intake in intakes) else "partial"
 
@@ -384,11 +386,9 @@ def publish_night(night: Night, intakes: list[SourceIntake]) -> str:
 def _journal_written(con: duckdb.DuckDBPyConnection) -> None:
     """Journal every source's records written tonight, in one pass (a source not used
     tonight wrote none; a key journaled needlessly is only hashed again)."""
-    if not table_columns(con, STANDARDISED_TABLE):
-        return  # nothing standardised, nothing written
-    carried = bool(table_columns(con, CARRIED_TABLE))
-    rows = changed_rows_sql(STANDARDISED_TABLE) if carried else STANDARDISED_TABLE
-    con.execute(f"INSERT INTO {JOURNAL_TABLE} SELECT record_key FROM {rows}")
+    if table_columns(con, STANDARDISED_TABLE):  # else nothing was standardised or written
+        rows = changed_rows_sql(STANDARDISED_TABLE)
+        con.execute(f"INSERT INTO {JOURNAL_TABLE} SELECT record_key FROM {rows}")
 
 
 def _publish_source(night: Night, intake: SourceIntake) -> None:
