@@ -142,16 +142,16 @@ def row_suite(
 ) -> gx.ExpectationSuite:
     """The suite for one source: row checks from the schema plus the row-count check."""
     max_length = validation_rules().max_text_length
-    suite = gx.ExpectationSuite(name=f"{source}_rows")
-    for check in row_checks(registry):
-        suite.add_expectation(_expectation(check, max_length))
+    expectations = [_expectation(check, max_length) for check in row_checks(registry)]
     if min_rows is not None:
-        suite.add_expectation(
+        expectations.append(
             gx.expectations.ExpectTableRowCountToBeBetween(
                 min_value=min_rows, meta={"check": "row_count_vs_last_good_night"}
             )
         )
-    return suite
+    # given whole: add_expectation compares each new one with every one before it (50 ms a
+    # suite, 0.2 s a night of four sources)
+    return gx.ExpectationSuite(name=f"{source}_rows", expectations=expectations)
 
 
 class Validator:
@@ -177,10 +177,10 @@ class Validator:
 
     def validate_file(self, source: str, columns: list[str], required: list[str]) -> list[str]:
         """File-level column check; returns failure messages (empty when fine)."""
-        suite = gx.ExpectationSuite(name=f"{source}_file")
-        suite.add_expectation(
-            gx.expectations.ExpectTableColumnsToMatchSet(column_set=required, exact_match=False)
+        columns_present = gx.expectations.ExpectTableColumnsToMatchSet(
+            column_set=required, exact_match=False
         )
+        suite = gx.ExpectationSuite(name=f"{source}_file", expectations=[columns_present])
         result = self._validate(f"{source}_file", pd.DataFrame(columns=columns), suite)
         if result.success:
             return []
