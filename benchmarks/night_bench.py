@@ -453,8 +453,7 @@ def timed_link_process(
 
 def timed_link(config: Path, warehouse: Path, night_date: date, run_id: str | None = None) -> float:
     """Seconds of one link stage on a copy of `warehouse`: the night `run_id`'s own link
-    (incremental, as it was), or without one a full rebuild as `linkage rebuild` runs it."""
-    from linkage import night as stages
+    (incremental, as it was), or without one full_rebuild's, timed as it times it."""
     from linkage.config import load_project
     from linkage.index import link_warehouse
     from linkage.warehouse import open_warehouse, transaction
@@ -463,13 +462,11 @@ def timed_link(config: Path, warehouse: Path, night_date: date, run_id: str | No
     project = load_project(config)
     shutil.copyfile(warehouse, project.warehouse)
     if run_id is None:
-        night = stages.start_night(project, night_date, full="benchmark: full rebuild")
-        with stages.published_together(night):
-            started = time.perf_counter()
-            stages.link_night(night)
-            seconds = time.perf_counter() - started
-        night.con.close()
-        return seconds
+        meter = Meter()
+        try:
+            return float(full_rebuild(meter, config, night_date, "again")["seconds"])
+        finally:
+            meter.close()
     con = open_warehouse(project.warehouse, project.identifier_registry())
     with transaction(con):  # as the night's link, inside published_together
         started = time.perf_counter()
