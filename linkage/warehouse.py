@@ -152,6 +152,11 @@ PUBLISHED_TABLES = {
     "link_term_frequency": """
         CREATE TABLE IF NOT EXISTS link_term_frequency (
             column_name VARCHAR, value VARCHAR, tf DOUBLE)""",
+    # The statements Splink ran to score an incremental link's pairs, for records of one
+    # shape with one model, blocks and floor (`key`): later nights run them again.
+    "link_scoring_sql": """
+        CREATE TABLE IF NOT EXISTS link_scoring_sql (
+            key VARCHAR, position INTEGER, statement VARCHAR)""",
     # Every prediction block's pairs each link run, and what the budget made of it.
     "blocking_rule_run": """
         CREATE TABLE IF NOT EXISTS blocking_rule_run (

@@ -47,7 +47,7 @@ from linkage.link.blocking import (
 from linkage.link.cluster import Decisions, component_labels
 from linkage.link.codes import EDGE_CODES
 from linkage.link.model import COLUMN_IN_KEY, PredictionBlock, term_frequency_columns
-from linkage.link.predict import score_pairs
+from linkage.link.predict import CompiledScoring, score_pairs, scoring_key
 from linkage.link.train import model_input
 from linkage.warehouse import table_columns, transaction
 
@@ -425,15 +425,35 @@ def _score_changed(
     tf = stored_term_frequencies(con, columns)
     rules = [block.rule() for block in blocks]
     unread = [column for column in registry.names if column not in registry.matching()]
-    scored = score_pairs(  # the model's columns only (identifiers it never compares are kept)
-        partners.drop(columns=unread, errors="ignore"),
-        model_path,
-        floor,
-        rules,
-        tf,
-        touching="changed_record",
-    )
+    # the model's columns only (identifiers it never compares are kept)
+    scoring = (partners.drop(columns=unread, errors="ignore"), model_path, floor, rules, tf)
+    compiled = compiled_scoring(con, scoring_key(*scoring, touching="changed_record"))
+    recorded = not compiled.statements
+    scored = score_pairs(*scoring, touching="changed_record", compiled=compiled)
+    if recorded:
+        save_compiled_scoring(con, compiled)
     return scored.drop(columns=EDGE_CODES), partners  # the partners' codes, not all records'
+
+
+SCORING_TABLE = "link_scoring_sql"  # key, position, statement: Splink's scoring, recorded
+
+
+def compiled_scoring(con: duckdb.DuckDBPyConnection, key: str) -> CompiledScoring:
+    """The statements recorded for this key (none yet: Splink scores and records them)."""
+    rows = con.execute(
+        f"SELECT statement FROM {SCORING_TABLE} WHERE key = $key ORDER BY position", {"key": key}
+    ).fetchall()
+    return CompiledScoring(key, [row[0] for row in rows])
+
+
+def save_compiled_scoring(con: duckdb.DuckDBPyConnection, compiled: CompiledScoring) -> None:
+    """Keep only these statements: a new key means the model, blocks or records changed."""
+    con.execute(f"DELETE FROM {SCORING_TABLE}")
+    con.execute(
+        f"INSERT INTO {SCORING_TABLE} SELECT $key, generate_subscripts($statements, 1),"
+        " unnest($statements)",
+        {"key": compiled.key, "statements": compiled.statements},
+    )
 
 
 # The components (of the stored edges) a change touches: the changed and removed records'
