@@ -401,6 +401,8 @@ def _why_full(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
         return "no record of the published index's components"
     if _count(con, "SELECT count(*) FROM link_term_frequency") == 0:
         return "no term frequencies kept from the last full link"
+    if _count(con, "SELECT count(*) FROM link_review WHERE identifiers_agree IS NULL"):
+        return "review items published before they kept whether identifiers agree"
     last = fetch_one(
         con,
         "SELECT status FROM run WHERE run_id <> $run_id ORDER BY started_at DESC LIMIT 1",
@@ -439,12 +441,20 @@ class PublishedRun:
     basis: str  # link_basis: what the index was linked with
 
 
-def _review_sql(identifier_comparisons: tuple[str, ...]) -> str:
+def _new_review_items_sql(identifier_comparisons: tuple[str, ...]) -> str:
+    """Tonight's review items (temp table new_review_items), each with whether an
+    identifier agrees on its pair, from its edge's levels: kept with the item, so an item
+    an incremental link carries forward is not looked up in every edge again."""
     agree = " OR ".join(
         f"coalesce(e.{quote_identifier('gamma_' + name)} > 0, false)"
         for name in identifier_comparisons
     )
-    return PUBLISH_REVIEW_SQL.format(identifiers_agree=agree or "false")
+    return (
+        "CREATE OR REPLACE TEMP TABLE new_review_items AS"
+        " SELECT n.record_key_l, n.record_key_r, n.match_probability, n.reason,"
+        f" {agree or 'false'} AS identifiers_agree"
+        " FROM new_review n LEFT JOIN new_edge e USING (record_key_l, record_key_r)"
+    )
 
 
 def _publish(
@@ -494,12 +504,12 @@ def _publish(
     gammas = [quote_identifier(c) for c in columns if c.startswith("gamma_")]
     try:
         with transaction(con):
+            con.execute(_new_review_items_sql(run.identifier_comparisons))
             if increment is None:
                 _replace_all(con, columns, gammas, params)
             else:
                 _replace_touched(con, gammas, params)
-            review_params = {"run_id": run_id, "cap": run.review_cap}
-            con.execute(_review_sql(run.identifier_comparisons), review_params)
+            con.execute(PUBLISH_REVIEW_SQL, {"run_id": run_id, "cap": run.review_cap})
             person_sql, person_params = publish_person_sql(
                 registry, "canonical_record" if increment is None else "relinked_record"
             )
@@ -552,7 +562,7 @@ def _replace_all(
         f"CREATE TABLE edge AS SELECT {', '.join(kept)} FROM new_edge",
         {"run_id": params["run_id"], "version": params["version"]},
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE review_items AS SELECT * FROM new_review")
+    con.execute("CREATE OR REPLACE TEMP TABLE review_items AS SELECT * FROM new_review_items")
     con.execute("DELETE FROM link_review")
     _empty_table(con, "person")
 
@@ -563,10 +573,10 @@ def _replace_touched(con: duckdb.DuckDBPyConnection, gammas: list[str], params: 
     # and a pair, stored or for review, never spans two: one end touched means both are.
     # The review items of untouched pairs are kept before link_review is rewritten.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE review_items AS"
-        " SELECT record_key_l, record_key_r, match_probability, reason FROM link_review"
+        "CREATE OR REPLACE TEMP TABLE review_items AS SELECT record_key_l, record_key_r,"
+        " match_probability, reason, identifiers_agree FROM link_review"
         " WHERE record_key_l NOT IN (SELECT record_key FROM touched)"
-        " UNION ALL SELECT * FROM new_review"
+        " UNION ALL SELECT * FROM new_review_items"
     )
     con.execute("DELETE FROM link_review")
     # one IN over a union: an OR of two INs costs twice as much. previous_person_of holds
@@ -632,7 +642,7 @@ WITH placed AS MATERIALIZED (  -- the persons of the items' records and of open 
 ),
 items AS (
     SELECT r.record_key_l, r.record_key_r, pl.person_id AS person_id_l,
-           pr.person_id AS person_id_r, r.match_probability, r.reason
+           pr.person_id AS person_id_r, r.match_probability, r.reason, r.identifiers_agree
     FROM review_items r
     JOIN placed pl ON pl.record_key = r.record_key_l
     JOIN placed pr ON pr.record_key = r.record_key_r
@@ -646,12 +656,10 @@ weighed AS (
     SELECT i.*,
         list_sort(list_distinct(
             list_concat(coalesce(cl.agencies, []), coalesce(cr.agencies, []))
-        )) AS agencies,
-        {identifiers_agree} AS identifiers_agree
+        )) AS agencies
     FROM items i
     LEFT JOIN concern_agencies cl ON cl.person_id = i.person_id_l
     LEFT JOIN concern_agencies cr ON cr.person_id = i.person_id_r
-    LEFT JOIN edge e USING (record_key_l, record_key_r)
 ),
 prioritised AS (
     SELECT *,
@@ -672,7 +680,8 @@ SELECT record_key_l, record_key_r, person_id_l, person_id_r, match_probability, 
     priority IS NOT NULL AND row_number() OVER (
         PARTITION BY priority IS NULL
         ORDER BY priority, match_probability DESC, record_key_l, record_key_r, reason
-    ) <= $cap AS queued
+    ) <= $cap AS queued,
+    identifiers_agree
 FROM prioritised
 ORDER BY record_key_l, record_key_r, reason
 """

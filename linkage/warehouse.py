@@ -89,7 +89,7 @@ PUBLISHED_TABLES = {
         CREATE TABLE IF NOT EXISTS link_review (
             record_key_l VARCHAR, record_key_r VARCHAR, person_id_l VARCHAR,
             person_id_r VARCHAR, match_probability DOUBLE, reason VARCHAR, run_id VARCHAR,
-            priority INTEGER, stake VARCHAR, queued BOOLEAN)""",
+            priority INTEGER, stake VARCHAR, queued BOOLEAN, identifiers_agree BOOLEAN)""",
     # Analysts' decisions on pairs (linkage/review.py): the current one per pair, kept for
     # good and read by every link; who decided, what they were shown (JSON and its sha256)
     # and the records' values then (to re-queue a decision whose records changed).
@@ -205,7 +205,12 @@ def open_warehouse(
     con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS blocking_changes VARCHAR")
     con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS link_basis VARCHAR")
     con.execute("ALTER TABLE link_run ADD COLUMN IF NOT EXISTS linked_at TIMESTAMP")
-    for added, sql_type in [("priority", "INTEGER"), ("stake", "VARCHAR"), ("queued", "BOOLEAN")]:
+    for added, sql_type in [
+        ("priority", "INTEGER"),
+        ("stake", "VARCHAR"),
+        ("queued", "BOOLEAN"),
+        ("identifiers_agree", "BOOLEAN"),  # NULL in older rows: the next link is full
+    ]:
         con.execute(f"ALTER TABLE link_review ADD COLUMN IF NOT EXISTS {added} {sql_type}")
     for added, sql_type in REVIEW_DECISION_ADDED:
         con.execute(f"ALTER TABLE review_decision ADD COLUMN IF NOT EXISTS {added} {sql_type}")

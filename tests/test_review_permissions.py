@@ -342,7 +342,7 @@ def tiny(tmp_path: Path) -> Tiny:
             )
         for key_l, key_r, person_l, person_r, p, reason, priority, stake in REVIEW_ITEMS:
             con.execute(
-                "INSERT INTO link_review VALUES (?, ?, ?, ?, ?, ?, 'run1', ?, ?, true)",
+                "INSERT INTO link_review VALUES (?, ?, ?, ?, ?, ?, 'run1', ?, ?, true, false)",
                 [key_l, key_r, person_l, person_r, p, reason, priority, stake],
             )
         con.execute(
