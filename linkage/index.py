@@ -48,6 +48,7 @@ from linkage.link.incremental import (
     TONIGHT,
     Increment,
     RecordChanges,
+    compile_scoring,
     hash_records,
     next_component_label,
     record_changes,
@@ -270,6 +271,8 @@ def link_warehouse(
         increment,
         changes,
     )
+    if full:  # so the incremental nights on this basis never run Splink's Python
+        compile_scoring(con, registry, model_path, project.linkage.edge_floor, blocking.blocks)
     stage.done("publish")
     outcome = LinkOutcome(
         model_version=version,

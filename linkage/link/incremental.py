@@ -422,6 +422,21 @@ def _score_changed(
     # the snapshot of the last full link, so every stored score uses the same frequencies
     columns = term_frequency_columns(json.loads(model_path.read_text(encoding="utf-8")))
     save_term_frequencies(con, columns, changed=partners[partners["changed_record"]])
+    scored = _score_touching_changed(con, registry, model_path, floor, blocks, partners)
+    return scored.drop(columns=EDGE_CODES), partners  # the partners' codes, not all records'
+
+
+def _score_touching_changed(
+    con: duckdb.DuckDBPyConnection,
+    registry: IdentifierRegistry,
+    model_path: Path,
+    floor: float,
+    blocks: list[PredictionBlock],
+    partners: pd.DataFrame,
+) -> pd.DataFrame:
+    """score_pairs of the partners' pairs touching a changed record, with the stored term
+    frequencies: by the statements recorded for them, or by Splink, recording them."""
+    columns = term_frequency_columns(json.loads(model_path.read_text(encoding="utf-8")))
     tf = stored_term_frequencies(con, columns)
     rules = [block.rule() for block in blocks]
     unread = [column for column in registry.names if column not in registry.matching()]
@@ -432,7 +447,21 @@ def _score_changed(
     scored = score_pairs(*scoring, touching="changed_record", compiled=compiled)
     if recorded:
         save_compiled_scoring(con, compiled)
-    return scored.drop(columns=EDGE_CODES), partners  # the partners' codes, not all records'
+    return scored
+
+
+def compile_scoring(
+    con: duckdb.DuckDBPyConnection,
+    registry: IdentifierRegistry,
+    model_path: Path,
+    floor: float,
+    blocks: list[PredictionBlock],
+) -> None:
+    """Record, as a full link publishes, the statements the incremental nights on its
+    basis will score with (Splink scoring no records), so none of them runs Splink."""
+    partners = model_input(con, registry, [], also=registry.names)
+    partners = partners.assign(changed_record=np.zeros(len(partners), dtype=bool))
+    _score_touching_changed(con, registry, model_path, floor, blocks, partners)
 
 
 SCORING_TABLE = "link_scoring_sql"  # key, position, statement: Splink's scoring, recorded
