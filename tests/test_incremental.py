@@ -278,13 +278,6 @@ def test_the_records_a_change_reaches_are_whole_components_of_the_whole_graph(
         delta = DeltaPairCounter(con, counts, incremental.INPUT_TABLE, incremental.CHANGED)
         budget = project.linkage.max_pairs_per_record
         blocks = plan_blocking(con, "canonical_record", shape, budget, count_pairs=delta).blocks
-        # the partners found among the counted groups' members are the ones a scan finds
-        among_members = incremental.block_partners(con, blocks).to_pylist()
-        con.execute("CREATE TEMP TABLE kept_members AS FROM delta_group_member")
-        con.execute("DELETE FROM delta_group_member")
-        assert sorted(among_members) == sorted(incremental.block_partners(con, blocks).to_pylist())
-        assert len(among_members) > len(changes.changed)
-        con.execute("INSERT INTO delta_group_member FROM kept_members")
         decisions = load_decisions(con)
         found = incremental.increment(
             con,

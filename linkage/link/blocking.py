@@ -276,10 +276,6 @@ class DeltaPairCounter:
         self.con, self.counts, self.published, self.changed = con, counts, published, changed
         self.columns = set(table_columns(con, published))
         self.deltas: dict[tuple[str, str], int] = {}  # (keys, partner keys) -> change
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {GROUP_MEMBERS}"
-            " (keys VARCHAR, partner_keys VARCHAR, v UBIGINT, record_key VARCHAR)"
-        )
 
     def __call__(self, block: PredictionBlock) -> int:
         if not self.counted(block):
@@ -299,27 +295,16 @@ class DeltaPairCounter:
         wanted = {self._key_columns(b) for b in blocks if self.counted(b)} - self.deltas.keys()
         if not wanted:
             return
-        names = [
-            {
-                "published": self.published,
-                "changed": self.changed,
-                "keys": quote_identifier(keys),
-                "partner_keys": quote_identifier(partner_keys),
-                "keys_name": _sql_text(keys),
-                "partner_keys_name": _sql_text(partner_keys),
-            }
-            for keys, partner_keys in sorted(wanted)
-        ]
-        # the groups' members are kept: the changed records' block partners are among them
-        # (incremental.block_partners), so the published keys are scanned once, not twice
-        members = " UNION ALL ".join(
-            f"({MOVED_GROUPS_SQL.format(**n)} {GROUP_MEMBERS_SQL.format(**n)})" for n in names
-        )
-        self.con.execute(f"INSERT INTO {GROUP_MEMBERS} {members}")
         parts = [
-            f"SELECT {i} AS block, * FROM ({MOVED_GROUPS_SQL.format(**n)},"
-            f" {DELTA_PAIRS_SQL.format(**n)})"
-            for i, n in enumerate(names)
+            f"SELECT {i} AS block, * FROM ("
+            + DELTA_PAIRS_SQL.format(
+                published=self.published,
+                changed=self.changed,
+                keys=quote_identifier(keys),
+                partner_keys=quote_identifier(partner_keys),
+            )
+            + ")"
+            for i, (keys, partner_keys) in enumerate(sorted(wanted))
         ]
         rows = dict(self.con.execute(" UNION ALL ".join(parts)).fetchall())
         for i, columns in enumerate(sorted(wanted)):
@@ -331,9 +316,10 @@ class DeltaPairCounter:
         return keys, partner_keys
 
 
-# The groups a moved record left or joins (and each one's mirror group, for a crossed
-# block; a plain block's groups are their own mirrors).
-MOVED_GROUPS_SQL = """
+# The change in a block's pairs: for every group a moved record left or joins (and its
+# mirror group, for a crossed block; a plain block's groups are their own mirrors), its
+# pairs after less its pairs before, counted as PairCounter counts them.
+DELTA_PAIRS_SQL = """
 WITH moved AS (
     SELECT {keys} AS v, {partner_keys} AS m, -1 AS d FROM stale_records
     WHERE {keys} IS NOT NULL
@@ -342,22 +328,10 @@ WITH moved AS (
 ),
 groups AS (
     SELECT DISTINCT v, m FROM (SELECT v, m FROM moved UNION ALL SELECT m, v FROM moved)
-)"""
-
-GROUP_MEMBERS = "delta_group_member"  # keys, partner_keys, v, record_key: published (temp)
-
-# The published records of those groups.
-GROUP_MEMBERS_SQL = """
-SELECT {keys_name}, {partner_keys_name}, {keys}, record_key FROM {published}
-WHERE {keys} IN (SELECT v FROM groups)
-"""
-
-# The change in a block's pairs: for every group a moved record left or joins, its pairs
-# after less its pairs before, counted as PairCounter counts them.
-DELTA_PAIRS_SQL = """
+),
 before AS (
-    SELECT v, count(*) AS n FROM delta_group_member
-    WHERE keys = {keys_name} AND partner_keys = {partner_keys_name} GROUP BY v
+    SELECT {keys} AS v, count(*) AS n FROM {published}
+    WHERE {keys} IN (SELECT v FROM groups) GROUP BY {keys}
 ),
 sizes AS (
     SELECT g.v, g.m, coalesce(b.n, 0) AS n0, coalesce(b.n, 0) + coalesce(d.d, 0) AS n1
@@ -371,10 +345,6 @@ SELECT coalesce(sum(CASE
 FROM sizes a JOIN sizes b ON b.v = a.m
 WHERE a.v <= a.m
 """
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _per(pairs: int, records: int) -> float:

@@ -39,7 +39,6 @@ import pyarrow.compute as pc
 from linkage.extract import quote_identifier
 from linkage.identifiers import IdentifierRegistry
 from linkage.link.blocking import (
-    GROUP_MEMBERS,
     block_key_sets,
     key_column,
     key_hashes_sql,
@@ -307,37 +306,21 @@ def stored_term_frequencies(
 def block_partners(con: duckdb.DuckDBPyConnection, blocks: list[PredictionBlock]) -> pa.Array:
     """Keys of the new and changed records and of every unchanged record sharing a
     prediction block's keys with one (its partner keys, for a crossed block): all the
-    records tonight's pairs touching a change involve, found from the hashed keys.
-
-    A block counted by DeltaPairCounter (every block an incremental plan uses) has them
-    among its moved groups' members; any other has the published keys scanned."""
-    counted = set(
-        con.execute(f"SELECT DISTINCT keys, partner_keys FROM {GROUP_MEMBERS}").fetchall()
-    )
-    partners: list[str] = []
-    params: dict[str, str] = {}
+    records tonight's pairs touching a change involve, found from the hashed keys."""
     # one semi-join per key set (a UNION of them is twice as fast as one OR of them)
-    for i, key_sets in enumerate(dict.fromkeys(block.key_sets for block in blocks)):
-        keys, partner_keys = (key_column(keys) for keys in key_sets)
-        tonight = f"(SELECT {quote_identifier(partner_keys)} FROM {CHANGED})"
-        if (keys, partner_keys) in counted:
-            partners.append(
-                f"SELECT record_key FROM {GROUP_MEMBERS}"
-                f" WHERE keys = $k{i} AND partner_keys = $p{i} AND v IN {tonight}"
-            )
-            params |= {f"k{i}": keys, f"p{i}": partner_keys}
-        else:
-            partners.append(
-                f"SELECT record_key FROM {INPUT_TABLE} WHERE {quote_identifier(keys)} IN {tonight}"
-            )
+    partners = [
+        f"SELECT record_key FROM {INPUT_TABLE} WHERE {quote_identifier(key_column(keys))}"
+        f" IN (SELECT {quote_identifier(key_column(partner_keys))} FROM {CHANGED})"
+        for keys, partner_keys in dict.fromkeys(block.key_sets for block in blocks)
+    ]
     unchanged = (
         f"SELECT record_key FROM ({' UNION '.join(partners)})"
         " EXCEPT SELECT record_key FROM stale_records UNION "
         if partners
         else ""
     )
-    found = con.sql(f"{unchanged}SELECT record_key FROM {CHANGED}", params=params)
-    return found.to_arrow_table()["record_key"].combine_chunks()
+    keys = con.sql(f"{unchanged}SELECT record_key FROM {CHANGED}")
+    return keys.to_arrow_table()["record_key"].combine_chunks()
 
 
 @dataclass
