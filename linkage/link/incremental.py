@@ -344,13 +344,13 @@ def increment(
     decisions: Decisions,
 ) -> Increment:
     """Score the changed records' pairs and find every record they reach (set-based: the
-    keys are joined in DuckDB). Only the records scored or re-clustered are read."""
+    keys are joined in DuckDB). Only the records the changes can reach are read."""
     decided = {key for pair in decisions.matches | decisions.non_matches for key in pair}
     # record_changes left the changed records (tonight_changed) and the published rows of
     # the changed and removed ones (stale_records) as tables; the decisions are registered
     con.register("decided_records", pa.table({"record_key": _keys(sorted(decided))}))
     try:
-        scored, partners = _score_changed(con, registry, model_path, floor, blocks, changes.changed)
+        scored, read = _score_changed(con, registry, model_path, floor, blocks, changes.changed)
         con.register("scored_pairs", scored[["record_key_l", "record_key_r"]])
         con.execute(TOUCHED_COMPONENTS_SQL)
         affected_keys = con.sql(AFFECTED_SQL).to_arrow_table()["record_key"].combine_chunks()
@@ -366,7 +366,7 @@ def increment(
             con.unregister(name)
     touched = pa.concat_arrays([affected_keys.cast(pa.string()), _keys(changes.removed)])
     return Increment(
-        records=_records_of(con, registry, affected_keys, partners),
+        records=read[_is_in(read["record_key"], affected_keys)].reset_index(drop=True),
         edges=pd.concat([kept, scored], ignore_index=True) if len(scored) else kept,
         previous=previous,
         touched=pa.table({"record_key": touched}),
@@ -385,25 +385,6 @@ def _is_in(keys: pd.Series | pa.Array, values: list[str] | pa.Array) -> np.ndarr
     return found.to_numpy(zero_copy_only=False)
 
 
-def _records_of(
-    con: duckdb.DuckDBPyConnection,
-    registry: IdentifierRegistry,
-    keys: pa.Array,
-    partners: pd.DataFrame,
-) -> pd.DataFrame:
-    """model_input of these records, with every identifier (the publish's person rows
-    hold them): the partners scored tonight as they were read, the rest read now (a read
-    of a few records still scans every record's key)."""
-    read = partners.loc[
-        _is_in(partners["record_key"], keys), [c for c in partners if c != "changed_record"]
-    ]
-    missing = keys.filter(pa.array(~_is_in(keys, pa.array(partners["record_key"]))))
-    if len(missing):
-        rest = model_input(con, registry, missing, also=registry.names)
-        read = pd.concat([read, rest], ignore_index=True)
-    return read.sort_values("record_key", ignore_index=True)
-
-
 def _score_changed(
     con: duckdb.DuckDBPyConnection,
     registry: IdentifierRegistry,
@@ -413,17 +394,30 @@ def _score_changed(
     changed: list[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tonight's pairs touching a changed record, scored as a full prediction would, and
-    the records they were scored among (the changed ones and their block partners)."""
-    keys = block_partners(con, blocks) if changed else []
-    partners = model_input(con, registry, keys, also=registry.names)
+    the records read for them: the changed ones, their block partners, and every current
+    record of a component either or a removed or reviewed record is in (temp table
+    reachable), which holds every record the pairs can reach. One read of all of them:
+    a read of a few thousand scattered records costs what a read of thirty thousand does."""
+    keys = block_partners(con, blocks) if changed else _keys([])
+    con.register("partner_keys", pa.table({"record_key": keys}))
+    try:
+        con.execute(REACHABLE_SQL)
+        wanted = con.sql(
+            "SELECT record_key FROM partner_keys UNION SELECT record_key FROM reachable"
+            " WHERE record_key NOT IN (SELECT record_key FROM stale_records)"
+        ).to_arrow_table()["record_key"]
+    finally:
+        con.unregister("partner_keys")
+    read = model_input(con, registry, wanted, also=registry.names)
     if not changed:
-        return pd.DataFrame(columns=["record_key_l", "record_key_r"]), partners
+        return pd.DataFrame(columns=["record_key_l", "record_key_r"]), read
+    partners = read[_is_in(read["record_key"], keys)].reset_index(drop=True)
     partners = partners.assign(changed_record=_is_in(partners["record_key"], changed))
     # the snapshot of the last full link, so every stored score uses the same frequencies
     columns = term_frequency_columns(json.loads(model_path.read_text(encoding="utf-8")))
     save_term_frequencies(con, columns, changed=partners[partners["changed_record"]])
     scored = _score_touching_changed(con, registry, model_path, floor, blocks, partners)
-    return scored.drop(columns=EDGE_CODES), partners  # the partners' codes, not all records'
+    return scored.drop(columns=EDGE_CODES), read  # the partners' codes, not all records'
 
 
 def _score_touching_changed(
@@ -485,9 +479,21 @@ def save_compiled_scoring(con: duckdb.DuckDBPyConnection, compiled: CompiledScor
     )
 
 
-# The components (of the stored edges) a change touches: the changed and removed records'
-# published rows', tonight's new pairs', and reviewed records' (a decision re-clusters them).
-TOUCHED_COMPONENTS_SQL = f"""
+# Every record of a component (of the stored edges) that a removed, changed, reviewed or
+# partner record is in: tonight's pairs touch no other component.
+REACHABLE_SQL = f"""
+CREATE OR REPLACE TEMP TABLE reachable AS
+SELECT record_key, component FROM {COMPONENT_TABLE}
+WHERE component IN (
+    SELECT component FROM {COMPONENT_TABLE} WHERE record_key IN (
+        SELECT record_key FROM stale_records
+        UNION ALL SELECT record_key FROM decided_records
+        UNION ALL SELECT record_key FROM partner_keys))
+"""
+
+# The components a change touches: the changed and removed records' published rows',
+# tonight's new pairs', and reviewed records' (a decision re-clusters them).
+TOUCHED_COMPONENTS_SQL = """
 CREATE OR REPLACE TEMP TABLE touched_component AS
 WITH seeds AS (
     SELECT record_key FROM stale_records
@@ -495,14 +501,14 @@ WITH seeds AS (
     UNION ALL SELECT record_key_l FROM scored_pairs
     UNION ALL SELECT record_key_r FROM scored_pairs
 )
-SELECT DISTINCT component FROM {COMPONENT_TABLE}
+SELECT DISTINCT component FROM reachable
 WHERE record_key IN (SELECT record_key FROM seeds)
 """
 
 # Every current record tied to a change: the touched components' records and the new
 # records (in no component yet).
 AFFECTED_SQL = f"""
-SELECT record_key FROM {COMPONENT_TABLE}
+SELECT record_key FROM reachable
 WHERE component IN (SELECT component FROM touched_component)
   AND record_key NOT IN (SELECT record_key FROM stale_records)
 UNION
