@@ -11,7 +11,9 @@ them: the records sharing a block key with a changed record are found from the h
 keys, and Splink scores that small set with the term frequencies of the whole population
 as the last full link took them (`link_term_frequency`), so every stored score, old or new,
 uses one snapshot and an explanation adds up to it. Pairs between two unchanged records
-keep their stored scores; a full rebuild takes a new snapshot.
+keep their stored scores; a full rebuild takes a new snapshot. The scoring runs the
+statements Splink ran when the last full link recorded them (`link_scoring_sql`), without
+Splink's Python, which costs more than scoring a night's few records.
 
 Clustering never merges across a connected component of the edges (linkage/link/cluster.py),
 and person ids only pass between clusters and published persons that share records. Each
@@ -395,9 +397,9 @@ def _score_changed(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tonight's pairs touching a changed record, scored as a full prediction would, and
     the records read for them: the changed ones, their block partners, and every current
-    record of a component either or a removed or reviewed record is in (temp table
-    reachable), which holds every record the pairs can reach. One read of all of them:
-    a read of a few thousand scattered records costs what a read of thirty thousand does."""
+    record of a component that one of them, or a removed or reviewed record, is in (temp
+    table reachable), which holds every record the pairs can reach. One read of all of
+    them: a read of a few thousand scattered records costs what one of thirty thousand does."""
     keys = block_partners(con, blocks) if changed else _keys([])
     con.register("partner_keys", pa.table({"record_key": keys}))
     try:

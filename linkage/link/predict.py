@@ -41,11 +41,12 @@ def load_linker(
     validate: bool = True,
     db_api: DuckDBAPI | None = None,
 ) -> Linker:
-    """A linker over the records with a saved model (in its own in-memory DuckDB, or in
-    `connection`); blocking_rules, when given, replace the model's prediction rules, and
-    unique_id the model's unique id column (record_key). With `touching` (a boolean column
-    of the records), every block pairs only records where one side has it set. `validate`
-    False skips Splink's check of the settings' columns (0.2 s a linker)."""
+    """A linker over the records with a saved model (in its own in-memory DuckDB, in
+    `connection`, or through `db_api`); blocking_rules, when given, replace the model's
+    prediction rules, and unique_id the model's unique id column (record_key). With
+    `touching` (a boolean column of the records), every block pairs only records where one
+    side has it set. `validate` False skips Splink's check of the settings' columns (0.2 s
+    a linker)."""
     settings = json.loads(model_path.read_text(encoding="utf-8"))
     if unique_id is not None:
         # Splink reads the id only through this setting (blocking's l.id < r.id, the
