@@ -418,7 +418,7 @@ def _score_changed(
     # the snapshot of the last full link, so every stored score uses the same frequencies
     columns = term_frequency_columns(json.loads(model_path.read_text(encoding="utf-8")))
     save_term_frequencies(con, columns, changed=partners[partners["changed_record"]])
-    scored = _score_touching_changed(con, registry, model_path, floor, blocks, partners)
+    scored = _score_touching_changed(con, registry, model_path, floor, blocks, partners, columns)
     return scored.drop(columns=EDGE_CODES), read  # the partners' codes, not all records'
 
 
@@ -429,11 +429,12 @@ def _score_touching_changed(
     floor: float,
     blocks: list[PredictionBlock],
     partners: pd.DataFrame,
+    tf_columns: list[str],
 ) -> pd.DataFrame:
     """score_pairs of the partners' pairs touching a changed record, with the stored term
-    frequencies: by the statements recorded for them, or by Splink, recording them."""
-    columns = term_frequency_columns(json.loads(model_path.read_text(encoding="utf-8")))
-    tf = stored_term_frequencies(con, columns)
+    frequencies of the model's tf_columns: by the statements recorded for them, or by
+    Splink, recording them."""
+    tf = stored_term_frequencies(con, tf_columns)
     rules = [block.rule() for block in blocks]
     unread = [column for column in registry.names if column not in registry.matching()]
     # the model's columns only (identifiers it never compares are kept)
@@ -457,7 +458,8 @@ def compile_scoring(
     basis will score with (Splink scoring no records), so none of them runs Splink."""
     partners = model_input(con, registry, [], also=registry.names)
     partners = partners.assign(changed_record=np.zeros(len(partners), dtype=bool))
-    _score_touching_changed(con, registry, model_path, floor, blocks, partners)
+    columns = term_frequency_columns(json.loads(model_path.read_text(encoding="utf-8")))
+    _score_touching_changed(con, registry, model_path, floor, blocks, partners, columns)
 
 
 SCORING_TABLE = "link_scoring_sql"  # key, position, statement: Splink's scoring, recorded
